@@ -30,3 +30,4 @@ pub mod syntax;
 pub mod tid;
 pub mod crypto;
 pub mod mst;
+pub mod repo;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::node::{Link, Node};
 use super::{Mst, MstError};
+use crate::block::BlockMap;
 use crate::cid::Cid;
 
 impl Mst {
@@ -34,10 +35,24 @@ impl Mst {
     /// The union over a commit's operations, taken on the new tree, is the commit's covering
     /// proof: with it a relay inverts every operation and arrives at `prevData`.
     pub fn covering_cids(&self, key: &str) -> Result<Vec<Cid>, MstError> {
+        Ok(self.covering_nodes(key)?.iter().map(|n| n.cid()).collect())
+    }
+
+    /// Like [`Mst::covering_cids`], with each node's bytes.
+    pub fn covering_blocks(&self, key: &str, out: &mut BlockMap) -> Result<(), MstError> {
+        for node in self.covering_nodes(key)? {
+            if !out.contains(&node.cid()) {
+                out.insert(node.cid(), node.encode());
+            }
+        }
+        Ok(())
+    }
+
+    fn covering_nodes(&self, key: &str) -> Result<Vec<Arc<Node>>, MstError> {
         let mut out = Vec::new();
         let mut node = self.root_node()?;
         loop {
-            out.push(node.cid());
+            out.push(node.clone());
             let child_layer = node.layer.checked_sub(1);
             match node.search(key) {
                 Ok(i) => {
@@ -54,14 +69,14 @@ impl Mst {
     }
 
     /// Collects the rightmost (`rightmost`) or leftmost spine under `link`.
-    fn spine(&self, link: &Option<Link>, layer: Option<u32>, rightmost: bool, out: &mut Vec<Cid>) -> Result<(), MstError> {
+    fn spine(&self, link: &Option<Link>, layer: Option<u32>, rightmost: bool, out: &mut Vec<Arc<Node>>) -> Result<(), MstError> {
         let mut link = link.clone();
         let mut layer = layer;
         while let Some(l) = link {
             let node: Arc<Node> = self.resolve(&l, layer)?;
-            out.push(node.cid());
             link = if rightmost { node.slot(node.entries.len()).clone() } else { node.left.clone() };
             layer = node.layer.checked_sub(1);
+            out.push(node);
         }
         Ok(())
     }
