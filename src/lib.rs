@@ -31,3 +31,4 @@ pub mod tid;
 pub mod crypto;
 pub mod mst;
 pub mod repo;
+pub mod storage;

@@ -138,6 +138,31 @@ impl Mst {
         Ok(n)
     }
 
+    /// The CIDs of nodes this tree references that its block source lacks, found by walking
+    /// every node it can load. Empty means the whole tree is available. Storage-backed callers
+    /// fetch these in one batch and ask again, one round per tree level.
+    pub fn missing_blocks(&self) -> Result<Vec<Cid>, MstError> {
+        let mut missing = Vec::new();
+        let root = match self.root_node() {
+            Ok(root) => root,
+            Err(MstError::MissingBlock(cid)) => return Ok(vec![cid]),
+            Err(e) => return Err(e),
+        };
+        let mut stack = vec![root];
+        while let Some(node) = stack.pop() {
+            let child_layer = node.layer.checked_sub(1);
+            for i in 0..=node.entries.len() {
+                let Some(link) = node.slot(i) else { continue };
+                match self.resolve(link, child_layer) {
+                    Ok(child) => stack.push(child),
+                    Err(MstError::MissingBlock(cid)) => missing.push(cid),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(missing)
+    }
+
     /// Visits every node in pre-order (node, left subtree, then each entry's subtree), the order
     /// proposed for streaming repo exports. A node's records come with the node, in key order,
     /// so a caller can emit each record just before the entry's subtree.

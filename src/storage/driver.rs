@@ -1,0 +1,134 @@
+//! The flows that run repo logic against a [`Storage`]: create a repo, commit writes.
+//!
+//! Repo logic is synchronous and reads blocks from a [`BlockCache`]; when it reports a missing
+//! block, the driver fetches it from storage into the cache and runs again (blocks are
+//! immutable, so a warm cache stays valid across calls and processes never disagree about a
+//! block). A commit that loses the race for the repo head is rebuilt on the new head, with
+//! jittered backoff, up to [`MAX_COMMIT_ATTEMPTS`] times.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rand::Rng;
+
+use super::{EventBody, RepoRecord, RepoStatus, Seq, Storage, StorageError};
+use crate::block::BlockCache;
+use crate::crypto::Keypair;
+use crate::repo::{CommitData, Repo, RepoError, Write};
+use crate::syntax::{Did, Handle};
+use crate::tid::{TidClock, micros_of};
+
+/// How many times a commit is rebuilt after losing a race before giving up.
+pub const MAX_COMMIT_ATTEMPTS: usize = 8;
+
+/// Runs `f` until it stops reporting missing blocks, fetching each missing one into `cache`.
+async fn with_blocks<T>(
+    storage: &dyn Storage,
+    cache: &BlockCache,
+    mut f: impl FnMut() -> Result<T, RepoError>,
+) -> Result<T, StorageError> {
+    loop {
+        match f() {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let Some(cid) = e.missing_block() else { return Err(e.into()) };
+                let found = storage.read_blocks(&[cid]).await?;
+                if found.is_empty() {
+                    return Err(StorageError::MissingBlock(cid));
+                }
+                cache.extend(found);
+            }
+        }
+    }
+}
+
+/// The stored record of `did` and the repo at its head.
+pub async fn load_repo_state(storage: &dyn Storage, cache: &BlockCache, did: &Did) -> Result<(RepoRecord, Repo), StorageError> {
+    let record = storage.load_repo(did).await?.ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
+    let source = Arc::new(cache.clone());
+    let repo = with_blocks(storage, cache, || Repo::load(record.head, source.clone())).await?;
+    Ok((record, repo))
+}
+
+/// Fetches every MST node of `repo` that `cache` lacks, one batch per tree level, so the whole
+/// tree can then be walked without storage (listing, export, verification).
+pub async fn fetch_tree(storage: &dyn Storage, cache: &BlockCache, repo: &Repo) -> Result<(), StorageError> {
+    loop {
+        let missing = repo.mst().missing_blocks().map_err(RepoError::from)?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let found = storage.read_blocks(&missing).await?;
+        if let Some(cid) = missing.iter().find(|c| !found.contains(c)) {
+            return Err(StorageError::MissingBlock(*cid));
+        }
+        cache.extend(found);
+    }
+}
+
+/// Creates an active repo for `did` with an empty genesis commit, and sequences, in the
+/// reference PDS's order, `#identity`, `#account` (active), the genesis `#commit` and `#sync`.
+pub async fn create_repo(
+    storage: &dyn Storage,
+    cache: &BlockCache,
+    did: Did,
+    handle: Option<Handle>,
+    signing_key: Keypair,
+    rotation_key: Option<Keypair>,
+    clock: &TidClock,
+) -> Result<(RepoRecord, CommitData, Vec<Seq>), StorageError> {
+    let rev = clock.next(micros_of(Utc::now()));
+    let (_, genesis) = Repo::create(did.clone(), &signing_key, rev, Arc::new(cache.clone()));
+    let record = RepoRecord {
+        did,
+        handle: handle.clone(),
+        head: genesis.cid,
+        rev,
+        status: RepoStatus::Active,
+        signing_key,
+        rotation_key,
+        created_at: Utc::now(),
+    };
+    let events = vec![
+        EventBody::Identity { handle },
+        EventBody::account(RepoStatus::Active),
+        EventBody::Commit((&genesis).into()),
+        EventBody::Sync { commit: genesis.cid, rev },
+    ];
+    let seqs = storage.create_repo(record.clone(), &genesis.new_blocks, events).await?;
+    cache.extend(genesis.new_blocks.clone());
+    Ok((record, genesis, seqs))
+}
+
+/// Commits `writes` to `did`'s repo, rebuilding on the new head whenever another writer got
+/// there first. Returns the commit and its sequence number.
+pub async fn commit_writes(
+    storage: &dyn Storage,
+    cache: &BlockCache,
+    did: &Did,
+    writes: &[Write],
+    clock: &TidClock,
+) -> Result<(CommitData, Seq), StorageError> {
+    for attempt in 0..MAX_COMMIT_ATTEMPTS {
+        let (record, repo) = load_repo_state(storage, cache, did).await?;
+        if !record.status.is_active() {
+            return Err(StorageError::InactiveRepo(did.clone(), record.status));
+        }
+        let rev = clock.next_after(micros_of(Utc::now()), Some(repo.rev()));
+        let (_, data) = with_blocks(storage, cache, || repo.apply_writes(writes, &record.signing_key, rev)).await?;
+        match storage.apply_commit(&data).await {
+            Ok(seq) => {
+                cache.extend(data.new_blocks.clone());
+                return Ok((data, seq));
+            }
+            Err(StorageError::Conflict(_)) => {
+                let max_ms = 1u64 << attempt.min(6);
+                let wait = rand::thread_rng().gen_range(0..=max_ms);
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StorageError::TooManyConflicts(did.clone(), MAX_COMMIT_ATTEMPTS))
+}

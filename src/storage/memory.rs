@@ -1,0 +1,175 @@
+//! [`MemoryStorage`]: everything in process memory behind one lock. For tests, benchmarks and
+//! the CLI; nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use super::{Event, EventBody, NewRepo, RepoRecord, RepoStatus, Seq, Storage, StorageError};
+use crate::block::BlockMap;
+use crate::cid::Cid;
+use crate::repo::CommitData;
+use crate::syntax::{Did, Handle};
+
+/// In-memory storage. One mutex makes every call atomic; it is never held across an await.
+#[derive(Default)]
+pub struct MemoryStorage {
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    repos: BTreeMap<Did, RepoRecord>,
+    handles: HashMap<Handle, Did>,
+    blocks: HashMap<Cid, Vec<u8>>,
+    /// Events in seq order; `events[i].seq == i + 1` since nothing here can fail half way.
+    events: Vec<Event>,
+}
+
+impl std::fmt::Debug for MemoryStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStorage")
+    }
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> MemoryStorage {
+        MemoryStorage::default()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A poisoned lock means a panic mid-call; the state is only changed after all checks, so
+        // it is still consistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn append(&mut self, did: &Did, bodies: Vec<EventBody>) -> Vec<Seq> {
+        let time = Utc::now();
+        bodies
+            .into_iter()
+            .map(|body| {
+                let seq = self.events.len() as Seq + 1;
+                self.events.push(Event { seq, did: did.clone(), time, body });
+                seq
+            })
+            .collect()
+    }
+
+    fn write_blocks(&mut self, blocks: &BlockMap) {
+        for (cid, bytes) in blocks.iter() {
+            self.blocks.entry(*cid).or_insert_with(|| bytes.to_vec());
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    async fn create_repo(&self, repo: NewRepo, blocks: &BlockMap, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError> {
+        let mut state = self.state();
+        if state.repos.contains_key(&repo.did) {
+            return Err(StorageError::RepoExists(repo.did));
+        }
+        if let Some(handle) = &repo.handle {
+            if state.handles.contains_key(handle) {
+                return Err(StorageError::HandleTaken(handle.clone()));
+            }
+            state.handles.insert(handle.clone(), repo.did.clone());
+        }
+        state.write_blocks(blocks);
+        let seqs = state.append(&repo.did, events);
+        state.repos.insert(repo.did.clone(), repo);
+        Ok(seqs)
+    }
+
+    async fn load_repo(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
+        Ok(self.state().repos.get(did).cloned())
+    }
+
+    async fn resolve_handle(&self, handle: &Handle) -> Result<Option<Did>, StorageError> {
+        Ok(self.state().handles.get(handle).cloned())
+    }
+
+    async fn list_repos(&self, after: Option<&Did>, limit: usize) -> Result<Vec<RepoRecord>, StorageError> {
+        let state = self.state();
+        let range = match after {
+            Some(a) => state.repos.range::<Did, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            None => state.repos.range::<Did, _>(..),
+        };
+        Ok(range.take(limit).map(|(_, r)| r.clone()).collect())
+    }
+
+    async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError> {
+        let mut state = self.state();
+        let repo = state.repos.get(&data.did).ok_or_else(|| StorageError::RepoNotFound(data.did.clone()))?;
+        if !repo.status.is_active() {
+            return Err(StorageError::InactiveRepo(data.did.clone(), repo.status));
+        }
+        if Some(repo.head) != data.prev {
+            return Err(StorageError::Conflict(data.did.clone()));
+        }
+        state.write_blocks(&data.new_blocks);
+        let seq = state.append(&data.did, vec![EventBody::Commit(data.into())])[0];
+        let repo = state.repos.get_mut(&data.did).ok_or_else(|| StorageError::RepoNotFound(data.did.clone()))?;
+        repo.head = data.cid;
+        repo.rev = data.rev();
+        Ok(seq)
+    }
+
+    async fn set_status(&self, did: &Did, status: RepoStatus, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError> {
+        let mut state = self.state();
+        let repo = state.repos.get_mut(did).ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
+        repo.status = status;
+        Ok(state.append(did, events))
+    }
+
+    async fn set_handle(&self, did: &Did, handle: Option<Handle>, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError> {
+        let mut state = self.state();
+        let old = state.repos.get(did).ok_or_else(|| StorageError::RepoNotFound(did.clone()))?.handle.clone();
+        if let Some(h) = &handle {
+            if state.handles.get(h).is_some_and(|owner| owner != did) {
+                return Err(StorageError::HandleTaken(h.clone()));
+            }
+        }
+        if let Some(old) = old {
+            state.handles.remove(&old);
+        }
+        if let Some(h) = &handle {
+            state.handles.insert(h.clone(), did.clone());
+        }
+        if let Some(repo) = state.repos.get_mut(did) {
+            repo.handle = handle;
+        }
+        Ok(state.append(did, events))
+    }
+
+    async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError> {
+        let state = self.state();
+        Ok(cids.iter().filter_map(|c| state.blocks.get(c).map(|b| (*c, b.clone()))).collect())
+    }
+
+    async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError> {
+        self.state().write_blocks(blocks);
+        Ok(())
+    }
+
+    async fn read_events(&self, after: Option<Seq>, limit: usize) -> Result<Vec<Event>, StorageError> {
+        let state = self.state();
+        let start = after.unwrap_or(0).min(state.events.len() as Seq) as usize;
+        Ok(state.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    async fn read_repo_events(&self, did: &Did, after: Option<Seq>, limit: usize) -> Result<Vec<Event>, StorageError> {
+        let state = self.state();
+        let start = after.unwrap_or(0).min(state.events.len() as Seq) as usize;
+        Ok(state.events[start..].iter().filter(|e| &e.did == did).take(limit).cloned().collect())
+    }
+
+    async fn last_seq(&self) -> Result<Option<Seq>, StorageError> {
+        Ok(self.state().events.last().map(|e| e.seq))
+    }
+}

@@ -1,0 +1,120 @@
+//! Storage: the [`Storage`] trait every backend implements, the backends, and the driver that
+//! runs repo logic against a backend.
+//!
+//! The trait is small and each method documents what is atomic and which error means "lost a
+//! race". Backends: [`MemoryStorage`] (tests and benchmarks). The DynamoDB and embedded
+//! on-disk backends implement the same trait and pass the same conformance suite
+//! (`tests/storage_conformance.rs`). [`commit_writes`] and [`create_repo`] are the flows the
+//! server uses: they build commits with [`crate::repo`] and retry on
+//! [`StorageError::Conflict`]. Sequence numbers and event ordering are described in
+//! `docs/storage.md`.
+
+mod driver;
+mod error;
+mod memory;
+mod types;
+
+use async_trait::async_trait;
+
+pub use driver::{MAX_COMMIT_ATTEMPTS, commit_writes, create_repo, fetch_tree, load_repo_state};
+pub use error::StorageError;
+pub use memory::MemoryStorage;
+pub use types::{CommitEvent, Event, EventBody, NewRepo, RepoRecord, RepoStatus, Seq};
+
+use crate::block::BlockMap;
+use crate::cid::Cid;
+use crate::repo::{CommitData, RepoOp};
+use crate::syntax::{Did, Handle};
+use crate::tid::Tid;
+
+/// A PDS's persistent state: repos, blocks and the event log.
+///
+/// Every method is atomic on its own: a reader sees all of a call's effects or none. Sequence
+/// numbers are assigned by the backend, strictly increase, and a reader of
+/// [`Storage::read_events`] never sees a number after it has seen a larger one.
+#[async_trait]
+pub trait Storage: Send + Sync + std::fmt::Debug {
+    /// Creates a repo: its genesis blocks, its record, its handle claim and `events` (assigned
+    /// consecutive sequence numbers in the given order), all or nothing. Fails with
+    /// [`StorageError::RepoExists`] or [`StorageError::HandleTaken`] and writes nothing.
+    async fn create_repo(&self, repo: NewRepo, blocks: &BlockMap, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError>;
+
+    /// The repo record of `did`, whatever its status.
+    async fn load_repo(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError>;
+
+    /// The DID that holds `handle` on this PDS.
+    async fn resolve_handle(&self, handle: &Handle) -> Result<Option<Did>, StorageError>;
+
+    /// Repos in DID order after `after` (exclusive), at most `limit`, any status.
+    async fn list_repos(&self, after: Option<&Did>, limit: usize) -> Result<Vec<RepoRecord>, StorageError>;
+
+    /// Stores a commit: its new blocks, the head moved from `data.prev` to `data.cid`, and a
+    /// `#commit` event, atomically. If the head is no longer `data.prev` it fails with
+    /// [`StorageError::Conflict`] (the caller rebuilds on the new head); if the repo is not
+    /// active, with [`StorageError::InactiveRepo`]. Returns the event's sequence number.
+    async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError>;
+
+    /// Changes a repo's status and appends `events`, atomically.
+    async fn set_status(&self, did: &Did, status: RepoStatus, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError>;
+
+    /// Moves a repo to a new handle (or none), releasing the old one, and appends `events`,
+    /// atomically. Fails with [`StorageError::HandleTaken`] if another repo holds it.
+    async fn set_handle(&self, did: &Did, handle: Option<Handle>, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError>;
+
+    /// The blocks among `cids` that exist (missing ones are simply absent from the result).
+    async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError>;
+
+    /// Stores blocks; existing blocks are left as they are (blocks are immutable).
+    async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError>;
+
+    /// Events with a sequence number above `after` (all if None), ascending, at most `limit`.
+    async fn read_events(&self, after: Option<Seq>, limit: usize) -> Result<Vec<Event>, StorageError>;
+
+    /// Like [`Storage::read_events`], only the events of `did`.
+    async fn read_repo_events(&self, did: &Did, after: Option<Seq>, limit: usize) -> Result<Vec<Event>, StorageError>;
+
+    /// The highest sequence number assigned so far, if any.
+    async fn last_seq(&self) -> Result<Option<Seq>, StorageError>;
+
+    /// One block, if it exists.
+    async fn read_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.read_blocks(std::slice::from_ref(cid)).await?.remove(cid))
+    }
+
+    /// Whether a block exists.
+    async fn has_block(&self, cid: &Cid) -> Result<bool, StorageError> {
+        Ok(self.read_block(cid).await?.is_some())
+    }
+
+    /// The repo record of the DID that holds `handle`.
+    async fn load_repo_by_handle(&self, handle: &Handle) -> Result<Option<RepoRecord>, StorageError> {
+        match self.resolve_handle(handle).await? {
+            Some(did) => self.load_repo(&did).await,
+            None => Ok(None),
+        }
+    }
+
+    /// The record operations of `did`'s commits with a rev after `since`, oldest first, from
+    /// commits still in the event log; at most `limit` commits are read.
+    async fn read_writes_since(&self, did: &Did, since: Tid, limit: usize) -> Result<Vec<(Tid, RepoOp)>, StorageError> {
+        let mut out = Vec::new();
+        let mut after = None;
+        let mut commits = 0;
+        loop {
+            let page = self.read_repo_events(did, after, 100).await?;
+            let Some(last) = page.last() else { return Ok(out) };
+            after = Some(last.seq);
+            for event in page {
+                if let EventBody::Commit(c) = event.body {
+                    if c.rev > since {
+                        out.extend(c.ops.into_iter().map(|op| (c.rev, op)));
+                        commits += 1;
+                        if commits >= limit {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The records the storage trait reads and writes: repos, statuses and events.
+
+use chrono::{DateTime, Utc};
+
+use crate::cid::Cid;
+use crate::crypto::Keypair;
+use crate::repo::{CommitData, RepoOp};
+use crate::syntax::{Did, Handle};
+use crate::tid::Tid;
+
+/// A firehose sequence number: positive, below 2^53.
+pub type Seq = u64;
+
+/// An account's hosting status (https://atproto.com/specs/account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RepoStatus {
+    /// Active: served and writable.
+    Active,
+    /// Deactivated by the user (or not yet activated after migration).
+    Deactivated,
+    /// Taken down by the operator.
+    Takendown,
+    /// Suspended for a time by the operator.
+    Suspended,
+    /// Deleted.
+    Deleted,
+    /// Out of sync with the network; served, but flagged.
+    Desynchronized,
+    /// Rate-limited.
+    Throttled,
+}
+
+impl RepoStatus {
+    /// The status string used in `#account` events and `getRepoStatus`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoStatus::Active => "active",
+            RepoStatus::Deactivated => "deactivated",
+            RepoStatus::Takendown => "takendown",
+            RepoStatus::Suspended => "suspended",
+            RepoStatus::Deleted => "deleted",
+            RepoStatus::Desynchronized => "desynchronized",
+            RepoStatus::Throttled => "throttled",
+        }
+    }
+
+    /// Parses a status string.
+    pub fn parse(s: &str) -> Option<RepoStatus> {
+        [
+            RepoStatus::Active,
+            RepoStatus::Deactivated,
+            RepoStatus::Takendown,
+            RepoStatus::Suspended,
+            RepoStatus::Deleted,
+            RepoStatus::Desynchronized,
+            RepoStatus::Throttled,
+        ]
+        .into_iter()
+        .find(|st| st.as_str() == s)
+    }
+
+    /// Whether the account counts as active (`desynchronized` and `throttled` accounts are still
+    /// active, per the spec).
+    pub fn is_active(self) -> bool {
+        matches!(self, RepoStatus::Active | RepoStatus::Desynchronized | RepoStatus::Throttled)
+    }
+}
+
+/// A repo as stored: identity, head, status and keys.
+#[derive(Debug, Clone)]
+pub struct RepoRecord {
+    /// The account DID.
+    pub did: Did,
+    /// The handle on this PDS, if any.
+    pub handle: Option<Handle>,
+    /// The head commit's CID.
+    pub head: Cid,
+    /// The head commit's rev.
+    pub rev: Tid,
+    /// Hosting status.
+    pub status: RepoStatus,
+    /// The key that signs commits.
+    pub signing_key: Keypair,
+    /// The PLC rotation key this PDS holds for the account, if any.
+    pub rotation_key: Option<Keypair>,
+    /// When the repo was created here.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What [`super::Storage::create_repo`] needs: the new record (head = the genesis commit).
+pub type NewRepo = RepoRecord;
+
+/// One entry of the event log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Sequence number.
+    pub seq: Seq,
+    /// The account.
+    pub did: Did,
+    /// When the event happened.
+    pub time: DateTime<Utc>,
+    /// What happened.
+    pub body: EventBody,
+}
+
+/// The kinds of event (`subscribeRepos` message types).
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventBody {
+    /// `#commit`: a repo changed.
+    Commit(CommitEvent),
+    /// `#identity`: the account's identity (handle, DID document) may have changed.
+    Identity {
+        /// The current handle.
+        handle: Option<Handle>,
+    },
+    /// `#account`: the hosting status changed.
+    Account {
+        /// Whether the account is active.
+        active: bool,
+        /// The status, when not active.
+        status: Option<RepoStatus>,
+    },
+    /// `#sync`: the repo's current state is this commit.
+    Sync {
+        /// The commit's CID.
+        commit: Cid,
+        /// The commit's rev.
+        rev: Tid,
+    },
+}
+
+impl EventBody {
+    /// The `#account` event for `status`.
+    pub fn account(status: RepoStatus) -> EventBody {
+        EventBody::Account { active: status.is_active(), status: (!status.is_active()).then_some(status) }
+    }
+}
+
+/// A stored `#commit`: the fields of the firehose message, with the block slice kept as CIDs
+/// (the blocks themselves are in the block store).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitEvent {
+    /// The commit's CID.
+    pub commit: Cid,
+    /// The commit's rev.
+    pub rev: Tid,
+    /// The previous commit's rev.
+    pub since: Option<Tid>,
+    /// The previous commit's MST root.
+    pub prev_data: Option<Cid>,
+    /// The record operations.
+    pub ops: Vec<RepoOp>,
+    /// The CIDs of the blocks in the firehose slice.
+    pub blocks: Vec<Cid>,
+}
+
+impl From<&CommitData> for CommitEvent {
+    fn from(data: &CommitData) -> Self {
+        CommitEvent {
+            commit: data.cid,
+            rev: data.rev(),
+            since: data.since,
+            prev_data: data.prev_data,
+            ops: data.ops.clone(),
+            blocks: data.slice_cids(),
+        }
+    }
+}
