@@ -32,3 +32,4 @@ pub mod crypto;
 pub mod mst;
 pub mod repo;
 pub mod storage;
+pub mod cli;

@@ -23,4 +23,4 @@ pub use diff::{MstDiff, RecordChange, diff};
 pub use error::MstError;
 pub use key::{MAX_KEY_LEN, common_prefix_len, height_for_key, validate_key};
 pub use tree::Mst;
-pub use walk::NodeVisit;
+pub use walk::{ExportBlock, NodeVisit};

@@ -7,6 +7,25 @@ use super::node::Node;
 use super::{Mst, MstError};
 use crate::cid::Cid;
 
+/// One block of a repo export, in [`Mst::walk_export`] order.
+#[derive(Debug, Clone)]
+pub enum ExportBlock {
+    /// An MST node and its bytes.
+    Node {
+        /// The node's CID.
+        cid: Cid,
+        /// The node's bytes.
+        bytes: Vec<u8>,
+    },
+    /// A record, known here only by CID (records live in the block source).
+    Record {
+        /// The record's path.
+        key: String,
+        /// The record's CID.
+        cid: Cid,
+    },
+}
+
 /// One node met by [`Mst::walk_nodes`]: its CID, its canonical bytes and its records' CIDs in
 /// key order.
 #[derive(Debug, Clone)]
@@ -161,6 +180,40 @@ impl Mst {
             }
         }
         Ok(missing)
+    }
+
+    /// Visits the tree in the streaming export order proposed for repo CARs: each node, then its
+    /// left subtree, then for each entry its record and the subtree after it.
+    pub fn walk_export(&self, visit: &mut dyn FnMut(ExportBlock) -> ControlFlow<()>) -> Result<(), MstError> {
+        let root = self.root_node()?;
+        self.walk_export_from(&root, visit).map(|_| ())
+    }
+
+    fn walk_export_from(
+        &self,
+        node: &Arc<Node>,
+        visit: &mut dyn FnMut(ExportBlock) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, MstError> {
+        if visit(ExportBlock::Node { cid: node.cid(), bytes: node.encode() }).is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
+        let child_layer = node.layer.checked_sub(1);
+        for i in 0..=node.entries.len() {
+            if i > 0 {
+                let entry = &node.entries[i - 1];
+                let record = ExportBlock::Record { key: entry.key.clone(), cid: entry.value };
+                if visit(record).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            if let Some(link) = node.slot(i) {
+                let child = self.resolve(link, child_layer)?;
+                if self.walk_export_from(&child, visit)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+        }
+        Ok(ControlFlow::Continue(()))
     }
 
     /// Visits every node in pre-order (node, left subtree, then each entry's subtree), the order

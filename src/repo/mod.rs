@@ -11,6 +11,7 @@
 mod commit;
 mod data;
 mod error;
+mod export;
 mod repo;
 pub mod verify;
 mod write;
@@ -18,5 +19,6 @@ mod write;
 pub use commit::Commit;
 pub use data::CommitData;
 pub use error::RepoError;
+pub use export::ExportError;
 pub use repo::Repo;
 pub use write::{MAX_COMMIT_BLOCKS_BYTES, MAX_RECORD_BYTES, MAX_WRITES, RepoOp, Write, WriteAction};

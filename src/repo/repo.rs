@@ -51,6 +51,34 @@ impl Repo {
         (Repo { commit, cid, mst }, data)
     }
 
+    /// A repo whose single (genesis) commit already holds `records` (`(path, record)` pairs):
+    /// for building repos offline, e.g. `arroba repo create`. Paths must be unique and valid;
+    /// records obey the usual size limit. No write-count limit applies, as nothing is broadcast.
+    pub fn create_with_records(
+        did: Did,
+        key: &Keypair,
+        rev: Tid,
+        records: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<Repo, RepoError> {
+        let mut blocks = BlockMap::new();
+        let mut entries = Vec::new();
+        for (path, record) in records {
+            let (cid, bytes) = encode_record(&path, &record)?;
+            blocks.insert(cid, bytes);
+            entries.push((path, cid));
+        }
+        let mut mst = Mst::new(Arc::new(blocks));
+        for (path, cid) in entries {
+            mst.insert(&path, cid).map_err(|e| match e {
+                crate::mst::MstError::AlreadyExists(p) => RepoError::DuplicatePath(p),
+                other => other.into(),
+            })?;
+        }
+        let commit = Commit::sign(did, mst.root_cid(), rev, None, key);
+        let cid = commit.cid();
+        Ok(Repo { commit, cid, mst })
+    }
+
     /// The repo whose head is commit `cid`, reading blocks from `source` lazily.
     pub fn load(cid: Cid, source: Arc<dyn BlockSource>) -> Result<Repo, RepoError> {
         let bytes = source.read_block(&cid).ok_or(RepoError::MissingBlock(cid))?;

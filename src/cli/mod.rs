@@ -1,0 +1,40 @@
+//! The `arroba` command-line tool: argument parsing and the subcommands.
+//!
+//! This is the top layer: it may use every module below it, and it is the only library code
+//! that uses `anyhow` and prints. Each subcommand lives in its own file; `src/bin/arroba.rs`
+//! only calls [`main`]. Exit codes: 0 success, 1 the input is invalid or an operation failed
+//! (one line on stderr says why), 2 bad usage.
+
+mod repo;
+
+use clap::{Parser, Subcommand};
+
+/// arroba: an AT Protocol Personal Data Server and repo toolkit.
+#[derive(Debug, Parser)]
+#[command(name = "arroba", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect, verify, diff and build repo CAR files.
+    #[command(subcommand)]
+    Repo(repo::RepoCommand),
+}
+
+/// Runs the CLI with the process arguments and returns the exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Repo(cmd) => repo::run(cmd),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
