@@ -115,17 +115,26 @@ impl BlockCache {
 
     /// Adds a block.
     pub fn insert(&self, cid: Cid, bytes: Vec<u8>) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(cid, bytes);
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(cid, bytes);
     }
 
     /// Adds every block of `blocks`.
     pub fn extend(&self, blocks: BlockMap) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).extend(blocks);
+        self.0
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(blocks);
     }
 
     /// Whether the cache holds `cid`.
     pub fn contains(&self, cid: &Cid) -> bool {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).contains(cid)
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(cid)
     }
 
     /// Number of cached blocks.
@@ -141,7 +150,10 @@ impl BlockCache {
 
 impl BlockSource for BlockCache {
     fn read_block(&self, cid: &Cid) -> Option<Vec<u8>> {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).read_block(cid)
+        self.0
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .read_block(cid)
     }
 }
 
@@ -156,7 +168,10 @@ pub struct RecordingSource<S> {
 impl<S: BlockSource> RecordingSource<S> {
     /// Wraps `inner`.
     pub fn new(inner: S) -> Self {
-        RecordingSource { inner, read: RwLock::new(Vec::new()) }
+        RecordingSource {
+            inner,
+            read: RwLock::new(Vec::new()),
+        }
     }
 
     /// The CIDs read so far, in order, with repeats.
@@ -169,7 +184,10 @@ impl<S: BlockSource> BlockSource for RecordingSource<S> {
     fn read_block(&self, cid: &Cid) -> Option<Vec<u8>> {
         let found = self.inner.read_block(cid);
         if found.is_some() {
-            self.read.write().unwrap_or_else(|e| e.into_inner()).push(*cid);
+            self.read
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(*cid);
         }
         found
     }

@@ -58,8 +58,8 @@ pub fn parse_cid(s: &str) -> Result<Cid, CidError> {
 
 /// Parses a binary CID, rejecting CIDv0.
 pub fn cid_from_bytes(bytes: &[u8]) -> Result<Cid, CidError> {
-    let cid = Cid::try_from(bytes)
-        .map_err(|e| CidError::Invalid(hex::encode(bytes), e.to_string()))?;
+    let cid =
+        Cid::try_from(bytes).map_err(|e| CidError::Invalid(hex::encode(bytes), e.to_string()))?;
     if cid.version() == ::cid::Version::V0 {
         return Err(CidError::Version0(cid.to_string()));
     }

@@ -109,7 +109,10 @@ pub struct TidClock {
 impl TidClock {
     /// A clock with a fixed clock id (low 10 bits used).
     pub fn new(clock_id: u16) -> TidClock {
-        TidClock { clock_id: clock_id & 0x3ff, last_micros: Mutex::new(0) }
+        TidClock {
+            clock_id: clock_id & 0x3ff,
+            last_micros: Mutex::new(0),
+        }
     }
 
     /// A clock with a random clock id, as each process should have.
@@ -147,7 +150,9 @@ mod tests {
     use super::*;
 
     fn now() -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::parse_from_rfc3339("2022-01-02T03:04:05Z").unwrap().into()
+        chrono::DateTime::parse_from_rfc3339("2022-01-02T03:04:05Z")
+            .unwrap()
+            .into()
     }
 
     #[test]

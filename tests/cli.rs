@@ -12,7 +12,10 @@ const DID: &str = "did:plc:ewvi7nxzyoun6zhxrhs64oiz";
 
 fn arroba(args: &[&str], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_arroba"));
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PDS_")) {
         cmd.env_remove(k);
     }
@@ -41,7 +44,10 @@ fn jsonl(records: &[(&str, &str)]) -> Vec<u8> {
 }
 
 fn create_car(dir: &Path, name: &str, records: &[(&str, &str)]) -> PathBuf {
-    let out = arroba(&["repo", "create", "--did", DID, "--key-hex", KEY_HEX], Some(&jsonl(records)));
+    let out = arroba(
+        &["repo", "create", "--did", DID, "--key-hex", KEY_HEX],
+        Some(&jsonl(records)),
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let path = dir.join(name);
     std::fs::write(&path, &out.stdout).unwrap();
@@ -51,14 +57,19 @@ fn create_car(dir: &Path, name: &str, records: &[(&str, &str)]) -> PathBuf {
 #[test]
 fn create_then_inspect_ls_get_and_verify() {
     let dir = tempfile::tempdir().unwrap();
-    let car = create_car(dir.path(), "repo.car", &[
-        ("app.bsky.feed.post/3kaaaaaaaaa22", "one"),
-        ("app.bsky.feed.post/3kaaaaaaaab22", "two"),
-        ("app.bsky.actor.profile/self", "me"),
-    ]);
+    let car = create_car(
+        dir.path(),
+        "repo.car",
+        &[
+            ("app.bsky.feed.post/3kaaaaaaaaa22", "one"),
+            ("app.bsky.feed.post/3kaaaaaaaab22", "two"),
+            ("app.bsky.actor.profile/self", "me"),
+        ],
+    );
     let car = car.to_str().unwrap();
 
-    let info: serde_json::Value = serde_json::from_str(&stdout(&arroba(&["repo", "inspect", car, "--json"], None))).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(&stdout(&arroba(&["repo", "inspect", car, "--json"], None))).unwrap();
     assert_eq!(info["did"], DID);
     assert_eq!(info["records"], 3);
     // The commit, at least one MST node and the three records.
@@ -69,15 +80,28 @@ fn create_then_inspect_ls_get_and_verify() {
 
     let ls = stdout(&arroba(&["repo", "ls", car], None));
     let paths: Vec<&str> = ls.lines().map(|l| l.split('\t').next().unwrap()).collect();
-    assert_eq!(paths, ["app.bsky.actor.profile/self", "app.bsky.feed.post/3kaaaaaaaaa22", "app.bsky.feed.post/3kaaaaaaaab22"]);
+    assert_eq!(
+        paths,
+        [
+            "app.bsky.actor.profile/self",
+            "app.bsky.feed.post/3kaaaaaaaaa22",
+            "app.bsky.feed.post/3kaaaaaaaab22"
+        ]
+    );
 
-    let got = stdout(&arroba(&["repo", "get", car, "app.bsky.feed.post/3kaaaaaaaab22"], None));
+    let got = stdout(&arroba(
+        &["repo", "get", car, "app.bsky.feed.post/3kaaaaaaaab22"],
+        None,
+    ));
     let record: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(record["text"], "two");
 
     let ok = arroba(&["repo", "verify", car, "--key", DID_KEY], None);
     assert!(ok.status.success(), "{}", stderr(&ok));
-    assert_eq!(stdout(&ok).trim(), format!("ok: 3 records, {blocks} blocks, signature ok"));
+    assert_eq!(
+        stdout(&ok).trim(),
+        format!("ok: 3 records, {blocks} blocks, signature ok")
+    );
 }
 
 #[test]
@@ -85,7 +109,10 @@ fn verify_fails_with_one_line_for_a_wrong_key_or_tampered_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let car = create_car(dir.path(), "repo.car", &[("app.bsky.feed.post/a", "x")]);
     let other = "did:key:zQ3shadCps5JLAHcZiuX5YUtWHHL8ysBJqFLWvjZDKAWUBGzy";
-    let bad = arroba(&["repo", "verify", car.to_str().unwrap(), "--key", other], None);
+    let bad = arroba(
+        &["repo", "verify", car.to_str().unwrap(), "--key", other],
+        None,
+    );
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(stderr(&bad).lines().count(), 1);
     assert!(stderr(&bad).contains("signature"), "{}", stderr(&bad));
@@ -97,44 +124,110 @@ fn verify_fails_with_one_line_for_a_wrong_key_or_tampered_bytes() {
     std::fs::write(&tampered, &bytes).unwrap();
     let out = arroba(&["repo", "verify", tampered.to_str().unwrap()], None);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("does not match its CID"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not match its CID"),
+        "{}",
+        stderr(&out)
+    );
 
     let garbage = dir.path().join("garbage.car");
-    std::fs::write(&garbage, b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff not a car").unwrap();
+    std::fs::write(
+        &garbage,
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff not a car",
+    )
+    .unwrap();
     for cmd in ["verify", "inspect", "ls"] {
         let out = arroba(&["repo", cmd, garbage.to_str().unwrap()], None);
         assert_eq!(out.status.code(), Some(1), "{cmd}");
-        assert!(stderr(&out).starts_with("error:"), "{cmd}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("error:"),
+            "{cmd}: {}",
+            stderr(&out)
+        );
     }
 }
 
 #[test]
 fn diff_lists_created_updated_and_deleted_paths() {
     let dir = tempfile::tempdir().unwrap();
-    let old = create_car(dir.path(), "old.car", &[("app.bsky.feed.post/a", "1"), ("app.bsky.feed.post/b", "2")]);
-    let new = create_car(dir.path(), "new.car", &[("app.bsky.feed.post/b", "changed"), ("app.bsky.feed.post/c", "3")]);
-    let out = stdout(&arroba(&["repo", "diff", old.to_str().unwrap(), new.to_str().unwrap()], None));
-    assert_eq!(out, "deleted\tapp.bsky.feed.post/a\nupdated\tapp.bsky.feed.post/b\ncreated\tapp.bsky.feed.post/c\n");
+    let old = create_car(
+        dir.path(),
+        "old.car",
+        &[("app.bsky.feed.post/a", "1"), ("app.bsky.feed.post/b", "2")],
+    );
+    let new = create_car(
+        dir.path(),
+        "new.car",
+        &[
+            ("app.bsky.feed.post/b", "changed"),
+            ("app.bsky.feed.post/c", "3"),
+        ],
+    );
+    let out = stdout(&arroba(
+        &["repo", "diff", old.to_str().unwrap(), new.to_str().unwrap()],
+        None,
+    ));
+    assert_eq!(
+        out,
+        "deleted\tapp.bsky.feed.post/a\nupdated\tapp.bsky.feed.post/b\ncreated\tapp.bsky.feed.post/c\n"
+    );
     let json: serde_json::Value = serde_json::from_str(&stdout(&arroba(
-        &["repo", "diff", old.to_str().unwrap(), new.to_str().unwrap(), "--json"], None))).unwrap();
+        &[
+            "repo",
+            "diff",
+            old.to_str().unwrap(),
+            new.to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    )))
+    .unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
 }
 
 #[test]
 fn create_rejects_bad_lines_keys_and_dids_with_a_clear_message() {
     for (args, input, expect) in [
-        (vec!["--did", "not-a-did", "--key-hex", KEY_HEX], jsonl(&[]), "invalid DID"),
-        (vec!["--did", DID, "--key-hex", "zz"], jsonl(&[]), "--key-hex is not hex"),
-        (vec!["--did", DID, "--key-hex", KEY_HEX], b"{not json".to_vec(), "line 1"),
-        (vec!["--did", DID, "--key-hex", KEY_HEX], br#"{"path":"x"}"#.to_vec(), "expected"),
-        (vec!["--did", DID, "--key-hex", KEY_HEX], jsonl(&[("bad path", "x")]), "Invalid MST key"),
-        (vec!["--did", DID, "--key-hex", KEY_HEX], jsonl(&[("a.b.c/x", "1"), ("a.b.c/x", "2")]), "more than one write"),
+        (
+            vec!["--did", "not-a-did", "--key-hex", KEY_HEX],
+            jsonl(&[]),
+            "invalid DID",
+        ),
+        (
+            vec!["--did", DID, "--key-hex", "zz"],
+            jsonl(&[]),
+            "--key-hex is not hex",
+        ),
+        (
+            vec!["--did", DID, "--key-hex", KEY_HEX],
+            b"{not json".to_vec(),
+            "line 1",
+        ),
+        (
+            vec!["--did", DID, "--key-hex", KEY_HEX],
+            br#"{"path":"x"}"#.to_vec(),
+            "expected",
+        ),
+        (
+            vec!["--did", DID, "--key-hex", KEY_HEX],
+            jsonl(&[("bad path", "x")]),
+            "Invalid MST key",
+        ),
+        (
+            vec!["--did", DID, "--key-hex", KEY_HEX],
+            jsonl(&[("a.b.c/x", "1"), ("a.b.c/x", "2")]),
+            "more than one write",
+        ),
     ] {
         let mut full = vec!["repo", "create"];
         full.extend(args);
         let out = arroba(&full, Some(&input));
         assert_eq!(out.status.code(), Some(1));
-        assert!(stderr(&out).contains(expect), "expected {expect:?} in {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expect),
+            "expected {expect:?} in {}",
+            stderr(&out)
+        );
         assert!(out.stdout.is_empty());
     }
 }

@@ -8,7 +8,9 @@ use base64::Engine;
 use common::interop_json;
 
 fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::STANDARD_NO_PAD.decode(s.trim_end_matches('=')).unwrap()
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .unwrap()
 }
 
 #[test]
@@ -19,9 +21,18 @@ fn signature_fixtures_verify_exactly_when_valid() {
         let message = b64(f["messageBase64"].as_str().unwrap());
         let sig = b64(f["signatureBase64"].as_str().unwrap());
         let result = key.verify(&message, &sig);
-        assert_eq!(result.is_ok(), f["validSignature"].as_bool().unwrap(), "{}", f["comment"]);
-        let tags: Vec<&str> =
-            f["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        assert_eq!(
+            result.is_ok(),
+            f["validSignature"].as_bool().unwrap(),
+            "{}",
+            f["comment"]
+        );
+        let tags: Vec<&str> = f["tags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
         if tags.contains(&"high-s") {
             assert_eq!(result, Err(CryptoError::HighS));
         }
@@ -33,19 +44,33 @@ fn signature_fixtures_verify_exactly_when_valid() {
 
 #[test]
 fn k256_private_keys_derive_the_listed_did_keys() {
-    for f in interop_json("crypto/w3c_didkey_K256.json").as_array().unwrap() {
+    for f in interop_json("crypto/w3c_didkey_K256.json")
+        .as_array()
+        .unwrap()
+    {
         let bytes = hex::decode(f["privateKeyBytesHex"].as_str().unwrap()).unwrap();
         let key = Keypair::from_bytes(Algorithm::K256, &bytes).unwrap();
-        assert_eq!(key.public_key().to_did_key(), f["publicDidKey"].as_str().unwrap());
+        assert_eq!(
+            key.public_key().to_did_key(),
+            f["publicDidKey"].as_str().unwrap()
+        );
     }
 }
 
 #[test]
 fn p256_private_keys_derive_the_listed_did_keys() {
-    for f in interop_json("crypto/w3c_didkey_P256.json").as_array().unwrap() {
-        let bytes = bs58::decode(f["privateKeyBytesBase58"].as_str().unwrap()).into_vec().unwrap();
+    for f in interop_json("crypto/w3c_didkey_P256.json")
+        .as_array()
+        .unwrap()
+    {
+        let bytes = bs58::decode(f["privateKeyBytesBase58"].as_str().unwrap())
+            .into_vec()
+            .unwrap();
         let key = Keypair::from_bytes(Algorithm::P256, &bytes).unwrap();
-        assert_eq!(key.public_key().to_did_key(), f["publicDidKey"].as_str().unwrap());
+        assert_eq!(
+            key.public_key().to_did_key(),
+            f["publicDidKey"].as_str().unwrap()
+        );
     }
 }
 
@@ -57,7 +82,10 @@ fn signatures_are_always_low_s_and_verify() {
             let msg = i.to_be_bytes();
             let sig = key.sign(&msg);
             assert_eq!(key.public_key().verify(&msg, &sig), Ok(()));
-            assert_eq!(key.public_key().verify(b"other", &sig), Err(CryptoError::BadSignature));
+            assert_eq!(
+                key.public_key().verify(b"other", &sig),
+                Err(CryptoError::BadSignature)
+            );
         }
     }
 }

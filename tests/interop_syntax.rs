@@ -88,7 +88,15 @@ fn very_long_values_from_the_vector_comments() {
     let rkey = "o".repeat(512);
     assert!(RecordKey::parse(&rkey).is_ok());
     assert!(RecordKey::parse(&"o".repeat(513)).is_err());
-    assert!(AtUri::parse(&format!("at://did:plc:asdf123/com.atproto.feed.post/{rkey}")).is_ok());
-    let long = format!("shoooort{}.test", ".loooooooooooooooooooooooooong".repeat(9));
+    assert!(
+        AtUri::parse(&format!(
+            "at://did:plc:asdf123/com.atproto.feed.post/{rkey}"
+        ))
+        .is_ok()
+    );
+    let long = format!(
+        "shoooort{}.test",
+        ".loooooooooooooooooooooooooong".repeat(9)
+    );
     assert!(Handle::parse(&long).is_err());
 }

@@ -19,7 +19,8 @@ fn cid1() -> Cid {
 fn tree_of(keys: &[&str]) -> Mst {
     let mut mst = Mst::empty();
     for k in keys {
-        mst.insert(&format!("com.example.record/{k}"), cid1()).unwrap();
+        mst.insert(&format!("com.example.record/{k}"), cid1())
+            .unwrap();
     }
     mst
 }
@@ -46,7 +47,13 @@ fn one_key_and_layer_two_roots_match_arroba() {
 
 #[test]
 fn five_key_tree_root_matches_arroba() {
-    let mst = tree_of(&["3jqfcqzm3fp2j", "3jqfcqzm3fr2j", "3jqfcqzm3fs2j", "3jqfcqzm3ft2j", "3jqfcqzm4fc2j"]);
+    let mst = tree_of(&[
+        "3jqfcqzm3fp2j",
+        "3jqfcqzm3fr2j",
+        "3jqfcqzm3fs2j",
+        "3jqfcqzm3ft2j",
+        "3jqfcqzm4fc2j",
+    ]);
     assert_eq!(
         mst.root_cid().to_string(),
         "bafyreicmahysq4n6wfuxo522m6dpiy7z7qzym3dzs756t5n7nfdgccwq7m"
@@ -56,12 +63,22 @@ fn five_key_tree_root_matches_arroba() {
 #[test]
 fn delete_trims_the_top_layer_as_in_arroba() {
     let mut mst = tree_of(&[
-        "3jqfcqzm3fn2j", "3jqfcqzm3fo2j", "3jqfcqzm3fp2j", "3jqfcqzm3fs2j", "3jqfcqzm3ft2j",
+        "3jqfcqzm3fn2j",
+        "3jqfcqzm3fo2j",
+        "3jqfcqzm3fp2j",
+        "3jqfcqzm3fs2j",
+        "3jqfcqzm3ft2j",
         "3jqfcqzm3fu2j",
     ]);
-    assert_eq!(mst.root_cid().to_string(), "bafyreifnqrwbk6ffmyaz5qtujqrzf5qmxf7cbxvgzktl4e3gabuxbtatv4");
+    assert_eq!(
+        mst.root_cid().to_string(),
+        "bafyreifnqrwbk6ffmyaz5qtujqrzf5qmxf7cbxvgzktl4e3gabuxbtatv4"
+    );
     mst.delete("com.example.record/3jqfcqzm3fs2j").unwrap();
-    assert_eq!(mst.root_cid().to_string(), "bafyreie4kjuxbwkhzg2i5dljaswcroeih4dgiqq6pazcmunwt2byd725vi");
+    assert_eq!(
+        mst.root_cid().to_string(),
+        "bafyreie4kjuxbwkhzg2i5dljaswcroeih4dgiqq6pazcmunwt2byd725vi"
+    );
 }
 
 #[test]
@@ -69,7 +86,11 @@ fn interop_key_heights() {
     let cases = common::interop_json("mst/key_heights.json");
     for case in cases.as_array().unwrap() {
         let key = case["key"].as_str().unwrap();
-        assert_eq!(height_for_key(key.as_bytes()) as u64, case["height"].as_u64().unwrap(), "{key}");
+        assert_eq!(
+            height_for_key(key.as_bytes()) as u64,
+            case["height"].as_u64().unwrap(),
+            "{key}"
+        );
     }
 }
 
@@ -77,9 +98,16 @@ fn interop_key_heights() {
 fn interop_common_prefix_lengths() {
     let cases = common::interop_json("mst/common_prefix.json");
     for case in cases.as_array().unwrap() {
-        let (l, r) = (case["left"].as_str().unwrap(), case["right"].as_str().unwrap());
+        let (l, r) = (
+            case["left"].as_str().unwrap(),
+            case["right"].as_str().unwrap(),
+        );
         let expected = case["len"].as_u64().unwrap() as usize;
-        assert_eq!(common_prefix_len(l.as_bytes(), r.as_bytes()), expected, "{l:?} {r:?}");
+        assert_eq!(
+            common_prefix_len(l.as_bytes(), r.as_bytes()),
+            expected,
+            "{l:?} {r:?}"
+        );
     }
 }
 
@@ -88,10 +116,22 @@ fn duplicate_insert_and_missing_update_or_delete_are_errors_that_change_nothing(
     let mut mst = tree_of(&["3jqfcqzm3fp2j", "3jqfcqzm3fr2j"]);
     let root = mst.root_cid();
     let key = "com.example.record/3jqfcqzm3fp2j";
-    assert_eq!(mst.insert(key, cid1()), Err(MstError::AlreadyExists(key.into())));
-    assert!(matches!(mst.update("com.example.record/nope", cid1()), Err(MstError::NotFound(_))));
-    assert!(matches!(mst.delete("com.example.record/nope"), Err(MstError::NotFound(_))));
-    assert!(matches!(mst.insert("bad key", cid1()), Err(MstError::InvalidKey(_))));
+    assert_eq!(
+        mst.insert(key, cid1()),
+        Err(MstError::AlreadyExists(key.into()))
+    );
+    assert!(matches!(
+        mst.update("com.example.record/nope", cid1()),
+        Err(MstError::NotFound(_))
+    ));
+    assert!(matches!(
+        mst.delete("com.example.record/nope"),
+        Err(MstError::NotFound(_))
+    ));
+    assert!(matches!(
+        mst.insert("bad key", cid1()),
+        Err(MstError::InvalidKey(_))
+    ));
     assert_eq!(mst.root_cid(), root);
 }
 
@@ -108,7 +148,9 @@ fn blocks_of(mst: &Mst) -> BlockMap {
 
 #[test]
 fn a_tree_loaded_lazily_from_blocks_reads_and_writes_like_the_original() {
-    let keys: Vec<String> = (0..500).map(|i| format!("com.example.record/k{i:04}")).collect();
+    let keys: Vec<String> = (0..500)
+        .map(|i| format!("com.example.record/k{i:04}"))
+        .collect();
     let mut mst = Mst::empty();
     for k in &keys {
         mst.insert(k, cid1()).unwrap();
@@ -128,7 +170,8 @@ fn a_tree_loaded_lazily_from_blocks_reads_and_writes_like_the_original() {
 fn a_missing_block_is_reported_and_leaves_the_tree_unchanged() {
     let mut mst = Mst::empty();
     for i in 0..200 {
-        mst.insert(&format!("com.example.record/k{i:04}"), cid1()).unwrap();
+        mst.insert(&format!("com.example.record/k{i:04}"), cid1())
+            .unwrap();
     }
     let root = mst.root_cid();
     let mut blocks = blocks_of(&mst);

@@ -22,7 +22,10 @@ fn key() -> Keypair {
 }
 
 fn post(text: &str) -> Value {
-    map([("$type", "app.bsky.feed.post".into()), ("text", text.into())])
+    map([
+        ("$type", "app.bsky.feed.post".into()),
+        ("text", text.into()),
+    ])
 }
 
 fn coll() -> Nsid {
@@ -44,7 +47,12 @@ impl Fixture {
     fn new() -> Fixture {
         let cache = BlockCache::new();
         let clock = TidClock::new(0);
-        let (repo, data) = Repo::create(did(), &key(), clock.next(1_000_000), Arc::new(cache.clone()));
+        let (repo, data) = Repo::create(
+            did(),
+            &key(),
+            clock.next(1_000_000),
+            Arc::new(cache.clone()),
+        );
         cache.extend(data.new_blocks.clone());
         Fixture { cache, clock, repo }
     }
@@ -63,41 +71,71 @@ fn genesis_commit_is_signed_empty_and_has_no_prev() {
     let f = Fixture::new();
     let commit = f.repo.commit();
     assert_eq!(commit.prev, None);
-    assert_eq!(commit.data.to_string(), "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm");
+    assert_eq!(
+        commit.data.to_string(),
+        "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
+    );
     commit.verify(&key().public_key()).unwrap();
     let other = Keypair::from_seed(Algorithm::K256, b"other").public_key();
-    assert!(matches!(commit.verify(&other), Err(RepoError::Signature(_))));
+    assert!(matches!(
+        commit.verify(&other),
+        Err(RepoError::Signature(_))
+    ));
 }
 
 #[test]
 fn commits_carry_ops_since_prev_data_and_verify_like_a_relay() {
     let mut f = Fixture::new();
     let first = f.repo.clone();
-    let data = f.commit(&[Write::create(coll(), rk("a"), post("hi"))]).unwrap();
+    let data = f
+        .commit(&[Write::create(coll(), rk("a"), post("hi"))])
+        .unwrap();
     assert_eq!(data.since, Some(first.rev()));
     assert_eq!(data.prev_data, Some(first.commit().data));
     assert_eq!(data.prev, Some(first.head()));
     assert_eq!(data.ops.len(), 1);
     assert_eq!(data.ops[0].action, WriteAction::Create);
     assert_eq!(data.ops[0].prev, None);
-    verify_commit_slice(&data.car_slice(), &data.ops, data.prev_data, &key().public_key()).unwrap();
+    verify_commit_slice(
+        &data.car_slice(),
+        &data.ops,
+        data.prev_data,
+        &key().public_key(),
+    )
+    .unwrap();
 
-    let upd = f.commit(&[Write::update(coll(), rk("a"), post("edited"))]).unwrap();
+    let upd = f
+        .commit(&[Write::update(coll(), rk("a"), post("edited"))])
+        .unwrap();
     assert_eq!(upd.ops[0].prev, data.ops[0].cid);
     let del = f.commit(&[Write::delete(coll(), rk("a"))]).unwrap();
     assert_eq!(del.ops[0].cid, None);
     assert_eq!(del.ops[0].prev, upd.ops[0].cid);
-    verify_commit_slice(&del.car_slice(), &del.ops, del.prev_data, &key().public_key()).unwrap();
+    verify_commit_slice(
+        &del.car_slice(),
+        &del.ops,
+        del.prev_data,
+        &key().public_key(),
+    )
+    .unwrap();
 }
 
 #[test]
 fn wrong_prev_data_is_caught_by_inversion() {
     let mut f = Fixture::new();
-    f.commit(&[Write::create(coll(), rk("a"), post("hi"))]).unwrap();
-    let data = f.commit(&[Write::create(coll(), rk("b"), post("yo"))]).unwrap();
+    f.commit(&[Write::create(coll(), rk("a"), post("hi"))])
+        .unwrap();
+    let data = f
+        .commit(&[Write::create(coll(), rk("b"), post("yo"))])
+        .unwrap();
     let wrong = data.cid;
     assert!(matches!(
-        verify_commit_slice(&data.car_slice(), &data.ops, Some(wrong), &key().public_key()),
+        verify_commit_slice(
+            &data.car_slice(),
+            &data.ops,
+            Some(wrong),
+            &key().public_key()
+        ),
         Err(RepoError::InversionMismatch { .. })
     ));
 }
@@ -105,23 +143,50 @@ fn wrong_prev_data_is_caught_by_inversion() {
 #[test]
 fn bad_writes_are_rejected_and_change_nothing() {
     let mut f = Fixture::new();
-    f.commit(&[Write::create(coll(), rk("a"), post("hi"))]).unwrap();
+    f.commit(&[Write::create(coll(), rk("a"), post("hi"))])
+        .unwrap();
     let head = f.repo.head();
-    let too_many: Vec<Write> = (0..201).map(|i| Write::create(coll(), rk(&format!("r{i}")), post("x"))).collect();
-    assert_eq!(f.commit(&too_many).unwrap_err(), RepoError::TooManyWrites(201));
-    assert!(matches!(f.commit(&[Write::create(coll(), rk("a"), post("again"))]), Err(RepoError::RecordExists(_))));
-    assert!(matches!(f.commit(&[Write::update(coll(), rk("zz"), post("x"))]), Err(RepoError::RecordNotFound(_))));
-    assert!(matches!(f.commit(&[Write::delete(coll(), rk("zz"))]), Err(RepoError::RecordNotFound(_))));
-    let big = map([("$type", "x.y.z".into()), ("blob", Value::Bytes(vec![0; 1_000_001]))]);
-    assert!(matches!(f.commit(&[Write::create(coll(), rk("big"), big)]), Err(RepoError::RecordTooLarge { .. })));
+    let too_many: Vec<Write> = (0..201)
+        .map(|i| Write::create(coll(), rk(&format!("r{i}")), post("x")))
+        .collect();
+    assert_eq!(
+        f.commit(&too_many).unwrap_err(),
+        RepoError::TooManyWrites(201)
+    );
+    assert!(matches!(
+        f.commit(&[Write::create(coll(), rk("a"), post("again"))]),
+        Err(RepoError::RecordExists(_))
+    ));
+    assert!(matches!(
+        f.commit(&[Write::update(coll(), rk("zz"), post("x"))]),
+        Err(RepoError::RecordNotFound(_))
+    ));
+    assert!(matches!(
+        f.commit(&[Write::delete(coll(), rk("zz"))]),
+        Err(RepoError::RecordNotFound(_))
+    ));
+    let big = map([
+        ("$type", "x.y.z".into()),
+        ("blob", Value::Bytes(vec![0; 1_000_001])),
+    ]);
+    assert!(matches!(
+        f.commit(&[Write::create(coll(), rk("big"), big)]),
+        Err(RepoError::RecordTooLarge { .. })
+    ));
     assert!(matches!(
         f.commit(&[Write::create(coll(), rk("n"), Value::Integer(1))]),
         Err(RepoError::RecordNotAnObject(_))
     ));
-    let dup = [Write::create(coll(), rk("d"), post("1")), Write::delete(coll(), rk("d"))];
+    let dup = [
+        Write::create(coll(), rk("d"), post("1")),
+        Write::delete(coll(), rk("d")),
+    ];
     assert!(matches!(f.commit(&dup), Err(RepoError::DuplicatePath(_))));
     // A failure half way through a batch leaves no trace either.
-    let half = [Write::create(coll(), rk("new"), post("1")), Write::delete(coll(), rk("missing"))];
+    let half = [
+        Write::create(coll(), rk("new"), post("1")),
+        Write::delete(coll(), rk("missing")),
+    ];
     assert!(f.commit(&half).is_err());
     assert_eq!(f.repo.head(), head);
     assert_eq!(f.repo.record_cid(&coll(), &rk("new")).unwrap(), None);
@@ -135,8 +200,11 @@ fn bad_writes_are_rejected_and_change_nothing() {
 #[test]
 fn a_no_op_update_produces_no_op_but_still_commits() {
     let mut f = Fixture::new();
-    f.commit(&[Write::create(coll(), rk("a"), post("same"))]).unwrap();
-    let data = f.commit(&[Write::update(coll(), rk("a"), post("same"))]).unwrap();
+    f.commit(&[Write::create(coll(), rk("a"), post("same"))])
+        .unwrap();
+    let data = f
+        .commit(&[Write::update(coll(), rk("a"), post("same"))])
+        .unwrap();
     assert!(data.ops.is_empty());
     assert_eq!(data.commit.data, data.prev_data.unwrap());
 }
@@ -144,17 +212,25 @@ fn a_no_op_update_produces_no_op_but_still_commits() {
 #[test]
 fn a_full_export_verifies_and_reads_back_every_record() {
     let mut f = Fixture::new();
-    let writes: Vec<Write> = (0..50).map(|i| Write::create(coll(), rk(&format!("r{i:03}")), post(&i.to_string()))).collect();
+    let writes: Vec<Write> = (0..50)
+        .map(|i| Write::create(coll(), rk(&format!("r{i:03}")), post(&i.to_string())))
+        .collect();
     f.commit(&writes).unwrap();
     let mut blocks = BlockMap::new();
-    f.repo.mst().walk_nodes(&mut |n| {
-        blocks.insert(n.cid, n.bytes);
-        std::ops::ControlFlow::Continue(())
-    }).unwrap();
+    f.repo
+        .mst()
+        .walk_nodes(&mut |n| {
+            blocks.insert(n.cid, n.bytes);
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
     let head = f.repo.head();
     let reloaded = Repo::load(head, Arc::new(f.cache.clone())).unwrap();
     for (_, cid) in reloaded.mst().leaves().unwrap() {
-        blocks.insert(cid, arroba::cbor::encode(&reloaded.read_record(&cid).unwrap()));
+        blocks.insert(
+            cid,
+            arroba::cbor::encode(&reloaded.read_record(&cid).unwrap()),
+        );
     }
     blocks.insert(head, f.repo.commit().encode());
     let car = arroba::car::car_bytes(&[head], blocks.iter());

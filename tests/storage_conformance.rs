@@ -13,9 +13,9 @@ use arroba::storage::{
     EventBody, MemoryStorage, RepoStatus, Storage, StorageError, commit_writes, create_repo,
     fetch_tree, load_repo_state,
 };
-use chrono::Utc;
 use arroba::syntax::{Did, Handle, Nsid, RecordKey};
 use arroba::tid::{TidClock, micros_of};
+use chrono::Utc;
 
 fn did(n: u32) -> Did {
     Did::parse(&format!("did:plc:conformance{n:011}")).unwrap()
@@ -29,7 +29,10 @@ fn create(n: u32, text: &str) -> Write {
     Write::create(
         Nsid::parse("app.bsky.feed.post").unwrap(),
         RecordKey::parse(&format!("r{n}")).unwrap(),
-        map([("$type", "app.bsky.feed.post".into()), ("text", text.into())]),
+        map([
+            ("$type", "app.bsky.feed.post".into()),
+            ("text", text.into()),
+        ]),
     )
 }
 
@@ -39,62 +42,130 @@ fn key(n: u32) -> Keypair {
 
 async fn new_repo(s: &dyn Storage, n: u32, h: Option<&str>) -> arroba::storage::RepoRecord {
     let clock = TidClock::new(1);
-    create_repo(s, &BlockCache::new(), did(n), h.map(handle), key(n), None, &clock).await.unwrap().0
+    create_repo(
+        s,
+        &BlockCache::new(),
+        did(n),
+        h.map(handle),
+        key(n),
+        None,
+        &clock,
+    )
+    .await
+    .unwrap()
+    .0
 }
 
-pub async fn creates_and_loads_repos_by_did_and_handle(s: Arc<dyn Storage>) {
+async fn creates_and_loads_repos_by_did_and_handle(s: Arc<dyn Storage>) {
     let rec = new_repo(&*s, 1, Some("alice.test")).await;
     let loaded = s.load_repo(&did(1)).await.unwrap().unwrap();
     assert_eq!(loaded.head, rec.head);
     assert_eq!(loaded.status, RepoStatus::Active);
     assert_eq!(loaded.signing_key.to_bytes(), key(1).to_bytes());
-    assert_eq!(s.load_repo_by_handle(&handle("alice.test")).await.unwrap().unwrap().did, did(1));
+    assert_eq!(
+        s.load_repo_by_handle(&handle("alice.test"))
+            .await
+            .unwrap()
+            .unwrap()
+            .did,
+        did(1)
+    );
     assert!(s.load_repo(&did(99)).await.unwrap().is_none());
-    assert!(s.load_repo_by_handle(&handle("nobody.test")).await.unwrap().is_none());
+    assert!(
+        s.load_repo_by_handle(&handle("nobody.test"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
-pub async fn duplicate_dids_and_handles_are_refused_and_write_nothing(s: Arc<dyn Storage>) {
+async fn duplicate_dids_and_handles_are_refused_and_write_nothing(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, Some("alice.test")).await;
     let last = s.last_seq().await.unwrap();
     let clock = TidClock::new(1);
     let again = create_repo(&*s, &BlockCache::new(), did(1), None, key(1), None, &clock).await;
     assert!(matches!(again, Err(StorageError::RepoExists(_))));
-    let taken = create_repo(&*s, &BlockCache::new(), did(2), Some(handle("alice.test")), key(2), None, &clock).await;
+    let taken = create_repo(
+        &*s,
+        &BlockCache::new(),
+        did(2),
+        Some(handle("alice.test")),
+        key(2),
+        None,
+        &clock,
+    )
+    .await;
     assert!(matches!(taken, Err(StorageError::HandleTaken(_))));
     assert!(s.load_repo(&did(2)).await.unwrap().is_none());
     assert_eq!(s.last_seq().await.unwrap(), last);
 }
 
-pub async fn repo_creation_sequences_identity_account_commit_sync(s: Arc<dyn Storage>) {
+async fn repo_creation_sequences_identity_account_commit_sync(s: Arc<dyn Storage>) {
     let rec = new_repo(&*s, 1, Some("alice.test")).await;
     let events = s.read_events(None, 100).await.unwrap();
     assert_eq!(events.len(), 4);
-    assert!(matches!(&events[0].body, EventBody::Identity { handle: Some(h) } if h.as_str() == "alice.test"));
-    assert_eq!(events[1].body, EventBody::Account { active: true, status: None });
-    assert!(matches!(&events[2].body, EventBody::Commit(c) if c.commit == rec.head && c.since.is_none() && c.prev_data.is_none()));
-    assert_eq!(events[3].body, EventBody::Sync { commit: rec.head, rev: rec.rev });
+    assert!(
+        matches!(&events[0].body, EventBody::Identity { handle: Some(h) } if h.as_str() == "alice.test")
+    );
+    assert_eq!(
+        events[1].body,
+        EventBody::Account {
+            active: true,
+            status: None
+        }
+    );
+    assert!(
+        matches!(&events[2].body, EventBody::Commit(c) if c.commit == rec.head && c.since.is_none() && c.prev_data.is_none())
+    );
+    assert_eq!(
+        events[3].body,
+        EventBody::Sync {
+            commit: rec.head,
+            rev: rec.rev
+        }
+    );
     for w in events.windows(2) {
         assert!(w[0].seq < w[1].seq);
     }
     assert_eq!(s.last_seq().await.unwrap(), Some(events[3].seq));
 }
 
-pub async fn lists_repos_in_did_order_with_an_exclusive_cursor(s: Arc<dyn Storage>) {
+async fn lists_repos_in_did_order_with_an_exclusive_cursor(s: Arc<dyn Storage>) {
     for n in [5, 1, 3, 2, 4] {
         new_repo(&*s, n, None).await;
     }
-    let all: Vec<Did> = s.list_repos(None, 100).await.unwrap().into_iter().map(|r| r.did).collect();
+    let all: Vec<Did> = s
+        .list_repos(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.did)
+        .collect();
     assert_eq!(all, (1..=5).map(did).collect::<Vec<_>>());
-    let page: Vec<Did> = s.list_repos(Some(&did(2)), 2).await.unwrap().into_iter().map(|r| r.did).collect();
+    let page: Vec<Did> = s
+        .list_repos(Some(&did(2)), 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.did)
+        .collect();
     assert_eq!(page, vec![did(3), did(4)]);
     assert!(s.list_repos(Some(&did(5)), 10).await.unwrap().is_empty());
 }
 
-pub async fn commits_store_blocks_move_the_head_and_append_events(s: Arc<dyn Storage>) {
+async fn commits_store_blocks_move_the_head_and_append_events(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, None).await;
     let cache = BlockCache::new();
     let clock = TidClock::new(2);
-    let (data, seq) = commit_writes(&*s, &cache, &did(1), &[create(1, "one"), create(2, "two")], &clock).await.unwrap();
+    let (data, seq) = commit_writes(
+        &*s,
+        &cache,
+        &did(1),
+        &[create(1, "one"), create(2, "two")],
+        &clock,
+    )
+    .await
+    .unwrap();
     let rec = s.load_repo(&did(1)).await.unwrap().unwrap();
     assert_eq!(rec.head, data.cid);
     assert_eq!(rec.rev, data.rev());
@@ -103,7 +174,9 @@ pub async fn commits_store_blocks_move_the_head_and_append_events(s: Arc<dyn Sto
     }
     let events = s.read_events(Some(seq - 1), 10).await.unwrap();
     assert_eq!(events.len(), 1);
-    let EventBody::Commit(c) = &events[0].body else { panic!("not a commit") };
+    let EventBody::Commit(c) = &events[0].body else {
+        panic!("not a commit")
+    };
     assert_eq!(c.ops.len(), 2);
     assert_eq!(c.since, data.since);
     assert_eq!(c.prev_data, data.prev_data);
@@ -116,7 +189,7 @@ pub async fn commits_store_blocks_move_the_head_and_append_events(s: Arc<dyn Sto
     assert_eq!(repo.mst().leaf_count().unwrap(), 2);
 }
 
-pub async fn a_stale_head_is_a_conflict_and_changes_nothing(s: Arc<dyn Storage>) {
+async fn a_stale_head_is_a_conflict_and_changes_nothing(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, None).await;
     let cache = BlockCache::new();
     let clock = TidClock::new(3);
@@ -124,41 +197,112 @@ pub async fn a_stale_head_is_a_conflict_and_changes_nothing(s: Arc<dyn Storage>)
     fetch_tree(&*s, &cache, &repo).await.unwrap();
     let rev = clock.next_after(micros_of(Utc::now()), Some(repo.rev()));
     let (_, stale) = repo.apply_writes(&[create(1, "a")], &key(1), rev).unwrap();
-    commit_writes(&*s, &cache, &did(1), &[create(2, "b")], &clock).await.unwrap();
+    commit_writes(&*s, &cache, &did(1), &[create(2, "b")], &clock)
+        .await
+        .unwrap();
     let before = s.load_repo(&did(1)).await.unwrap().unwrap();
     let last = s.last_seq().await.unwrap();
-    assert!(matches!(s.apply_commit(&stale).await, Err(StorageError::Conflict(_))));
-    assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().head, before.head);
+    assert!(matches!(
+        s.apply_commit(&stale).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(
+        s.load_repo(&did(1)).await.unwrap().unwrap().head,
+        before.head
+    );
     assert_eq!(s.last_seq().await.unwrap(), last);
 }
 
-pub async fn inactive_repos_refuse_commits_and_status_changes_emit_account_events(s: Arc<dyn Storage>) {
+async fn inactive_repos_refuse_commits_and_status_changes_emit_account_events(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, None).await;
-    let seqs = s.set_status(&did(1), RepoStatus::Deactivated, vec![EventBody::account(RepoStatus::Deactivated)]).await.unwrap();
+    let seqs = s
+        .set_status(
+            &did(1),
+            RepoStatus::Deactivated,
+            vec![EventBody::account(RepoStatus::Deactivated)],
+        )
+        .await
+        .unwrap();
     let event = &s.read_events(Some(seqs[0] - 1), 1).await.unwrap()[0];
-    assert_eq!(event.body, EventBody::Account { active: false, status: Some(RepoStatus::Deactivated) });
+    assert_eq!(
+        event.body,
+        EventBody::Account {
+            active: false,
+            status: Some(RepoStatus::Deactivated)
+        }
+    );
     let head = s.load_repo(&did(1)).await.unwrap().unwrap().head;
-    let result = commit_writes(&*s, &BlockCache::new(), &did(1), &[create(1, "x")], &TidClock::new(4)).await;
-    assert!(matches!(result, Err(StorageError::InactiveRepo(_, RepoStatus::Deactivated))));
+    let result = commit_writes(
+        &*s,
+        &BlockCache::new(),
+        &did(1),
+        &[create(1, "x")],
+        &TidClock::new(4),
+    )
+    .await;
+    assert!(matches!(
+        result,
+        Err(StorageError::InactiveRepo(_, RepoStatus::Deactivated))
+    ));
     assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().head, head);
-    s.set_status(&did(1), RepoStatus::Active, vec![EventBody::account(RepoStatus::Active)]).await.unwrap();
-    commit_writes(&*s, &BlockCache::new(), &did(1), &[create(1, "x")], &TidClock::new(4)).await.unwrap();
+    s.set_status(
+        &did(1),
+        RepoStatus::Active,
+        vec![EventBody::account(RepoStatus::Active)],
+    )
+    .await
+    .unwrap();
+    commit_writes(
+        &*s,
+        &BlockCache::new(),
+        &did(1),
+        &[create(1, "x")],
+        &TidClock::new(4),
+    )
+    .await
+    .unwrap();
 }
 
-pub async fn handles_move_and_are_released(s: Arc<dyn Storage>) {
+async fn handles_move_and_are_released(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, Some("alice.test")).await;
     new_repo(&*s, 2, Some("bob.test")).await;
-    let taken = s.set_handle(&did(1), Some(handle("bob.test")), vec![]).await;
+    let taken = s
+        .set_handle(&did(1), Some(handle("bob.test")), vec![])
+        .await;
     assert!(matches!(taken, Err(StorageError::HandleTaken(_))));
-    s.set_handle(&did(1), Some(handle("carol.test")), vec![EventBody::Identity { handle: Some(handle("carol.test")) }]).await.unwrap();
-    assert!(s.resolve_handle(&handle("alice.test")).await.unwrap().is_none());
-    assert_eq!(s.resolve_handle(&handle("carol.test")).await.unwrap(), Some(did(1)));
-    assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().handle, Some(handle("carol.test")));
-    s.set_handle(&did(2), Some(handle("alice.test")), vec![]).await.unwrap();
-    assert_eq!(s.resolve_handle(&handle("alice.test")).await.unwrap(), Some(did(2)));
+    s.set_handle(
+        &did(1),
+        Some(handle("carol.test")),
+        vec![EventBody::Identity {
+            handle: Some(handle("carol.test")),
+        }],
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.resolve_handle(&handle("alice.test"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.resolve_handle(&handle("carol.test")).await.unwrap(),
+        Some(did(1))
+    );
+    assert_eq!(
+        s.load_repo(&did(1)).await.unwrap().unwrap().handle,
+        Some(handle("carol.test"))
+    );
+    s.set_handle(&did(2), Some(handle("alice.test")), vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.resolve_handle(&handle("alice.test")).await.unwrap(),
+        Some(did(2))
+    );
 }
 
-pub async fn blocks_are_written_once_and_read_in_batches(s: Arc<dyn Storage>) {
+async fn blocks_are_written_once_and_read_in_batches(s: Arc<dyn Storage>) {
     let mut blocks = BlockMap::new();
     for i in 0..30i64 {
         let bytes = arroba::cbor::encode(&map([("i", Value::Integer(i))]));
@@ -176,65 +320,119 @@ pub async fn blocks_are_written_once_and_read_in_batches(s: Arc<dyn Storage>) {
     assert!(s.read_blocks(&[]).await.unwrap().is_empty());
 }
 
-pub async fn events_are_read_by_seq_globally_and_per_repo(s: Arc<dyn Storage>) {
+async fn events_are_read_by_seq_globally_and_per_repo(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, None).await;
     new_repo(&*s, 2, None).await;
     let cache = BlockCache::new();
     let clock = TidClock::new(5);
     for n in 0..3 {
-        commit_writes(&*s, &cache, &did(1), &[create(n, "a")], &clock).await.unwrap();
-        commit_writes(&*s, &cache, &did(2), &[create(n, "b")], &clock).await.unwrap();
+        commit_writes(&*s, &cache, &did(1), &[create(n, "a")], &clock)
+            .await
+            .unwrap();
+        commit_writes(&*s, &cache, &did(2), &[create(n, "b")], &clock)
+            .await
+            .unwrap();
     }
     let all = s.read_events(None, 1000).await.unwrap();
     assert_eq!(all.len(), 14);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
     let page = s.read_events(Some(all[3].seq), 2).await.unwrap();
-    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![all[4].seq, all[5].seq]);
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![all[4].seq, all[5].seq]
+    );
     let mine = s.read_repo_events(&did(2), None, 1000).await.unwrap();
     assert_eq!(mine.len(), 7);
     assert!(mine.iter().all(|e| e.did == did(2)));
-    assert!(s.read_events(Some(all[13].seq), 10).await.unwrap().is_empty());
+    assert!(
+        s.read_events(Some(all[13].seq), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
-pub async fn writes_since_a_rev_are_the_later_commits_ops(s: Arc<dyn Storage>) {
+async fn writes_since_a_rev_are_the_later_commits_ops(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, None).await;
     let cache = BlockCache::new();
     let clock = TidClock::new(6);
-    let (first, _) = commit_writes(&*s, &cache, &did(1), &[create(1, "a")], &clock).await.unwrap();
-    commit_writes(&*s, &cache, &did(1), &[create(2, "b"), create(3, "c")], &clock).await.unwrap();
-    let del = Write::delete(Nsid::parse("app.bsky.feed.post").unwrap(), RecordKey::parse("r1").unwrap());
-    commit_writes(&*s, &cache, &did(1), &[del], &clock).await.unwrap();
-    let since = s.read_writes_since(&did(1), first.rev(), 100).await.unwrap();
-    let actions: Vec<(WriteAction, String)> = since.iter().map(|(_, op)| (op.action, op.path.clone())).collect();
-    assert_eq!(actions, vec![
-        (WriteAction::Create, "app.bsky.feed.post/r2".into()),
-        (WriteAction::Create, "app.bsky.feed.post/r3".into()),
-        (WriteAction::Delete, "app.bsky.feed.post/r1".into()),
-    ]);
-    assert_eq!(s.read_writes_since(&did(1), first.rev(), 1).await.unwrap().len(), 2);
+    let (first, _) = commit_writes(&*s, &cache, &did(1), &[create(1, "a")], &clock)
+        .await
+        .unwrap();
+    commit_writes(
+        &*s,
+        &cache,
+        &did(1),
+        &[create(2, "b"), create(3, "c")],
+        &clock,
+    )
+    .await
+    .unwrap();
+    let del = Write::delete(
+        Nsid::parse("app.bsky.feed.post").unwrap(),
+        RecordKey::parse("r1").unwrap(),
+    );
+    commit_writes(&*s, &cache, &did(1), &[del], &clock)
+        .await
+        .unwrap();
+    let since = s
+        .read_writes_since(&did(1), first.rev(), 100)
+        .await
+        .unwrap();
+    let actions: Vec<(WriteAction, String)> = since
+        .iter()
+        .map(|(_, op)| (op.action, op.path.clone()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            (WriteAction::Create, "app.bsky.feed.post/r2".into()),
+            (WriteAction::Create, "app.bsky.feed.post/r3".into()),
+            (WriteAction::Delete, "app.bsky.feed.post/r1".into()),
+        ]
+    );
+    assert_eq!(
+        s.read_writes_since(&did(1), first.rev(), 1)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
-pub async fn a_rejected_commit_leaves_storage_unchanged(s: Arc<dyn Storage>) {
+async fn a_rejected_commit_leaves_storage_unchanged(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, None).await;
     let cache = BlockCache::new();
     let clock = TidClock::new(7);
-    commit_writes(&*s, &cache, &did(1), &[create(1, "a")], &clock).await.unwrap();
+    commit_writes(&*s, &cache, &did(1), &[create(1, "a")], &clock)
+        .await
+        .unwrap();
     let before = s.load_repo(&did(1)).await.unwrap().unwrap();
     let last = s.last_seq().await.unwrap();
     let writes: Vec<Write> = (0..201).map(|n| create(1000 + n, "x")).collect();
-    assert!(matches!(commit_writes(&*s, &cache, &did(1), &writes, &clock).await, Err(StorageError::Repo(_))));
-    assert!(commit_writes(&*s, &cache, &did(1), &[create(1, "dup")], &clock).await.is_err());
+    assert!(matches!(
+        commit_writes(&*s, &cache, &did(1), &writes, &clock).await,
+        Err(StorageError::Repo(_))
+    ));
+    assert!(
+        commit_writes(&*s, &cache, &did(1), &[create(1, "dup")], &clock)
+            .await
+            .is_err()
+    );
     assert!(matches!(
         commit_writes(&*s, &cache, &did(42), &[create(1, "x")], &clock).await,
         Err(StorageError::RepoNotFound(_))
     ));
-    assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().head, before.head);
+    assert_eq!(
+        s.load_repo(&did(1)).await.unwrap().unwrap().head,
+        before.head
+    );
     assert_eq!(s.last_seq().await.unwrap(), last);
 }
 
 /// Concurrent writers to one repo: every acknowledged commit is in the final repo, the head
 /// chain has no fork, and each commit appears once in the log in chain order.
-pub async fn concurrent_commits_to_one_repo_never_fork_or_lose_writes(s: Arc<dyn Storage>) {
+async fn concurrent_commits_to_one_repo_never_fork_or_lose_writes(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, None).await;
     let mut tasks = Vec::new();
     for t in 0..8u32 {
@@ -244,7 +442,10 @@ pub async fn concurrent_commits_to_one_repo_never_fork_or_lose_writes(s: Arc<dyn
             let clock = TidClock::new(t as u16);
             let mut acked = Vec::new();
             for i in 0..10u32 {
-                let (data, seq) = commit_writes(&*s, &cache, &did(1), &[create(t * 100 + i, "c")], &clock).await.unwrap();
+                let (data, seq) =
+                    commit_writes(&*s, &cache, &did(1), &[create(t * 100 + i, "c")], &clock)
+                        .await
+                        .unwrap();
                 acked.push((data.cid, seq, data.ops[0].path.clone()));
             }
             acked
@@ -257,7 +458,13 @@ pub async fn concurrent_commits_to_one_repo_never_fork_or_lose_writes(s: Arc<dyn
     let fresh = BlockCache::new();
     let (_, repo) = load_repo_state(&*s, &fresh, &did(1)).await.unwrap();
     fetch_tree(&*s, &fresh, &repo).await.unwrap();
-    let leaves: Vec<String> = repo.mst().leaves().unwrap().into_iter().map(|(k, _)| k).collect();
+    let leaves: Vec<String> = repo
+        .mst()
+        .leaves()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
     for (_, _, path) in &acked {
         assert!(leaves.contains(path), "acknowledged write {path} lost");
     }
@@ -277,12 +484,18 @@ pub async fn concurrent_commits_to_one_repo_never_fork_or_lose_writes(s: Arc<dyn
         assert!(chain.contains(cid));
     }
     let events = s.read_repo_events(&did(1), None, 1000).await.unwrap();
-    let commit_cids: Vec<_> = events.iter().filter_map(|e| match &e.body {
-        EventBody::Commit(c) => Some(c.commit),
-        _ => None,
-    }).collect();
+    let commit_cids: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Commit(c) => Some(c.commit),
+            _ => None,
+        })
+        .collect();
     chain.reverse();
-    assert_eq!(commit_cids, chain, "events must list each commit once, in chain order");
+    assert_eq!(
+        commit_cids, chain,
+        "events must list each commit once, in chain order"
+    );
     assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     let _ = Repo::load(repo.head(), Arc::new(cache)).unwrap();
 }
@@ -319,4 +532,6 @@ macro_rules! storage_conformance {
     };
 }
 
-storage_conformance!(memory, async { Arc::new(MemoryStorage::new()) as Arc<dyn Storage> });
+storage_conformance!(memory, async {
+    Arc::new(MemoryStorage::new()) as Arc<dyn Storage>
+});

@@ -52,7 +52,11 @@ pub fn read_car(bytes: &[u8]) -> Result<Car, CarError> {
         order.push(cid);
         blocks.insert(cid, data.to_vec());
     }
-    Ok(Car { roots, blocks, order })
+    Ok(Car {
+        roots,
+        blocks,
+        order,
+    })
 }
 
 /// Iterates over the blocks of a CAR in a byte slice, yielding `(cid, bytes)`.
@@ -97,9 +101,18 @@ impl<'a> CarReader<'a> {
             .and_then(Value::as_array)
             .ok_or(CarError::Header("roots must be an array"))?
             .iter()
-            .map(|r| r.as_link().copied().ok_or(CarError::Header("roots must be links")))
+            .map(|r| {
+                r.as_link()
+                    .copied()
+                    .ok_or(CarError::Header("roots must be links"))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(CarReader { bytes, pos: end, roots, failed: false })
+        Ok(CarReader {
+            bytes,
+            pos: end,
+            roots,
+            failed: false,
+        })
     }
 
     /// The header roots.
@@ -162,6 +175,9 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         assert_eq!(read_car(&tampered).unwrap_err(), CarError::CidMismatch(cid));
-        assert!(matches!(read_car(&bytes[..bytes.len() - 3]), Err(CarError::Truncated(_))));
+        assert!(matches!(
+            read_car(&bytes[..bytes.len() - 3]),
+            Err(CarError::Truncated(_))
+        ));
     }
 }

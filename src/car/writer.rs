@@ -9,7 +9,10 @@ use crate::cid::Cid;
 /// The CAR header frame (varint length + `{roots, version: 1}`).
 pub fn encode_header(roots: &[Cid]) -> Vec<u8> {
     let header = encode(&map([
-        ("roots", Value::Array(roots.iter().map(|c| Value::Link(*c)).collect())),
+        (
+            "roots",
+            Value::Array(roots.iter().map(|c| Value::Link(*c)).collect()),
+        ),
         ("version", Value::Integer(1)),
     ]));
     let mut out = Vec::with_capacity(header.len() + 2);
@@ -28,7 +31,10 @@ pub fn encode_block_frame(out: &mut Vec<u8>, cid: &Cid, data: &[u8]) {
 }
 
 /// A whole CAR in memory, for small files (firehose slices, proofs).
-pub fn car_bytes<'a>(roots: &[Cid], blocks: impl IntoIterator<Item = (&'a Cid, &'a [u8])>) -> Vec<u8> {
+pub fn car_bytes<'a>(
+    roots: &[Cid],
+    blocks: impl IntoIterator<Item = (&'a Cid, &'a [u8])>,
+) -> Vec<u8> {
     let mut out = encode_header(roots);
     for (cid, data) in blocks {
         encode_block_frame(&mut out, cid, data);
@@ -49,7 +55,11 @@ impl<W: Write> CarWriter<W> {
     pub fn new(mut out: W, roots: &[Cid]) -> std::io::Result<Self> {
         let header = encode_header(roots);
         out.write_all(&header)?;
-        Ok(CarWriter { out, frame: Vec::new(), bytes_written: header.len() as u64 })
+        Ok(CarWriter {
+            out,
+            frame: Vec::new(),
+            bytes_written: header.len() as u64,
+        })
     }
 
     /// Writes one block.

@@ -20,7 +20,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_depth: 32, max_container_len: 131_072, max_key_len: 8192, max_cid_len: 100 }
+        Limits {
+            max_depth: 32,
+            max_container_len: 131_072,
+            max_key_len: 8192,
+            max_cid_len: 100,
+        }
     }
 }
 
@@ -45,7 +50,11 @@ pub fn decode_first(bytes: &[u8]) -> Result<(Value, &[u8]), CborError> {
 }
 
 fn decode_first_with(bytes: &[u8], limits: Limits) -> Result<(Value, &[u8]), CborError> {
-    let mut d = Decoder { bytes, pos: 0, limits };
+    let mut d = Decoder {
+        bytes,
+        pos: 0,
+        limits,
+    };
     let value = d.value(0)?;
     Ok((value, &bytes[d.pos..]))
 }
@@ -58,7 +67,10 @@ struct Decoder<'a> {
 
 impl<'a> Decoder<'a> {
     fn byte(&mut self) -> Result<u8, CborError> {
-        let b = *self.bytes.get(self.pos).ok_or(CborError::Truncated(self.pos))?;
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or(CborError::Truncated(self.pos))?;
         self.pos += 1;
         Ok(b)
     }
@@ -120,7 +132,9 @@ impl<'a> Decoder<'a> {
         let at = self.pos;
         let (major, info, arg) = self.head()?;
         match major {
-            0 => i64::try_from(arg).map(Value::Integer).map_err(|_| CborError::IntegerOutOfRange(at)),
+            0 => i64::try_from(arg)
+                .map(Value::Integer)
+                .map_err(|_| CborError::IntegerOutOfRange(at)),
             1 => i64::try_from(arg)
                 .map(|n| Value::Integer(-1 - n))
                 .map_err(|_| CborError::IntegerOutOfRange(at)),
@@ -166,7 +180,9 @@ impl<'a> Decoder<'a> {
                 let inner_at = self.pos;
                 let (imajor, _, len) = self.head()?;
                 if imajor != 2 {
-                    return Err(CborError::InvalidCid(format!("tag 42 content at byte {inner_at} is not bytes")));
+                    return Err(CborError::InvalidCid(format!(
+                        "tag 42 content at byte {inner_at} is not bytes"
+                    )));
                 }
                 if len as usize > self.limits.max_cid_len + 1 {
                     return Err(CborError::InvalidCid(format!("{len} bytes is too long")));
@@ -176,7 +192,9 @@ impl<'a> Decoder<'a> {
                     Some((0, cid_bytes)) => Cid::try_from(cid_bytes)
                         .map(Value::Link)
                         .map_err(|e| CborError::InvalidCid(e.to_string())),
-                    _ => Err(CborError::InvalidCid("missing the 0x00 multibase prefix".into())),
+                    _ => Err(CborError::InvalidCid(
+                        "missing the 0x00 multibase prefix".into(),
+                    )),
                 }
             }
             _ => match info {
@@ -204,6 +222,8 @@ impl<'a> Decoder<'a> {
 
     fn text(&mut self, len: u64, at: usize) -> Result<String, CborError> {
         let raw = self.take(len)?;
-        std::str::from_utf8(raw).map(str::to_owned).map_err(|_| CborError::InvalidUtf8(at))
+        std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| CborError::InvalidUtf8(at))
     }
 }

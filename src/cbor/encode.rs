@@ -44,7 +44,9 @@ pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
 
 /// DAG-CBOR map key order: shorter keys first, then bytewise.
 pub(crate) fn canonical_key_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.as_bytes().cmp(b.as_bytes()))
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
 /// Writes a CID link: tag 42 around the 0x00 multibase prefix and the binary CID.

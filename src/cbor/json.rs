@@ -62,14 +62,20 @@ pub fn from_json(json: &serde_json::Value) -> Result<Value, JsonError> {
         }
         serde_json::Value::Object(obj) => {
             if let Some(link) = obj.get("$link") {
-                let s = link.as_str().ok_or_else(|| JsonError::InvalidLink("not a string".into()))?;
+                let s = link
+                    .as_str()
+                    .ok_or_else(|| JsonError::InvalidLink("not a string".into()))?;
                 if obj.len() != 1 {
                     return Err(JsonError::InvalidLink("extra keys beside $link".into()));
                 }
-                return parse_cid(s).map(Value::Link).map_err(|e| JsonError::InvalidLink(e.to_string()));
+                return parse_cid(s)
+                    .map(Value::Link)
+                    .map_err(|e| JsonError::InvalidLink(e.to_string()));
             }
             if let Some(bytes) = obj.get("$bytes") {
-                let s = bytes.as_str().ok_or_else(|| JsonError::InvalidBytes("not a string".into()))?;
+                let s = bytes
+                    .as_str()
+                    .ok_or_else(|| JsonError::InvalidBytes("not a string".into()))?;
                 if obj.len() != 1 {
                     return Err(JsonError::InvalidBytes("extra keys beside $bytes".into()));
                 }
@@ -102,17 +108,31 @@ fn number_to_integer(n: &serde_json::Number) -> Result<i64, JsonError> {
 
 /// `$type` must be a non-empty string, and `$type: "blob"` objects must have the blob shape.
 fn check_typed_object(value: &Value) -> Result<(), JsonError> {
-    let Some(t) = value.get("$type") else { return Ok(()) };
+    let Some(t) = value.get("$type") else {
+        return Ok(());
+    };
     match t.as_str() {
         Some("blob") => {
             if value.get("ref").and_then(Value::as_link).is_none() {
                 return Err(JsonError::InvalidBlob("ref must be a $link".into()));
             }
-            if value.get("mimeType").and_then(Value::as_str).is_none_or(str::is_empty) {
-                return Err(JsonError::InvalidBlob("mimeType must be a non-empty string".into()));
+            if value
+                .get("mimeType")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                return Err(JsonError::InvalidBlob(
+                    "mimeType must be a non-empty string".into(),
+                ));
             }
-            if value.get("size").and_then(Value::as_integer).is_none_or(|s| s < 0) {
-                return Err(JsonError::InvalidBlob("size must be a non-negative integer".into()));
+            if value
+                .get("size")
+                .and_then(Value::as_integer)
+                .is_none_or(|s| s < 0)
+            {
+                return Err(JsonError::InvalidBlob(
+                    "size must be a non-negative integer".into(),
+                ));
             }
             Ok(())
         }
@@ -149,7 +169,10 @@ mod tests {
     #[test]
     fn integer_like_floats_become_integers_and_real_floats_are_rejected() {
         assert_eq!(from_json_str("123.0"), Ok(Value::Integer(123)));
-        assert!(matches!(from_json_str("1.5"), Err(JsonError::NotAnInteger(_))));
+        assert!(matches!(
+            from_json_str("1.5"),
+            Err(JsonError::NotAnInteger(_))
+        ));
     }
 
     #[test]

@@ -91,7 +91,9 @@ pub(crate) fn run(cmd: RepoCommand) -> anyhow::Result<()> {
         RepoCommand::Get { file, path, .. } => get(&file, &path, &mut out),
         RepoCommand::Verify { file, key, json } => verify(&file, key.as_deref(), json, &mut out),
         RepoCommand::Diff { old, new, json } => diff_cmd(&old, &new, json, &mut out),
-        RepoCommand::Create { did, key_hex, p256 } => create(&did, &key_hex, p256, std::io::stdin().lock(), &mut out),
+        RepoCommand::Create { did, key_hex, p256 } => {
+            create(&did, &key_hex, p256, std::io::stdin().lock(), &mut out)
+        }
     }
 }
 
@@ -129,7 +131,10 @@ fn ls(file: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let (repo, _) = load(file)?;
     let leaves = repo.mst().leaves()?;
     if json {
-        let v: Vec<_> = leaves.iter().map(|(p, c)| json!({"path": p, "cid": c.to_string()})).collect();
+        let v: Vec<_> = leaves
+            .iter()
+            .map(|(p, c)| json!({"path": p, "cid": c.to_string()}))
+            .collect();
         writeln!(out, "{}", serde_json::Value::Array(v))?;
     } else {
         for (path, cid) in leaves {
@@ -141,16 +146,23 @@ fn ls(file: &Path, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
 
 fn get(file: &Path, path: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let (repo, _) = load(file)?;
-    let cid = repo.mst().get(path)?.with_context(|| format!("no record at {path}"))?;
+    let cid = repo
+        .mst()
+        .get(path)?
+        .with_context(|| format!("no record at {path}"))?;
     let record = repo.read_record(&cid)?;
     writeln!(out, "{}", cbor::to_json_string(&record))?;
     Ok(())
 }
 
 fn verify(file: &Path, key: Option<&str>, json: bool, out: &mut impl Write) -> anyhow::Result<()> {
-    let key = key.map(PublicKey::from_did_key).transpose().context("--key")?;
+    let key = key
+        .map(PublicKey::from_did_key)
+        .transpose()
+        .context("--key")?;
     let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let report = verify_repo_car(&bytes, key.as_ref()).map_err(|e| anyhow::anyhow!("invalid: {e}"))?;
+    let report =
+        verify_repo_car(&bytes, key.as_ref()).map_err(|e| anyhow::anyhow!("invalid: {e}"))?;
     if json {
         let v = json!({
             "valid": true, "did": report.commit.did.as_str(), "commit": report.commit_cid.to_string(),
@@ -158,8 +170,16 @@ fn verify(file: &Path, key: Option<&str>, json: bool, out: &mut impl Write) -> a
         });
         writeln!(out, "{v}")?;
     } else {
-        let sig = if key.is_some() { "signature ok" } else { "signature not checked (no --key)" };
-        writeln!(out, "ok: {} records, {} blocks, {sig}", report.records, report.blocks)?;
+        let sig = if key.is_some() {
+            "signature ok"
+        } else {
+            "signature not checked (no --key)"
+        };
+        writeln!(
+            out,
+            "ok: {} records, {} blocks, {sig}",
+            report.records, report.blocks
+        )?;
     }
     Ok(())
 }
@@ -174,10 +194,16 @@ fn diff_cmd(old: &Path, new: &Path, json: bool, out: &mut impl Write) -> anyhow:
         _ => "updated",
     };
     if json {
-        let v: Vec<_> = d.records.iter().map(|c| json!({
-            "change": kind(c), "path": c.key,
-            "prev": c.prev.map(|p| p.to_string()), "cid": c.cid.map(|p| p.to_string()),
-        })).collect();
+        let v: Vec<_> = d
+            .records
+            .iter()
+            .map(|c| {
+                json!({
+                    "change": kind(c), "path": c.key,
+                    "prev": c.prev.map(|p| p.to_string()), "cid": c.cid.map(|p| p.to_string()),
+                })
+            })
+            .collect();
         writeln!(out, "{}", serde_json::Value::Array(v))?;
     } else {
         for c in &d.records {
@@ -187,9 +213,19 @@ fn diff_cmd(old: &Path, new: &Path, json: bool, out: &mut impl Write) -> anyhow:
     Ok(())
 }
 
-fn create(did: &str, key_hex: &str, p256: bool, input: impl BufRead, out: &mut impl Write) -> anyhow::Result<()> {
+fn create(
+    did: &str,
+    key_hex: &str,
+    p256: bool,
+    input: impl BufRead,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let did = Did::parse(did)?;
-    let alg = if p256 { Algorithm::P256 } else { Algorithm::K256 };
+    let alg = if p256 {
+        Algorithm::P256
+    } else {
+        Algorithm::K256
+    };
     let key_bytes = hex::decode(key_hex.trim()).context("--key-hex is not hex")?;
     let key = Keypair::from_bytes(alg, &key_bytes)?;
     let mut records = Vec::new();
@@ -201,7 +237,10 @@ fn create(did: &str, key_hex: &str, p256: bool, input: impl BufRead, out: &mut i
         let value = cbor::from_json_str(&line).with_context(|| format!("line {}", n + 1))?;
         let path = value.get("path").and_then(cbor::Value::as_str);
         let (Some(path), Some(record)) = (path, value.get("record")) else {
-            bail!("line {}: expected {{\"path\": \"collection/rkey\", \"record\": {{...}}}}", n + 1);
+            bail!(
+                "line {}: expected {{\"path\": \"collection/rkey\", \"record\": {{...}}}}",
+                n + 1
+            );
         };
         records.push((path.to_owned(), record.clone()));
     }

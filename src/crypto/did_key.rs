@@ -27,8 +27,12 @@ impl PublicKey {
     /// Decodes a Multikey string.
     pub fn from_multikey(s: &str) -> Result<PublicKey, CryptoError> {
         let err = |why| CryptoError::InvalidDidKey(s.to_owned(), why);
-        let b58 = s.strip_prefix('z').ok_or_else(|| err("not base58btc (no 'z' prefix)"))?;
-        let bytes = bs58::decode(b58).into_vec().map_err(|_| err("invalid base58"))?;
+        let b58 = s
+            .strip_prefix('z')
+            .ok_or_else(|| err("not base58btc (no 'z' prefix)"))?;
+        let bytes = bs58::decode(b58)
+            .into_vec()
+            .map_err(|_| err("invalid base58"))?;
         let (alg, point) = match bytes.split_at_checked(2) {
             Some((p, rest)) if p == K256_PREFIX => (Algorithm::K256, rest),
             Some((p, rest)) if p == P256_PREFIX => (Algorithm::P256, rest),

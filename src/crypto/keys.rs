@@ -75,8 +75,12 @@ impl Keypair {
     pub fn from_bytes(alg: Algorithm, bytes: &[u8]) -> Result<Keypair, CryptoError> {
         let err = |_| CryptoError::InvalidPrivateKey(alg);
         Ok(match alg {
-            Algorithm::K256 => Keypair::K256(k256::ecdsa::SigningKey::from_slice(bytes).map_err(err)?),
-            Algorithm::P256 => Keypair::P256(p256::ecdsa::SigningKey::from_slice(bytes).map_err(err)?),
+            Algorithm::K256 => {
+                Keypair::K256(k256::ecdsa::SigningKey::from_slice(bytes).map_err(err)?)
+            }
+            Algorithm::P256 => {
+                Keypair::P256(p256::ecdsa::SigningKey::from_slice(bytes).map_err(err)?)
+            }
         })
     }
 
@@ -183,7 +187,8 @@ impl PublicKey {
                 if sig.normalize_s().is_some() {
                     return Err(CryptoError::HighS);
                 }
-                k.verify(message, &sig).map_err(|_| CryptoError::BadSignature)
+                k.verify(message, &sig)
+                    .map_err(|_| CryptoError::BadSignature)
             }
             PublicKey::P256(k) => {
                 let sig = p256::ecdsa::Signature::from_slice(signature)
@@ -191,7 +196,8 @@ impl PublicKey {
                 if sig.normalize_s().is_some() {
                     return Err(CryptoError::HighS);
                 }
-                k.verify(message, &sig).map_err(|_| CryptoError::BadSignature)
+                k.verify(message, &sig)
+                    .map_err(|_| CryptoError::BadSignature)
             }
         }
     }

@@ -44,7 +44,9 @@ impl MstDiff {
 
     /// The updated records.
     pub fn updates(&self) -> impl Iterator<Item = &RecordChange> {
-        self.records.iter().filter(|r| r.prev.is_some() && r.cid.is_some())
+        self.records
+            .iter()
+            .filter(|r| r.prev.is_some() && r.cid.is_some())
     }
 
     /// The deleted records.
@@ -66,8 +68,14 @@ pub fn diff(old: &Mst, new: &Mst) -> Result<MstDiff, MstError> {
     let new_root = new.root_node()?;
     let mut old_frontier = Frontier::new();
     let mut new_frontier = Frontier::new();
-    old_frontier.entry(old_root.layer).or_default().insert(old_root.cid(), Link::Loaded(old_root.clone()));
-    new_frontier.entry(new_root.layer).or_default().insert(new_root.cid(), Link::Loaded(new_root.clone()));
+    old_frontier
+        .entry(old_root.layer)
+        .or_default()
+        .insert(old_root.cid(), Link::Loaded(old_root.clone()));
+    new_frontier
+        .entry(new_root.layer)
+        .or_default()
+        .insert(new_root.cid(), Link::Loaded(new_root.clone()));
     let mut old_leaves = BTreeMap::new();
     let mut new_leaves = BTreeMap::new();
     let top = old_root.layer.max(new_root.layer);
@@ -93,7 +101,11 @@ pub fn diff(old: &Mst, new: &Mst) -> Result<MstDiff, MstError> {
         let prev = old_leaves.get(key).copied();
         let cid = new_leaves.get(key).copied();
         if prev != cid {
-            out.records.push(RecordChange { key: key.clone(), prev, cid });
+            out.records.push(RecordChange {
+                key: key.clone(),
+                prev,
+                cid,
+            });
         }
     }
     Ok(out)
@@ -106,7 +118,10 @@ fn expand(node: &Arc<Node>, frontier: &mut Frontier, leaves: &mut BTreeMap<Strin
     if let Some(child_layer) = node.layer.checked_sub(1) {
         let children = std::iter::once(&node.left).chain(node.entries.iter().map(|e| &e.right));
         for link in children.flatten() {
-            frontier.entry(child_layer).or_default().insert(link.cid(), link.clone());
+            frontier
+                .entry(child_layer)
+                .or_default()
+                .insert(link.cid(), link.clone());
         }
     }
 }

@@ -17,7 +17,9 @@ pub fn validate_key(key: &str) -> Result<(), MstError> {
     }
     let (collection, rkey) = key.split_once('/').ok_or_else(err)?;
     let valid_part = |p: &str| {
-        !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"_~-:.".contains(&b))
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_~-:.".contains(&b))
     };
     if !valid_part(collection) || !valid_part(rkey) || rkey == "." || rkey == ".." {
         return Err(err());
@@ -53,8 +55,18 @@ mod tests {
     fn keys_follow_the_spec_not_arroba() {
         assert!(validate_key("com.example.record/3jqfcqzm3fo2j").is_ok());
         assert!(validate_key("com.example.record/a~b").is_ok());
-        for bad in ["", "asdf", "nested/collection/asdf", "coll/", "/rkey", "coll/.", "coll/..",
-                    "coll/$", "coll/a b", "coll/é"] {
+        for bad in [
+            "",
+            "asdf",
+            "nested/collection/asdf",
+            "coll/",
+            "/rkey",
+            "coll/.",
+            "coll/..",
+            "coll/$",
+            "coll/a b",
+            "coll/é",
+        ] {
             assert!(validate_key(bad).is_err(), "{bad}");
         }
         assert!(validate_key(&format!("c/{}", "a".repeat(1022))).is_ok());

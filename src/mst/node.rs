@@ -43,7 +43,12 @@ pub(crate) struct Node {
 
 impl Node {
     pub(crate) fn new(layer: u32, left: Option<Link>, entries: Vec<Entry>) -> Node {
-        Node { layer, left, entries, cid: OnceLock::new() }
+        Node {
+            layer,
+            left,
+            entries,
+            cid: OnceLock::new(),
+        }
     }
 
     pub(crate) fn empty(layer: u32) -> Node {
@@ -62,11 +67,19 @@ impl Node {
 
     /// The child slot before entry `i` (`left` for 0, else the previous entry's `right`).
     pub(crate) fn slot(&self, i: usize) -> &Option<Link> {
-        if i == 0 { &self.left } else { &self.entries[i - 1].right }
+        if i == 0 {
+            &self.left
+        } else {
+            &self.entries[i - 1].right
+        }
     }
 
     pub(crate) fn slot_mut(&mut self, i: usize) -> &mut Option<Link> {
-        if i == 0 { &mut self.left } else { &mut self.entries[i - 1].right }
+        if i == 0 {
+            &mut self.left
+        } else {
+            &mut self.entries[i - 1].right
+        }
     }
 
     /// Index of `key`, or where it would go.
@@ -115,7 +128,11 @@ impl Node {
     /// Decodes node `cid` from `bytes`. `expected_layer` is the parent's layer minus one, or
     /// `None` for a root. Checks key syntax, strict key order and that every key's height equals
     /// the node's layer. Child links stay stubs.
-    pub(crate) fn decode(cid: Cid, bytes: &[u8], expected_layer: Option<u32>) -> Result<(Node, bool), MstError> {
+    pub(crate) fn decode(
+        cid: Cid,
+        bytes: &[u8],
+        expected_layer: Option<u32>,
+    ) -> Result<(Node, bool), MstError> {
         let invalid = |why| MstError::InvalidNode(cid, why);
         let value = cbor::decode(bytes).map_err(|e| MstError::NodeCbor(cid, e))?;
         let map = value.as_map().ok_or(invalid("not a map"))?;
@@ -123,7 +140,10 @@ impl Node {
             return Err(invalid("node must have exactly the keys e and l"));
         }
         let left = link_or_null(map.get("l"), cid)?;
-        let raw_entries = map.get("e").and_then(Value::as_array).ok_or(invalid("e is not an array"))?;
+        let raw_entries = map
+            .get("e")
+            .and_then(Value::as_array)
+            .ok_or(invalid("e is not an array"))?;
         let mut entries: Vec<Entry> = Vec::with_capacity(raw_entries.len());
         let mut previous = String::new();
         let mut layer = expected_layer;
@@ -132,11 +152,23 @@ impl Node {
             if m.len() != 4 {
                 return Err(invalid("entry must have exactly the keys k, p, t and v"));
             }
-            let prefix = m.get("p").and_then(Value::as_integer).ok_or(invalid("p is not an integer"))?;
-            let suffix = m.get("k").and_then(Value::as_bytes).ok_or(invalid("k is not bytes"))?;
-            let value = *m.get("v").and_then(Value::as_link).ok_or(invalid("v is not a link"))?;
+            let prefix = m
+                .get("p")
+                .and_then(Value::as_integer)
+                .ok_or(invalid("p is not an integer"))?;
+            let suffix = m
+                .get("k")
+                .and_then(Value::as_bytes)
+                .ok_or(invalid("k is not bytes"))?;
+            let value = *m
+                .get("v")
+                .and_then(Value::as_link)
+                .ok_or(invalid("v is not a link"))?;
             let right = link_or_null(m.get("t"), cid)?;
-            let prefix = usize::try_from(prefix).ok().filter(|&p| p <= previous.len()).ok_or(invalid("p longer than the previous key"))?;
+            let prefix = usize::try_from(prefix)
+                .ok()
+                .filter(|&p| p <= previous.len())
+                .ok_or(invalid("p longer than the previous key"))?;
             if entries.is_empty() && prefix != 0 {
                 return Err(invalid("first entry has a non-zero prefix"));
             }
@@ -144,7 +176,9 @@ impl Node {
             key.extend_from_slice(suffix);
             let key = String::from_utf8(key).map_err(|_| invalid("key is not UTF-8"))?;
             validate_key(&key).map_err(|_| invalid("key is not a valid repo path"))?;
-            if !entries.is_empty() && common_prefix_len(previous.as_bytes(), key.as_bytes()) != prefix {
+            if !entries.is_empty()
+                && common_prefix_len(previous.as_bytes(), key.as_bytes()) != prefix
+            {
                 return Err(invalid("prefix compression is not maximal"));
             }
             if !entries.is_empty() && key <= previous {
@@ -152,7 +186,9 @@ impl Node {
             }
             let height = height_for_key(key.as_bytes());
             match layer {
-                Some(l) if l != height => return Err(invalid("key height does not match the node's layer")),
+                Some(l) if l != height => {
+                    return Err(invalid("key height does not match the node's layer"));
+                }
                 _ => layer = Some(height),
             }
             previous.clone_from(&key);
@@ -166,7 +202,12 @@ impl Node {
         }
         // A root with no entries cannot know its layer from its keys; the caller infers it.
         let known = layer.is_some();
-        let node = Node { layer: layer.unwrap_or(0), left, entries, cid: OnceLock::new() };
+        let node = Node {
+            layer: layer.unwrap_or(0),
+            left,
+            entries,
+            cid: OnceLock::new(),
+        };
         let _ = node.cid.set(cid);
         Ok((node, known))
     }
@@ -176,6 +217,9 @@ fn link_or_null(v: Option<&Value>, node: Cid) -> Result<Option<Link>, MstError> 
     match v {
         Some(Value::Null) => Ok(None),
         Some(Value::Link(c)) => Ok(Some(Link::Stub(*c))),
-        _ => Err(MstError::InvalidNode(node, "subtree link is neither a CID nor null")),
+        _ => Err(MstError::InvalidNode(
+            node,
+            "subtree link is neither a CID nor null",
+        )),
     }
 }

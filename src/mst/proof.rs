@@ -24,7 +24,9 @@ impl Mst {
                 }
                 Err(i) => i,
             };
-            let Some(child) = node.slot(i) else { return Ok(out) };
+            let Some(child) = node.slot(i) else {
+                return Ok(out);
+            };
             node = self.resolve(child, node.layer.checked_sub(1))?;
         }
     }
@@ -61,7 +63,9 @@ impl Mst {
                     return Ok(out);
                 }
                 Err(i) => {
-                    let Some(child) = node.slot(i) else { return Ok(out) };
+                    let Some(child) = node.slot(i) else {
+                        return Ok(out);
+                    };
                     node = self.resolve(child, child_layer)?;
                 }
             }
@@ -69,12 +73,22 @@ impl Mst {
     }
 
     /// Collects the rightmost (`rightmost`) or leftmost spine under `link`.
-    fn spine(&self, link: &Option<Link>, layer: Option<u32>, rightmost: bool, out: &mut Vec<Arc<Node>>) -> Result<(), MstError> {
+    fn spine(
+        &self,
+        link: &Option<Link>,
+        layer: Option<u32>,
+        rightmost: bool,
+        out: &mut Vec<Arc<Node>>,
+    ) -> Result<(), MstError> {
         let mut link = link.clone();
         let mut layer = layer;
         while let Some(l) = link {
             let node: Arc<Node> = self.resolve(&l, layer)?;
-            link = if rightmost { node.slot(node.entries.len()).clone() } else { node.left.clone() };
+            link = if rightmost {
+                node.slot(node.entries.len()).clone()
+            } else {
+                node.left.clone()
+            };
             layer = node.layer.checked_sub(1);
             out.push(node);
         }
@@ -88,7 +102,10 @@ impl Mst {
         let root = self.root_node()?;
         let root_cid = root.cid();
         if root.entries.is_empty() && root.left.is_some() {
-            return Err(MstError::InvalidNode(root_cid, "root has no keys but a subtree"));
+            return Err(MstError::InvalidNode(
+                root_cid,
+                "root has no keys but a subtree",
+            ));
         }
         let mut previous: Option<String> = None;
         let mut count = 0;
@@ -96,19 +113,30 @@ impl Mst {
         Ok(count)
     }
 
-    fn verify_node(&self, node: &Arc<Node>, previous: &mut Option<String>, count: &mut usize) -> Result<(), MstError> {
+    fn verify_node(
+        &self,
+        node: &Arc<Node>,
+        previous: &mut Option<String>,
+        count: &mut usize,
+    ) -> Result<(), MstError> {
         let child_layer = node.layer.checked_sub(1);
         for i in 0..=node.entries.len() {
             if let Some(link) = node.slot(i) {
                 let child = self.resolve(link, child_layer)?;
                 if child.is_empty() {
-                    return Err(MstError::InvalidNode(child.cid(), "empty node below the root"));
+                    return Err(MstError::InvalidNode(
+                        child.cid(),
+                        "empty node below the root",
+                    ));
                 }
                 self.verify_node(&child, previous, count)?;
             }
             if let Some(entry) = node.entries.get(i) {
                 if previous.as_deref().is_some_and(|p| p >= entry.key.as_str()) {
-                    return Err(MstError::InvalidNode(node.cid(), "keys out of order across nodes"));
+                    return Err(MstError::InvalidNode(
+                        node.cid(),
+                        "keys out of order across nodes",
+                    ));
                 }
                 *previous = Some(entry.key.clone());
                 *count += 1;

@@ -17,14 +17,19 @@ pub struct Mst {
 
 impl std::fmt::Debug for Mst {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mst").field("root", &self.root.cid()).finish_non_exhaustive()
+        f.debug_struct("Mst")
+            .field("root", &self.root.cid())
+            .finish_non_exhaustive()
     }
 }
 
 impl Mst {
     /// An empty tree; `source` is where nodes of trees it is compared with may be loaded from.
     pub fn new(source: Arc<dyn BlockSource>) -> Mst {
-        Mst { root: Link::Loaded(Arc::new(Node::empty(0))), source }
+        Mst {
+            root: Link::Loaded(Arc::new(Node::empty(0))),
+            source,
+        }
     }
 
     /// An empty tree with no backing blocks.
@@ -34,7 +39,10 @@ impl Mst {
 
     /// The tree whose root node is `root`, loading nodes from `source` as they are needed.
     pub fn load(root: Cid, source: Arc<dyn BlockSource>) -> Mst {
-        Mst { root: Link::Stub(root), source }
+        Mst {
+            root: Link::Stub(root),
+            source,
+        }
     }
 
     /// The root CID (computing node CIDs that changed since the last call).
@@ -64,7 +72,9 @@ impl Mst {
                 Ok(i) => return Ok(Some(node.entries[i].value)),
                 Err(i) => i,
             };
-            let Some(child) = node.slot(i) else { return Ok(None) };
+            let Some(child) = node.slot(i) else {
+                return Ok(None);
+            };
             node = self.resolve(child, node.layer.checked_sub(1))?;
         }
     }
@@ -81,13 +91,21 @@ impl Mst {
         let loader = Loader(&*self.source);
         let root = loader.loaded(&mut self.root, None)?;
         if root.is_empty() {
-            let entry = Entry { key: key.to_owned(), value, right: None };
+            let entry = Entry {
+                key: key.to_owned(),
+                value,
+                right: None,
+            };
             *root = Arc::new(Node::new(height, None, vec![entry]));
             return Ok(());
         }
         while root.layer < height {
             let old = std::mem::replace(root, Arc::new(Node::empty(0)));
-            *root = Arc::new(Node::new(old.layer + 1, Some(Link::Loaded(old)), Vec::new()));
+            *root = Arc::new(Node::new(
+                old.layer + 1,
+                Some(Link::Loaded(old)),
+                Vec::new(),
+            ));
         }
         loader.insert_into(root, key, height, value)
     }
@@ -110,7 +128,10 @@ impl Mst {
                 }
                 Err(i) => {
                     layer = node.layer.checked_sub(1);
-                    link = node.slot_mut(i).as_mut().ok_or_else(|| MstError::NotFound(key.to_owned()))?;
+                    link = node
+                        .slot_mut(i)
+                        .as_mut()
+                        .ok_or_else(|| MstError::NotFound(key.to_owned()))?;
                 }
             }
         }
@@ -167,7 +188,11 @@ impl Loader<'_> {
     }
 
     /// Loads a stub in place and returns the node for changing.
-    fn loaded<'l>(&self, link: &'l mut Link, layer: Option<u32>) -> Result<&'l mut Arc<Node>, MstError> {
+    fn loaded<'l>(
+        &self,
+        link: &'l mut Link,
+        layer: Option<u32>,
+    ) -> Result<&'l mut Arc<Node>, MstError> {
         if let Link::Stub(_) = link {
             *link = Link::Loaded(self.resolve(link, layer)?);
         }
@@ -177,15 +202,31 @@ impl Loader<'_> {
         }
     }
 
-    fn insert_into(&self, node: &mut Arc<Node>, key: &str, height: u32, value: Cid) -> Result<(), MstError> {
+    fn insert_into(
+        &self,
+        node: &mut Arc<Node>,
+        key: &str,
+        height: u32,
+        value: Cid,
+    ) -> Result<(), MstError> {
         let node = Arc::make_mut(node);
         node.touch();
-        let i = node.search(key).err().ok_or_else(|| MstError::AlreadyExists(key.to_owned()))?;
+        let i = node
+            .search(key)
+            .err()
+            .ok_or_else(|| MstError::AlreadyExists(key.to_owned()))?;
         if height == node.layer {
             let child = node.slot_mut(i).take();
             let (lo, hi) = self.split(child, key, node.layer.saturating_sub(1))?;
             *node.slot_mut(i) = lo;
-            node.entries.insert(i, Entry { key: key.to_owned(), value, right: hi });
+            node.entries.insert(
+                i,
+                Entry {
+                    key: key.to_owned(),
+                    value,
+                    right: hi,
+                },
+            );
             return Ok(());
         }
         let child_layer = node.layer - 1;
@@ -197,8 +238,15 @@ impl Loader<'_> {
     }
 
     /// Splits the subtree at `link` (of `layer`) around `key` into the parts below and above it.
-    fn split(&self, link: Option<Link>, key: &str, layer: u32) -> Result<(Option<Link>, Option<Link>), MstError> {
-        let Some(link) = link else { return Ok((None, None)) };
+    fn split(
+        &self,
+        link: Option<Link>,
+        key: &str,
+        layer: u32,
+    ) -> Result<(Option<Link>, Option<Link>), MstError> {
+        let Some(link) = link else {
+            return Ok((None, None));
+        };
         let node = self.resolve(&link, Some(layer))?;
         let i = node.search(key).unwrap_or_else(|i| i);
         let (lo, hi) = self.split(node.slot(i).clone(), key, layer.saturating_sub(1))?;
@@ -223,13 +271,16 @@ impl Loader<'_> {
             Ok(i) => {
                 let removed = node.entries.remove(i);
                 let before = node.slot_mut(i).take();
-                *node.slot_mut(i) = self.merge(before, removed.right, node.layer.saturating_sub(1))?;
+                *node.slot_mut(i) =
+                    self.merge(before, removed.right, node.layer.saturating_sub(1))?;
                 Ok(())
             }
             Err(i) => {
                 let child_layer = node.layer.checked_sub(1);
                 let slot = node.slot_mut(i);
-                let link = slot.as_mut().ok_or_else(|| MstError::NotFound(key.to_owned()))?;
+                let link = slot
+                    .as_mut()
+                    .ok_or_else(|| MstError::NotFound(key.to_owned()))?;
                 let child = self.loaded(link, child_layer)?;
                 self.delete_from(child, key)?;
                 if child.is_empty() {
@@ -241,7 +292,12 @@ impl Loader<'_> {
     }
 
     /// Joins two adjacent subtrees of the same `layer` (every key of `a` below every key of `b`).
-    fn merge(&self, a: Option<Link>, b: Option<Link>, layer: u32) -> Result<Option<Link>, MstError> {
+    fn merge(
+        &self,
+        a: Option<Link>,
+        b: Option<Link>,
+        layer: u32,
+    ) -> Result<Option<Link>, MstError> {
         let (a, b) = match (a, b) {
             (None, x) | (x, None) => return Ok(x),
             (Some(a), Some(b)) => (a, b),

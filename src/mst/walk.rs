@@ -109,7 +109,11 @@ impl Mst {
         if limit == 0 {
             return Ok(out);
         }
-        let (start, stop) = if reverse { (before, after) } else { (after, before) };
+        let (start, stop) = if reverse {
+            (before, after)
+        } else {
+            (after, before)
+        };
         self.walk_leaves(start, reverse, &mut |key, cid| {
             if Some(key) == start {
                 return ControlFlow::Continue(());
@@ -119,13 +123,21 @@ impl Mst {
                 return ControlFlow::Break(());
             }
             out.push((key.to_owned(), cid));
-            if out.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            if out.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         })?;
         Ok(out)
     }
 
     /// Leaves whose key starts with `prefix`, in order.
-    pub fn list_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<(String, Cid)>, MstError> {
+    pub fn list_with_prefix(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<(String, Cid)>, MstError> {
         let mut out = Vec::new();
         self.walk_leaves(Some(prefix), false, &mut |key, cid| {
             if !key.starts_with(prefix) || out.len() >= limit {
@@ -184,7 +196,10 @@ impl Mst {
 
     /// Visits the tree in the streaming export order proposed for repo CARs: each node, then its
     /// left subtree, then for each entry its record and the subtree after it.
-    pub fn walk_export(&self, visit: &mut dyn FnMut(ExportBlock) -> ControlFlow<()>) -> Result<(), MstError> {
+    pub fn walk_export(
+        &self,
+        visit: &mut dyn FnMut(ExportBlock) -> ControlFlow<()>,
+    ) -> Result<(), MstError> {
         let root = self.root_node()?;
         self.walk_export_from(&root, visit).map(|_| ())
     }
@@ -194,14 +209,22 @@ impl Mst {
         node: &Arc<Node>,
         visit: &mut dyn FnMut(ExportBlock) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, MstError> {
-        if visit(ExportBlock::Node { cid: node.cid(), bytes: node.encode() }).is_break() {
+        if visit(ExportBlock::Node {
+            cid: node.cid(),
+            bytes: node.encode(),
+        })
+        .is_break()
+        {
             return Ok(ControlFlow::Break(()));
         }
         let child_layer = node.layer.checked_sub(1);
         for i in 0..=node.entries.len() {
             if i > 0 {
                 let entry = &node.entries[i - 1];
-                let record = ExportBlock::Record { key: entry.key.clone(), cid: entry.value };
+                let record = ExportBlock::Record {
+                    key: entry.key.clone(),
+                    cid: entry.value,
+                };
                 if visit(record).is_break() {
                     return Ok(ControlFlow::Break(()));
                 }
@@ -219,7 +242,10 @@ impl Mst {
     /// Visits every node in pre-order (node, left subtree, then each entry's subtree), the order
     /// proposed for streaming repo exports. A node's records come with the node, in key order,
     /// so a caller can emit each record just before the entry's subtree.
-    pub fn walk_nodes(&self, visit: &mut dyn FnMut(NodeVisit) -> ControlFlow<()>) -> Result<(), MstError> {
+    pub fn walk_nodes(
+        &self,
+        visit: &mut dyn FnMut(NodeVisit) -> ControlFlow<()>,
+    ) -> Result<(), MstError> {
         let root = self.root_node()?;
         self.walk_nodes_from(&root, visit).map(|_| ())
     }
@@ -234,7 +260,11 @@ impl Mst {
             cid: node.cid(),
             bytes,
             layer: node.layer,
-            leaves: node.entries.iter().map(|e| (e.key.clone(), e.value)).collect(),
+            leaves: node
+                .entries
+                .iter()
+                .map(|e| (e.key.clone(), e.value))
+                .collect(),
         };
         if visit(visit_item).is_break() {
             return Ok(ControlFlow::Break(()));

@@ -26,7 +26,13 @@ pub struct Commit {
 impl Commit {
     /// Signs a new commit with `key`.
     pub fn sign(did: Did, data: Cid, rev: Tid, prev: Option<Cid>, key: &Keypair) -> Commit {
-        let mut commit = Commit { did, data, rev, prev, sig: Vec::new() };
+        let mut commit = Commit {
+            did,
+            data,
+            rev,
+            prev,
+            sig: Vec::new(),
+        };
         commit.sig = key.sign(&cbor::encode(&commit.unsigned())).to_vec();
         commit
     }
@@ -65,10 +71,19 @@ impl Commit {
         if !matches!(version, Some(2 | 3)) {
             return Err(invalid("version is not 3"));
         }
-        let did = value.get("did").and_then(Value::as_str).ok_or(invalid("missing did"))?;
+        let did = value
+            .get("did")
+            .and_then(Value::as_str)
+            .ok_or(invalid("missing did"))?;
         let did = Did::parse(did).map_err(|_| invalid("did is not a valid DID"))?;
-        let data = *value.get("data").and_then(Value::as_link).ok_or(invalid("missing data"))?;
-        let rev = value.get("rev").and_then(Value::as_str).ok_or(invalid("missing rev"))?;
+        let data = *value
+            .get("data")
+            .and_then(Value::as_link)
+            .ok_or(invalid("missing data"))?;
+        let rev = value
+            .get("rev")
+            .and_then(Value::as_str)
+            .ok_or(invalid("missing rev"))?;
         let rev = Tid::parse(rev).map_err(|_| invalid("rev is not a TID"))?;
         let prev = match value.get("prev") {
             Some(Value::Link(c)) => Some(*c),
@@ -76,8 +91,17 @@ impl Commit {
             None if version == Some(2) => None,
             _ => return Err(invalid("prev must be present, a link or null")),
         };
-        let sig = value.get("sig").and_then(Value::as_bytes).ok_or(invalid("missing sig"))?;
-        let commit = Commit { did, data, rev, prev, sig: sig.to_vec() };
+        let sig = value
+            .get("sig")
+            .and_then(Value::as_bytes)
+            .ok_or(invalid("missing sig"))?;
+        let commit = Commit {
+            did,
+            data,
+            rev,
+            prev,
+            sig: sig.to_vec(),
+        };
         if version == Some(3) && commit.encode() != bytes {
             return Err(invalid("unexpected fields"));
         }

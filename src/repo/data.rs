@@ -40,12 +40,19 @@ impl CommitData {
 
     /// The firehose `blocks` CAR: rooted at the commit, holding the new and relevant blocks.
     pub fn car_slice(&self) -> Vec<u8> {
-        car_bytes(&[self.cid], self.new_blocks.iter().chain(self.relevant_blocks.iter()))
+        car_bytes(
+            &[self.cid],
+            self.new_blocks.iter().chain(self.relevant_blocks.iter()),
+        )
     }
 
     /// The CIDs that make up the firehose slice.
     pub fn slice_cids(&self) -> Vec<Cid> {
-        self.new_blocks.cids().chain(self.relevant_blocks.cids()).copied().collect()
+        self.new_blocks
+            .cids()
+            .chain(self.relevant_blocks.cids())
+            .copied()
+            .collect()
     }
 
     /// Total bytes of the firehose slice's blocks.

@@ -30,22 +30,26 @@ impl Repo {
         car.write_block(&head, &self.commit().encode())?;
         let source = self.mst().source().clone();
         let mut failure: Option<ExportError> = None;
-        self.mst().walk_export(&mut |block| {
-            let result = match block {
-                ExportBlock::Node { cid, bytes } => car.write_block(&cid, &bytes).map_err(ExportError::from),
-                ExportBlock::Record { cid, .. } => match source.read_block(&cid) {
-                    Some(bytes) => car.write_block(&cid, &bytes).map_err(ExportError::from),
-                    None => Err(RepoError::MissingBlock(cid).into()),
-                },
-            };
-            match result {
-                Ok(()) => ControlFlow::Continue(()),
-                Err(e) => {
-                    failure = Some(e);
-                    ControlFlow::Break(())
+        self.mst()
+            .walk_export(&mut |block| {
+                let result = match block {
+                    ExportBlock::Node { cid, bytes } => {
+                        car.write_block(&cid, &bytes).map_err(ExportError::from)
+                    }
+                    ExportBlock::Record { cid, .. } => match source.read_block(&cid) {
+                        Some(bytes) => car.write_block(&cid, &bytes).map_err(ExportError::from),
+                        None => Err(RepoError::MissingBlock(cid).into()),
+                    },
+                };
+                match result {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(e) => {
+                        failure = Some(e);
+                        ControlFlow::Break(())
+                    }
                 }
-            }
-        }).map_err(RepoError::from)?;
+            })
+            .map_err(RepoError::from)?;
         if let Some(e) = failure {
             return Err(e);
         }

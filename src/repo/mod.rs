@@ -12,7 +12,7 @@ mod commit;
 mod data;
 mod error;
 mod export;
-mod repo;
+mod state;
 pub mod verify;
 mod write;
 
@@ -20,5 +20,7 @@ pub use commit::Commit;
 pub use data::CommitData;
 pub use error::RepoError;
 pub use export::ExportError;
-pub use repo::Repo;
-pub use write::{MAX_COMMIT_BLOCKS_BYTES, MAX_RECORD_BYTES, MAX_WRITES, RepoOp, Write, WriteAction};
+pub use state::Repo;
+pub use write::{
+    MAX_COMMIT_BLOCKS_BYTES, MAX_RECORD_BYTES, MAX_WRITES, RepoOp, Write, WriteAction,
+};

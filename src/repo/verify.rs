@@ -28,8 +28,14 @@ pub struct RepoReport {
 /// signature verifies if `key` is given), the MST is well formed, and every record is present.
 pub fn verify_repo_car(bytes: &[u8], key: Option<&PublicKey>) -> Result<RepoReport, RepoError> {
     let car = read_car(bytes)?;
-    let commit_cid = *car.roots.first().ok_or(crate::car::CarError::Header("no root"))?;
-    let commit_bytes = car.blocks.get(&commit_cid).ok_or(RepoError::MissingBlock(commit_cid))?;
+    let commit_cid = *car
+        .roots
+        .first()
+        .ok_or(crate::car::CarError::Header("no root"))?;
+    let commit_bytes = car
+        .blocks
+        .get(&commit_cid)
+        .ok_or(RepoError::MissingBlock(commit_cid))?;
     let commit = Commit::decode(commit_cid, commit_bytes)?;
     if let Some(key) = key {
         commit.verify(key)?;
@@ -42,7 +48,12 @@ pub fn verify_repo_car(bytes: &[u8], key: Option<&PublicKey>) -> Result<RepoRepo
             return Err(RepoError::MissingBlock(cid));
         }
     }
-    Ok(RepoReport { commit_cid, commit, records, blocks: blocks.len() })
+    Ok(RepoReport {
+        commit_cid,
+        commit,
+        records,
+        blocks: blocks.len(),
+    })
 }
 
 /// Checks a firehose `#commit` the way a Sync 1.1 relay does: the CAR slice is rooted at the
@@ -56,14 +67,23 @@ pub fn verify_commit_slice(
     key: &PublicKey,
 ) -> Result<Commit, RepoError> {
     let car = read_car(car)?;
-    let commit_cid = *car.roots.first().ok_or(crate::car::CarError::Header("no root"))?;
-    let commit_bytes = car.blocks.get(&commit_cid).ok_or(RepoError::MissingBlock(commit_cid))?;
+    let commit_cid = *car
+        .roots
+        .first()
+        .ok_or(crate::car::CarError::Header("no root"))?;
+    let commit_bytes = car
+        .blocks
+        .get(&commit_cid)
+        .ok_or(RepoError::MissingBlock(commit_cid))?;
     let commit = Commit::decode(commit_cid, commit_bytes)?;
     commit.verify(key)?;
     if let Some(prev_data) = prev_data {
         let got = invert_ops(commit.data, car.blocks, ops)?;
         if got != prev_data {
-            return Err(RepoError::InversionMismatch { expected: Some(prev_data), got });
+            return Err(RepoError::InversionMismatch {
+                expected: Some(prev_data),
+                got,
+            });
         }
     }
     Ok(commit)
@@ -82,10 +102,12 @@ pub fn invert_ops(root: Cid, blocks: BlockMap, ops: &[RepoOp]) -> Result<Cid, Re
         match (op.action, op.prev) {
             (WriteAction::Create, None) => mst.delete(&op.path)?,
             (WriteAction::Update, Some(prev)) => mst.update(&op.path, prev)?,
-            (WriteAction::Delete, Some(prev)) => mst.insert(&op.path, prev).map_err(|e| match e {
-                MstError::AlreadyExists(_) => mismatch(),
-                other => other.into(),
-            })?,
+            (WriteAction::Delete, Some(prev)) => {
+                mst.insert(&op.path, prev).map_err(|e| match e {
+                    MstError::AlreadyExists(_) => mismatch(),
+                    other => other.into(),
+                })?
+            }
             _ => return Err(mismatch()),
         }
     }

@@ -59,17 +59,32 @@ pub struct Write {
 impl Write {
     /// A create.
     pub fn create(collection: Nsid, rkey: RecordKey, record: Value) -> Write {
-        Write { action: WriteAction::Create, collection, rkey, record: Some(record) }
+        Write {
+            action: WriteAction::Create,
+            collection,
+            rkey,
+            record: Some(record),
+        }
     }
 
     /// An update.
     pub fn update(collection: Nsid, rkey: RecordKey, record: Value) -> Write {
-        Write { action: WriteAction::Update, collection, rkey, record: Some(record) }
+        Write {
+            action: WriteAction::Update,
+            collection,
+            rkey,
+            record: Some(record),
+        }
     }
 
     /// A delete.
     pub fn delete(collection: Nsid, rkey: RecordKey) -> Write {
-        Write { action: WriteAction::Delete, collection, rkey, record: None }
+        Write {
+            action: WriteAction::Delete,
+            collection,
+            rkey,
+            record: None,
+        }
     }
 
     /// The MST key: `collection/rkey`.

@@ -32,7 +32,9 @@ async fn with_blocks<T>(
         match f() {
             Ok(v) => return Ok(v),
             Err(e) => {
-                let Some(cid) = e.missing_block() else { return Err(e.into()) };
+                let Some(cid) = e.missing_block() else {
+                    return Err(e.into());
+                };
                 let found = storage.read_blocks(&[cid]).await?;
                 if found.is_empty() {
                     return Err(StorageError::MissingBlock(cid));
@@ -44,8 +46,15 @@ async fn with_blocks<T>(
 }
 
 /// The stored record of `did` and the repo at its head.
-pub async fn load_repo_state(storage: &dyn Storage, cache: &BlockCache, did: &Did) -> Result<(RepoRecord, Repo), StorageError> {
-    let record = storage.load_repo(did).await?.ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
+pub async fn load_repo_state(
+    storage: &dyn Storage,
+    cache: &BlockCache,
+    did: &Did,
+) -> Result<(RepoRecord, Repo), StorageError> {
+    let record = storage
+        .load_repo(did)
+        .await?
+        .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
     let source = Arc::new(cache.clone());
     let repo = with_blocks(storage, cache, || Repo::load(record.head, source.clone())).await?;
     Ok((record, repo))
@@ -53,7 +62,11 @@ pub async fn load_repo_state(storage: &dyn Storage, cache: &BlockCache, did: &Di
 
 /// Fetches every MST node of `repo` that `cache` lacks, one batch per tree level, so the whole
 /// tree can then be walked without storage (listing, export, verification).
-pub async fn fetch_tree(storage: &dyn Storage, cache: &BlockCache, repo: &Repo) -> Result<(), StorageError> {
+pub async fn fetch_tree(
+    storage: &dyn Storage,
+    cache: &BlockCache,
+    repo: &Repo,
+) -> Result<(), StorageError> {
     loop {
         let missing = repo.mst().missing_blocks().map_err(RepoError::from)?;
         if missing.is_empty() {
@@ -94,9 +107,14 @@ pub async fn create_repo(
         EventBody::Identity { handle },
         EventBody::account(RepoStatus::Active),
         EventBody::Commit((&genesis).into()),
-        EventBody::Sync { commit: genesis.cid, rev },
+        EventBody::Sync {
+            commit: genesis.cid,
+            rev,
+        },
     ];
-    let seqs = storage.create_repo(record.clone(), &genesis.new_blocks, events).await?;
+    let seqs = storage
+        .create_repo(record.clone(), &genesis.new_blocks, events)
+        .await?;
     cache.extend(genesis.new_blocks.clone());
     Ok((record, genesis, seqs))
 }
@@ -116,7 +134,10 @@ pub async fn commit_writes(
             return Err(StorageError::InactiveRepo(did.clone(), record.status));
         }
         let rev = clock.next_after(micros_of(Utc::now()), Some(repo.rev()));
-        let (_, data) = with_blocks(storage, cache, || repo.apply_writes(writes, &record.signing_key, rev)).await?;
+        let (_, data) = with_blocks(storage, cache, || {
+            repo.apply_writes(writes, &record.signing_key, rev)
+        })
+        .await?;
         match storage.apply_commit(&data).await {
             Ok(seq) => {
                 cache.extend(data.new_blocks.clone());
@@ -130,5 +151,8 @@ pub async fn commit_writes(
             Err(e) => return Err(e),
         }
     }
-    Err(StorageError::TooManyConflicts(did.clone(), MAX_COMMIT_ATTEMPTS))
+    Err(StorageError::TooManyConflicts(
+        did.clone(),
+        MAX_COMMIT_ATTEMPTS,
+    ))
 }

@@ -54,7 +54,12 @@ impl State {
             .into_iter()
             .map(|body| {
                 let seq = self.events.len() as Seq + 1;
-                self.events.push(Event { seq, did: did.clone(), time, body });
+                self.events.push(Event {
+                    seq,
+                    did: did.clone(),
+                    time,
+                    body,
+                });
                 seq
             })
             .collect()
@@ -69,7 +74,12 @@ impl State {
 
 #[async_trait]
 impl Storage for MemoryStorage {
-    async fn create_repo(&self, repo: NewRepo, blocks: &BlockMap, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError> {
+    async fn create_repo(
+        &self,
+        repo: NewRepo,
+        blocks: &BlockMap,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError> {
         let mut state = self.state();
         if state.repos.contains_key(&repo.did) {
             return Err(StorageError::RepoExists(repo.did));
@@ -94,10 +104,16 @@ impl Storage for MemoryStorage {
         Ok(self.state().handles.get(handle).cloned())
     }
 
-    async fn list_repos(&self, after: Option<&Did>, limit: usize) -> Result<Vec<RepoRecord>, StorageError> {
+    async fn list_repos(
+        &self,
+        after: Option<&Did>,
+        limit: usize,
+    ) -> Result<Vec<RepoRecord>, StorageError> {
         let state = self.state();
         let range = match after {
-            Some(a) => state.repos.range::<Did, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
+            Some(a) => state
+                .repos
+                .range::<Did, _>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded)),
             None => state.repos.range::<Did, _>(..),
         };
         Ok(range.take(limit).map(|(_, r)| r.clone()).collect())
@@ -105,7 +121,10 @@ impl Storage for MemoryStorage {
 
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError> {
         let mut state = self.state();
-        let repo = state.repos.get(&data.did).ok_or_else(|| StorageError::RepoNotFound(data.did.clone()))?;
+        let repo = state
+            .repos
+            .get(&data.did)
+            .ok_or_else(|| StorageError::RepoNotFound(data.did.clone()))?;
         if !repo.status.is_active() {
             return Err(StorageError::InactiveRepo(data.did.clone(), repo.status));
         }
@@ -114,22 +133,43 @@ impl Storage for MemoryStorage {
         }
         state.write_blocks(&data.new_blocks);
         let seq = state.append(&data.did, vec![EventBody::Commit(data.into())])[0];
-        let repo = state.repos.get_mut(&data.did).ok_or_else(|| StorageError::RepoNotFound(data.did.clone()))?;
+        let repo = state
+            .repos
+            .get_mut(&data.did)
+            .ok_or_else(|| StorageError::RepoNotFound(data.did.clone()))?;
         repo.head = data.cid;
         repo.rev = data.rev();
         Ok(seq)
     }
 
-    async fn set_status(&self, did: &Did, status: RepoStatus, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError> {
+    async fn set_status(
+        &self,
+        did: &Did,
+        status: RepoStatus,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError> {
         let mut state = self.state();
-        let repo = state.repos.get_mut(did).ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
+        let repo = state
+            .repos
+            .get_mut(did)
+            .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
         repo.status = status;
         Ok(state.append(did, events))
     }
 
-    async fn set_handle(&self, did: &Did, handle: Option<Handle>, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError> {
+    async fn set_handle(
+        &self,
+        did: &Did,
+        handle: Option<Handle>,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError> {
         let mut state = self.state();
-        let old = state.repos.get(did).ok_or_else(|| StorageError::RepoNotFound(did.clone()))?.handle.clone();
+        let old = state
+            .repos
+            .get(did)
+            .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?
+            .handle
+            .clone();
         if let Some(h) = &handle {
             if state.handles.get(h).is_some_and(|owner| owner != did) {
                 return Err(StorageError::HandleTaken(h.clone()));
@@ -149,7 +189,10 @@ impl Storage for MemoryStorage {
 
     async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError> {
         let state = self.state();
-        Ok(cids.iter().filter_map(|c| state.blocks.get(c).map(|b| (*c, b.clone()))).collect())
+        Ok(cids
+            .iter()
+            .filter_map(|c| state.blocks.get(c).map(|b| (*c, b.clone())))
+            .collect())
     }
 
     async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError> {
@@ -157,16 +200,30 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
-    async fn read_events(&self, after: Option<Seq>, limit: usize) -> Result<Vec<Event>, StorageError> {
+    async fn read_events(
+        &self,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
         let state = self.state();
         let start = after.unwrap_or(0).min(state.events.len() as Seq) as usize;
         Ok(state.events[start..].iter().take(limit).cloned().collect())
     }
 
-    async fn read_repo_events(&self, did: &Did, after: Option<Seq>, limit: usize) -> Result<Vec<Event>, StorageError> {
+    async fn read_repo_events(
+        &self,
+        did: &Did,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
         let state = self.state();
         let start = after.unwrap_or(0).min(state.events.len() as Seq) as usize;
-        Ok(state.events[start..].iter().filter(|e| &e.did == did).take(limit).cloned().collect())
+        Ok(state.events[start..]
+            .iter()
+            .filter(|e| &e.did == did)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn last_seq(&self) -> Result<Option<Seq>, StorageError> {

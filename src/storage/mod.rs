@@ -37,7 +37,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Creates a repo: its genesis blocks, its record, its handle claim and `events` (assigned
     /// consecutive sequence numbers in the given order), all or nothing. Fails with
     /// [`StorageError::RepoExists`] or [`StorageError::HandleTaken`] and writes nothing.
-    async fn create_repo(&self, repo: NewRepo, blocks: &BlockMap, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError>;
+    async fn create_repo(
+        &self,
+        repo: NewRepo,
+        blocks: &BlockMap,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError>;
 
     /// The repo record of `did`, whatever its status.
     async fn load_repo(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError>;
@@ -46,7 +51,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn resolve_handle(&self, handle: &Handle) -> Result<Option<Did>, StorageError>;
 
     /// Repos in DID order after `after` (exclusive), at most `limit`, any status.
-    async fn list_repos(&self, after: Option<&Did>, limit: usize) -> Result<Vec<RepoRecord>, StorageError>;
+    async fn list_repos(
+        &self,
+        after: Option<&Did>,
+        limit: usize,
+    ) -> Result<Vec<RepoRecord>, StorageError>;
 
     /// Stores a commit: its new blocks, the head moved from `data.prev` to `data.cid`, and a
     /// `#commit` event, atomically. If the head is no longer `data.prev` it fails with
@@ -55,11 +64,21 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError>;
 
     /// Changes a repo's status and appends `events`, atomically.
-    async fn set_status(&self, did: &Did, status: RepoStatus, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError>;
+    async fn set_status(
+        &self,
+        did: &Did,
+        status: RepoStatus,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError>;
 
     /// Moves a repo to a new handle (or none), releasing the old one, and appends `events`,
     /// atomically. Fails with [`StorageError::HandleTaken`] if another repo holds it.
-    async fn set_handle(&self, did: &Did, handle: Option<Handle>, events: Vec<EventBody>) -> Result<Vec<Seq>, StorageError>;
+    async fn set_handle(
+        &self,
+        did: &Did,
+        handle: Option<Handle>,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError>;
 
     /// The blocks among `cids` that exist (missing ones are simply absent from the result).
     async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError>;
@@ -68,17 +87,29 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError>;
 
     /// Events with a sequence number above `after` (all if None), ascending, at most `limit`.
-    async fn read_events(&self, after: Option<Seq>, limit: usize) -> Result<Vec<Event>, StorageError>;
+    async fn read_events(
+        &self,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError>;
 
     /// Like [`Storage::read_events`], only the events of `did`.
-    async fn read_repo_events(&self, did: &Did, after: Option<Seq>, limit: usize) -> Result<Vec<Event>, StorageError>;
+    async fn read_repo_events(
+        &self,
+        did: &Did,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError>;
 
     /// The highest sequence number assigned so far, if any.
     async fn last_seq(&self) -> Result<Option<Seq>, StorageError>;
 
     /// One block, if it exists.
     async fn read_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StorageError> {
-        Ok(self.read_blocks(std::slice::from_ref(cid)).await?.remove(cid))
+        Ok(self
+            .read_blocks(std::slice::from_ref(cid))
+            .await?
+            .remove(cid))
     }
 
     /// Whether a block exists.
@@ -87,7 +118,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     }
 
     /// The repo record of the DID that holds `handle`.
-    async fn load_repo_by_handle(&self, handle: &Handle) -> Result<Option<RepoRecord>, StorageError> {
+    async fn load_repo_by_handle(
+        &self,
+        handle: &Handle,
+    ) -> Result<Option<RepoRecord>, StorageError> {
         match self.resolve_handle(handle).await? {
             Some(did) => self.load_repo(&did).await,
             None => Ok(None),
@@ -96,13 +130,20 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// The record operations of `did`'s commits with a rev after `since`, oldest first, from
     /// commits still in the event log; at most `limit` commits are read.
-    async fn read_writes_since(&self, did: &Did, since: Tid, limit: usize) -> Result<Vec<(Tid, RepoOp)>, StorageError> {
+    async fn read_writes_since(
+        &self,
+        did: &Did,
+        since: Tid,
+        limit: usize,
+    ) -> Result<Vec<(Tid, RepoOp)>, StorageError> {
         let mut out = Vec::new();
         let mut after = None;
         let mut commits = 0;
         loop {
             let page = self.read_repo_events(did, after, 100).await?;
-            let Some(last) = page.last() else { return Ok(out) };
+            let Some(last) = page.last() else {
+                return Ok(out);
+            };
             after = Some(last.seq);
             for event in page {
                 if let EventBody::Commit(c) = event.body {

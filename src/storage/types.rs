@@ -62,7 +62,10 @@ impl RepoStatus {
     /// Whether the account counts as active (`desynchronized` and `throttled` accounts are still
     /// active, per the spec).
     pub fn is_active(self) -> bool {
-        matches!(self, RepoStatus::Active | RepoStatus::Desynchronized | RepoStatus::Throttled)
+        matches!(
+            self,
+            RepoStatus::Active | RepoStatus::Desynchronized | RepoStatus::Throttled
+        )
     }
 }
 
@@ -132,7 +135,10 @@ pub enum EventBody {
 impl EventBody {
     /// The `#account` event for `status`.
     pub fn account(status: RepoStatus) -> EventBody {
-        EventBody::Account { active: status.is_active(), status: (!status.is_active()).then_some(status) }
+        EventBody::Account {
+            active: status.is_active(),
+            status: (!status.is_active()).then_some(status),
+        }
     }
 }
 

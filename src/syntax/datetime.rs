@@ -13,7 +13,9 @@ pub fn format_datetime(t: chrono::DateTime<chrono::Utc>) -> String {
 
 fn digits(s: &[u8], at: usize, n: usize) -> Option<u32> {
     let part = s.get(at..at + n)?;
-    part.iter().try_fold(0u32, |acc, b| b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0')))
+    part.iter().try_fold(0u32, |acc, b| {
+        b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
+    })
 }
 
 fn parse(s: &str) -> Option<()> {
@@ -28,7 +30,10 @@ fn parse(s: &str) -> Option<()> {
     }
     let mut pos = 19;
     if b.get(pos) == Some(&b'.') {
-        let frac = b[pos + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        let frac = b[pos + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
         if frac == 0 {
             return None;
         }
@@ -48,7 +53,20 @@ fn parse(s: &str) -> Option<()> {
         _ => return None,
     };
     let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if !(1..=12).contains(&month) || day == 0 || day > month_days[month as usize - 1] {
         return None;
     }

@@ -11,7 +11,11 @@ string_newtype!(Did);
 impl Did {
     /// Validates `s` as a DID (max 2048 chars; lower-case method; no trailing `:` or `%`).
     pub fn parse(s: &str) -> Result<Self, SyntaxError> {
-        if is_valid(s) { Ok(Did(s.to_owned())) } else { Err(SyntaxError::Did(s.to_owned())) }
+        if is_valid(s) {
+            Ok(Did(s.to_owned()))
+        } else {
+            Err(SyntaxError::Did(s.to_owned()))
+        }
     }
 
     /// The method, e.g. `plc` or `web`.
@@ -27,12 +31,18 @@ impl Did {
 }
 
 fn is_valid(s: &str) -> bool {
-    let Some(rest) = s.strip_prefix("did:") else { return false };
-    let Some((method, ident)) = rest.split_once(':') else { return false };
+    let Some(rest) = s.strip_prefix("did:") else {
+        return false;
+    };
+    let Some((method, ident)) = rest.split_once(':') else {
+        return false;
+    };
     s.len() <= 2048
         && !method.is_empty()
         && method.bytes().all(|b| b.is_ascii_lowercase())
         && !ident.is_empty()
-        && ident.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:%-".contains(&b))
+        && ident
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:%-".contains(&b))
         && !ident.ends_with([':', '%'])
 }

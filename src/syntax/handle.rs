@@ -25,7 +25,9 @@ impl Handle {
     /// leading dot); used to check service handle domains.
     pub fn is_under(&self, domain: &str) -> bool {
         let domain = domain.trim_start_matches('.').to_ascii_lowercase();
-        self.0.strip_suffix(domain.as_str()).is_some_and(|prefix| prefix.ends_with('.'))
+        self.0
+            .strip_suffix(domain.as_str())
+            .is_some_and(|prefix| prefix.ends_with('.'))
     }
 }
 
@@ -36,7 +38,9 @@ fn is_valid(s: &str) -> bool {
     let labels: Vec<&str> = s.split('.').collect();
     labels.len() >= 2
         && labels.iter().all(|l| is_label(l))
-        && labels.last().is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_alphabetic()))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.starts_with(|c: char| c.is_ascii_alphabetic()))
 }
 
 /// A DNS label: 1–63 ASCII letters, digits and hyphens, no hyphen at either end.

@@ -1,10 +1,32 @@
 //! BCP 47 language tags (RFC 5646), checked for well-formedness the way atproto does.
 
 const GRANDFATHERED: &[&str] = &[
-    "en-gb-oed", "i-ami", "i-bnn", "i-default", "i-enochian", "i-hak", "i-klingon", "i-lux",
-    "i-mingo", "i-navajo", "i-pwn", "i-tao", "i-tay", "i-tsu", "sgn-be-fr", "sgn-be-nl",
-    "sgn-ch-de", "art-lojban", "cel-gaulish", "no-bok", "no-nyn", "zh-guoyu", "zh-hakka",
-    "zh-min", "zh-min-nan", "zh-xiang",
+    "en-gb-oed",
+    "i-ami",
+    "i-bnn",
+    "i-default",
+    "i-enochian",
+    "i-hak",
+    "i-klingon",
+    "i-lux",
+    "i-mingo",
+    "i-navajo",
+    "i-pwn",
+    "i-tao",
+    "i-tay",
+    "i-tsu",
+    "sgn-be-fr",
+    "sgn-be-nl",
+    "sgn-ch-de",
+    "art-lojban",
+    "cel-gaulish",
+    "no-bok",
+    "no-nyn",
+    "zh-guoyu",
+    "zh-hakka",
+    "zh-min",
+    "zh-min-nan",
+    "zh-xiang",
 ];
 
 /// Whether `s` is a well-formed language tag: language (2–3 letters, optional extlangs), script,
@@ -16,7 +38,10 @@ pub fn is_valid_language(s: &str) -> bool {
         return true;
     }
     let subtags: Vec<&str> = lower.split('-').collect();
-    if subtags.iter().any(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric())) {
+    if subtags
+        .iter()
+        .any(|t| t.is_empty() || !t.bytes().all(|b| b.is_ascii_alphanumeric()))
+    {
         return false;
     }
     if subtags[0] == "x" {
@@ -47,8 +72,8 @@ pub fn is_valid_language(s: &str) -> bool {
     let mut variants = Vec::new();
     while i < subtags.len() {
         let t = subtags[i];
-        let is_variant = (5..=8).contains(&t.len())
-            || (t.len() == 4 && t.as_bytes()[0].is_ascii_digit());
+        let is_variant =
+            (5..=8).contains(&t.len()) || (t.len() == 4 && t.as_bytes()[0].is_ascii_digit());
         if !is_variant {
             break;
         }

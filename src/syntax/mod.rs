@@ -30,14 +30,17 @@ pub use record_key::RecordKey;
 /// decodes.
 pub fn is_valid_cid(s: &str) -> bool {
     (8..=256).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'=')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'=')
         && !s.starts_with("Qm")
 }
 
 /// Whether `s` is a URI as the lexicon `uri` format means it: a scheme, a colon, and at least
 /// one more non-whitespace character; at most 8 KB.
 pub fn is_valid_uri(s: &str) -> bool {
-    let Some((scheme, rest)) = s.split_once(':') else { return false };
+    let Some((scheme, rest)) = s.split_once(':') else {
+        return false;
+    };
     let mut chars = scheme.chars();
     s.len() <= 8192
         && chars.next().is_some_and(|c| c.is_ascii_alphabetic())

@@ -11,7 +11,11 @@ string_newtype!(Nsid);
 impl Nsid {
     /// Validates `s` as an NSID (max 317 chars, at least three segments).
     pub fn parse(s: &str) -> Result<Self, SyntaxError> {
-        if is_valid(s) { Ok(Nsid(s.to_owned())) } else { Err(SyntaxError::Nsid(s.to_owned())) }
+        if is_valid(s) {
+            Ok(Nsid(s.to_owned()))
+        } else {
+            Err(SyntaxError::Nsid(s.to_owned()))
+        }
     }
 
     /// The last segment, e.g. `post`.
@@ -26,7 +30,9 @@ impl Nsid {
 }
 
 fn is_valid(s: &str) -> bool {
-    let Some((authority, name)) = s.rsplit_once('.') else { return false };
+    let Some((authority, name)) = s.rsplit_once('.') else {
+        return false;
+    };
     let segments: Vec<&str> = authority.split('.').collect();
     s.len() <= 317
         && segments.len() >= 2

@@ -23,5 +23,6 @@ pub(crate) fn is_valid(s: &str) -> bool {
     (1..=512).contains(&s.len())
         && s != "."
         && s != ".."
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:~-".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:~-".contains(&b))
 }

@@ -6,7 +6,11 @@ use std::path::PathBuf;
 /// The atproto interop test vectors, read in place from `../shared/interop`.
 pub fn interop_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/interop");
-    assert!(dir.is_dir(), "interop vectors not found at {}", dir.display());
+    assert!(
+        dir.is_dir(),
+        "interop vectors not found at {}",
+        dir.display()
+    );
     dir
 }
 

@@ -26,14 +26,22 @@ pub struct Repo {
 
 impl Repo {
     /// The genesis commit of a new, empty repo for `did`, signed with `key` at `rev`.
-    pub fn create(did: Did, key: &Keypair, rev: Tid, source: Arc<dyn BlockSource>) -> (Repo, CommitData) {
+    pub fn create(
+        did: Did,
+        key: &Keypair,
+        rev: Tid,
+        source: Arc<dyn BlockSource>,
+    ) -> (Repo, CommitData) {
         let mst = Mst::new(source);
         let mut new_blocks = BlockMap::new();
         let root = mst.root_cid();
-        new_blocks.insert(root, cbor::encode(&cbor::map([
-            ("e", Value::Array(Vec::new())),
-            ("l", Value::Null),
-        ])));
+        new_blocks.insert(
+            root,
+            cbor::encode(&cbor::map([
+                ("e", Value::Array(Vec::new())),
+                ("l", Value::Null),
+            ])),
+        );
         let commit = Commit::sign(did.clone(), root, rev, None, key);
         let cid = commit.cid();
         new_blocks.insert(cid, commit.encode());
@@ -81,7 +89,9 @@ impl Repo {
 
     /// The repo whose head is commit `cid`, reading blocks from `source` lazily.
     pub fn load(cid: Cid, source: Arc<dyn BlockSource>) -> Result<Repo, RepoError> {
-        let bytes = source.read_block(&cid).ok_or(RepoError::MissingBlock(cid))?;
+        let bytes = source
+            .read_block(&cid)
+            .ok_or(RepoError::MissingBlock(cid))?;
         let commit = Commit::decode(cid, &bytes)?;
         let mst = Mst::load(commit.data, source);
         Ok(Repo { commit, cid, mst })
@@ -113,19 +123,33 @@ impl Repo {
     }
 
     /// The CID of the record at `collection/rkey`, if any.
-    pub fn record_cid(&self, collection: &Nsid, rkey: &RecordKey) -> Result<Option<Cid>, RepoError> {
+    pub fn record_cid(
+        &self,
+        collection: &Nsid,
+        rkey: &RecordKey,
+    ) -> Result<Option<Cid>, RepoError> {
         Ok(self.mst.get(&format!("{collection}/{rkey}"))?)
     }
 
     /// The record at `collection/rkey` and its CID, if any.
-    pub fn get_record(&self, collection: &Nsid, rkey: &RecordKey) -> Result<Option<(Cid, Value)>, RepoError> {
-        let Some(cid) = self.record_cid(collection, rkey)? else { return Ok(None) };
+    pub fn get_record(
+        &self,
+        collection: &Nsid,
+        rkey: &RecordKey,
+    ) -> Result<Option<(Cid, Value)>, RepoError> {
+        let Some(cid) = self.record_cid(collection, rkey)? else {
+            return Ok(None);
+        };
         Ok(Some((cid, self.read_record(&cid)?)))
     }
 
     /// Reads and decodes record block `cid`.
     pub fn read_record(&self, cid: &Cid) -> Result<Value, RepoError> {
-        let bytes = self.mst.source().read_block(cid).ok_or(RepoError::MissingBlock(*cid))?;
+        let bytes = self
+            .mst
+            .source()
+            .read_block(cid)
+            .ok_or(RepoError::MissingBlock(*cid))?;
         cbor::decode(&bytes).map_err(|e| RepoError::Cbor(*cid, e))
     }
 
@@ -136,12 +160,20 @@ impl Repo {
     /// and deletes an existing one; records are maps of at most [`MAX_RECORD_BYTES`]; an update
     /// to identical content produces no op; the firehose slice stays within
     /// [`MAX_COMMIT_BLOCKS_BYTES`]; `rev` must be after the current rev.
-    pub fn apply_writes(&self, writes: &[Write], key: &Keypair, rev: Tid) -> Result<(Repo, CommitData), RepoError> {
+    pub fn apply_writes(
+        &self,
+        writes: &[Write],
+        key: &Keypair,
+        rev: Tid,
+    ) -> Result<(Repo, CommitData), RepoError> {
         if writes.len() > MAX_WRITES {
             return Err(RepoError::TooManyWrites(writes.len()));
         }
         if rev <= self.commit.rev {
-            return Err(RepoError::RevNotIncreasing { prev: self.commit.rev, new: rev });
+            return Err(RepoError::RevNotIncreasing {
+                prev: self.commit.rev,
+                new: rev,
+            });
         }
         let mut mst = self.mst.clone();
         let mut ops = Vec::with_capacity(writes.len());
@@ -156,7 +188,10 @@ impl Repo {
             let cid = match write.action {
                 WriteAction::Delete => None,
                 WriteAction::Create | WriteAction::Update => {
-                    let record = write.record.as_ref().ok_or_else(|| RepoError::RecordNotAnObject(path.clone()))?;
+                    let record = write
+                        .record
+                        .as_ref()
+                        .ok_or_else(|| RepoError::RecordNotAnObject(path.clone()))?;
                     let (cid, bytes) = encode_record(&path, record)?;
                     records.insert(cid, bytes);
                     Some(cid)
@@ -165,14 +200,23 @@ impl Repo {
             match (write.action, prev, cid) {
                 (WriteAction::Create, Some(_), _) => return Err(RepoError::RecordExists(path)),
                 (WriteAction::Create, None, Some(cid)) => mst.insert(&path, cid)?,
-                (WriteAction::Update | WriteAction::Delete, None, _) => return Err(RepoError::RecordNotFound(path)),
+                (WriteAction::Update | WriteAction::Delete, None, _) => {
+                    return Err(RepoError::RecordNotFound(path));
+                }
                 // Rewriting identical content changes nothing, so it is not an op.
                 (WriteAction::Update, Some(p), Some(cid)) if p == cid => continue,
                 (WriteAction::Update, Some(_), Some(cid)) => mst.update(&path, cid)?,
                 (WriteAction::Delete, Some(_), _) => mst.delete(&path)?,
-                (WriteAction::Create | WriteAction::Update, _, None) => unreachable!("records have CIDs"),
+                (WriteAction::Create | WriteAction::Update, _, None) => {
+                    unreachable!("records have CIDs")
+                }
             }
-            ops.push(RepoOp { action: write.action, path, cid, prev });
+            ops.push(RepoOp {
+                action: write.action,
+                path,
+                cid,
+                prev,
+            });
         }
         let changes = diff(&self.mst, &mst)?;
         let mut new_blocks = changes.new_nodes;
@@ -183,7 +227,13 @@ impl Repo {
         for (cid, bytes) in records {
             new_blocks.insert(cid, bytes);
         }
-        let commit = Commit::sign(self.commit.did.clone(), mst.root_cid(), rev, Some(self.cid), key);
+        let commit = Commit::sign(
+            self.commit.did.clone(),
+            mst.root_cid(),
+            rev,
+            Some(self.cid),
+            key,
+        );
         let cid = commit.cid();
         new_blocks.insert(cid, commit.encode());
         let new_cids: Vec<Cid> = new_blocks.cids().copied().collect();
@@ -219,7 +269,10 @@ fn encode_record(path: &str, record: &Value) -> Result<(Cid, Vec<u8>), RepoError
     }
     let bytes = cbor::encode(record);
     if bytes.len() > MAX_RECORD_BYTES {
-        return Err(RepoError::RecordTooLarge { path: path.to_owned(), size: bytes.len() });
+        return Err(RepoError::RecordTooLarge {
+            path: path.to_owned(),
+            size: bytes.len(),
+        });
     }
     Ok((cid_for_cbor(&bytes), bytes))
 }
