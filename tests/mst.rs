@@ -61,6 +61,55 @@ fn five_key_tree_root_matches_arroba() {
 }
 
 #[test]
+fn cids_for_path_lists_the_nodes_down_to_the_key_then_the_record() {
+    // In the five-key tree, 3jqfcqzm3fs2j is the only layer-1 key: the root holds it, with one
+    // layer-0 child on each side.
+    let mst = tree_of(&[
+        "3jqfcqzm3fp2j",
+        "3jqfcqzm3fr2j",
+        "3jqfcqzm3fs2j",
+        "3jqfcqzm3ft2j",
+        "3jqfcqzm4fc2j",
+    ]);
+    let root = mst.root_cid();
+    let top = "com.example.record/3jqfcqzm3fs2j";
+    assert_eq!(height_for_key(top.as_bytes()), 1);
+    assert_eq!(mst.cids_for_path(top).unwrap(), vec![root, cid1()]);
+    let low = mst
+        .cids_for_path("com.example.record/3jqfcqzm3fp2j")
+        .unwrap();
+    assert_eq!(low.len(), 3);
+    assert_eq!((low[0], low[2]), (root, cid1()));
+    // An absent key's path ends at the bottom node without a record CID.
+    let absent = mst
+        .cids_for_path("com.example.record/3jqfcqzm3fq2j")
+        .unwrap();
+    assert_eq!(absent, low[..2].to_vec());
+    // The covering set of the layer-1 key adds both neighbours.
+    assert_eq!(mst.covering_cids(top).unwrap().len(), 3);
+}
+
+#[test]
+fn unstored_blocks_stop_at_subtrees_already_stored() {
+    let mut mst = tree_of(&[
+        "3jqfcqzm3fp2j",
+        "3jqfcqzm3fr2j",
+        "3jqfcqzm3fs2j",
+        "3jqfcqzm3ft2j",
+        "3jqfcqzm4fc2j",
+    ]);
+    let stored = blocks_of(&mst);
+    assert_eq!(mst.unstored_blocks(&BlockMap::new()).unwrap(), stored);
+    assert!(mst.unstored_blocks(&stored).unwrap().is_empty());
+    mst.insert("com.example.record/3jqfcqzm4ff2j", cid1())
+        .unwrap();
+    let new = mst.unstored_blocks(&stored).unwrap();
+    // The root and the right-hand leaf node changed; the left-hand leaf node did not.
+    assert_eq!(new.len(), 2);
+    assert!(new.contains(&mst.root_cid()));
+}
+
+#[test]
 fn delete_trims_the_top_layer_as_in_arroba() {
     let mut mst = tree_of(&[
         "3jqfcqzm3fn2j",

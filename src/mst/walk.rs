@@ -194,6 +194,31 @@ impl Mst {
         Ok(missing)
     }
 
+    /// The nodes of this tree that `stored` lacks, with their bytes, not descending into
+    /// subtrees `stored` already has (arroba's `get_unstored_blocks`): what must be written
+    /// after changing a tree that came from `stored`.
+    pub fn unstored_blocks(
+        &self,
+        stored: &dyn crate::block::BlockSource,
+    ) -> Result<crate::block::BlockMap, MstError> {
+        let mut out = crate::block::BlockMap::new();
+        let mut stack = vec![(self.root.clone(), None)];
+        while let Some((link, layer)) = stack.pop() {
+            if stored.read_block(&link.cid()).is_some() {
+                continue;
+            }
+            let node = self.resolve(&link, layer)?;
+            out.insert(node.cid(), node.encode());
+            let child_layer = node.layer.checked_sub(1);
+            for i in 0..=node.entries.len() {
+                if let Some(child) = node.slot(i) {
+                    stack.push((child.clone(), child_layer));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Visits the tree in the streaming export order proposed for repo CARs: each node, then its
     /// left subtree, then for each entry its record and the subtree after it.
     pub fn walk_export(
