@@ -25,6 +25,17 @@ fn tree_of(keys: &[&str]) -> Mst {
     mst
 }
 
+/// arroba's (and atproto `mst.test.ts`'s) five-key tree.
+fn five_key_tree() -> Mst {
+    tree_of(&[
+        "3jqfcqzm3fp2j",
+        "3jqfcqzm3fr2j",
+        "3jqfcqzm3fs2j",
+        "3jqfcqzm3ft2j",
+        "3jqfcqzm4fc2j",
+    ])
+}
+
 #[test]
 fn empty_tree_root_matches_arroba() {
     assert_eq!(
@@ -47,13 +58,7 @@ fn one_key_and_layer_two_roots_match_arroba() {
 
 #[test]
 fn five_key_tree_root_matches_arroba() {
-    let mst = tree_of(&[
-        "3jqfcqzm3fp2j",
-        "3jqfcqzm3fr2j",
-        "3jqfcqzm3fs2j",
-        "3jqfcqzm3ft2j",
-        "3jqfcqzm4fc2j",
-    ]);
+    let mst = five_key_tree();
     assert_eq!(
         mst.root_cid().to_string(),
         "bafyreicmahysq4n6wfuxo522m6dpiy7z7qzym3dzs756t5n7nfdgccwq7m"
@@ -64,13 +69,7 @@ fn five_key_tree_root_matches_arroba() {
 fn cids_for_path_lists_the_nodes_down_to_the_key_then_the_record() {
     // In the five-key tree, 3jqfcqzm3fs2j is the only layer-1 key: the root holds it, with one
     // layer-0 child on each side.
-    let mst = tree_of(&[
-        "3jqfcqzm3fp2j",
-        "3jqfcqzm3fr2j",
-        "3jqfcqzm3fs2j",
-        "3jqfcqzm3ft2j",
-        "3jqfcqzm4fc2j",
-    ]);
+    let mst = five_key_tree();
     let root = mst.root_cid();
     let top = "com.example.record/3jqfcqzm3fs2j";
     assert_eq!(height_for_key(top.as_bytes()), 1);
@@ -91,13 +90,7 @@ fn cids_for_path_lists_the_nodes_down_to_the_key_then_the_record() {
 
 #[test]
 fn unstored_blocks_stop_at_subtrees_already_stored() {
-    let mut mst = tree_of(&[
-        "3jqfcqzm3fp2j",
-        "3jqfcqzm3fr2j",
-        "3jqfcqzm3fs2j",
-        "3jqfcqzm3ft2j",
-        "3jqfcqzm4fc2j",
-    ]);
+    let mut mst = five_key_tree();
     let stored = blocks_of(&mst);
     assert_eq!(mst.unstored_blocks(&BlockMap::new()).unwrap(), stored);
     assert!(mst.unstored_blocks(&stored).unwrap().is_empty());

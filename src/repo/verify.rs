@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::block::BlockMap;
-use crate::car::read_car;
+use crate::car::{Car, CarError, read_car};
 use crate::cid::Cid;
 use crate::crypto::PublicKey;
 use crate::mst::{Mst, MstError};
@@ -24,19 +24,18 @@ pub struct RepoReport {
     pub blocks: usize,
 }
 
+/// The CAR's first root and the commit it names.
+fn root_commit(car: &Car) -> Result<(Cid, Commit), RepoError> {
+    let cid = *car.roots.first().ok_or(CarError::Header("no root"))?;
+    let bytes = car.blocks.get(&cid).ok_or(RepoError::MissingBlock(cid))?;
+    Ok((cid, Commit::decode(cid, bytes)?))
+}
+
 /// Verifies a full repo export: every block matches its CID, the root commit decodes (and its
 /// signature verifies if `key` is given), the MST is well formed, and every record is present.
 pub fn verify_repo_car(bytes: &[u8], key: Option<&PublicKey>) -> Result<RepoReport, RepoError> {
     let car = read_car(bytes)?;
-    let commit_cid = *car
-        .roots
-        .first()
-        .ok_or(crate::car::CarError::Header("no root"))?;
-    let commit_bytes = car
-        .blocks
-        .get(&commit_cid)
-        .ok_or(RepoError::MissingBlock(commit_cid))?;
-    let commit = Commit::decode(commit_cid, commit_bytes)?;
+    let (commit_cid, commit) = root_commit(&car)?;
     if let Some(key) = key {
         commit.verify(key)?;
     }
@@ -67,15 +66,7 @@ pub fn verify_commit_slice(
     key: &PublicKey,
 ) -> Result<Commit, RepoError> {
     let car = read_car(car)?;
-    let commit_cid = *car
-        .roots
-        .first()
-        .ok_or(crate::car::CarError::Header("no root"))?;
-    let commit_bytes = car
-        .blocks
-        .get(&commit_cid)
-        .ok_or(RepoError::MissingBlock(commit_cid))?;
-    let commit = Commit::decode(commit_cid, commit_bytes)?;
+    let (_, commit) = root_commit(&car)?;
     commit.verify(key)?;
     if let Some(prev_data) = prev_data {
         let got = invert_ops(commit.data, car.blocks, ops)?;
