@@ -231,3 +231,70 @@ fn create_rejects_bad_lines_keys_and_dids_with_a_clear_message() {
         assert!(out.stdout.is_empty());
     }
 }
+
+#[test]
+fn plc_serve_runs_a_directory_that_persists_across_restarts() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arroba"))
+            .args([
+                "plc",
+                "serve",
+                "--port",
+                "0",
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        (child, url)
+    };
+    let (mut child, url) = start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let key = arroba::crypto::Keypair::from_seed(arroba::crypto::Algorithm::K256, b"cli plc");
+    let handle = arroba::syntax::Handle::parse("cli.test").unwrap();
+    let data = arroba::identity::plc::PlcData::new(
+        &[key.public_key()],
+        &key.public_key(),
+        &handle,
+        "https://pds.test",
+    );
+    let op = arroba::identity::plc::PlcOperation::Operation {
+        data,
+        prev: None,
+        sig: None,
+    }
+    .sign(&key);
+    let did = op.did();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{url}/{did}"))
+            .json(&op.to_json())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (mut child, url) = start();
+    rt.block_on(async {
+        let doc: serde_json::Value = reqwest::get(format!("{url}/{did}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(doc["alsoKnownAs"][0], "at://cli.test");
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

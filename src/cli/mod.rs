@@ -5,6 +5,7 @@
 //! only calls [`main`]. Exit codes: 0 success, 1 the input is invalid or an operation failed
 //! (one line on stderr says why), 2 bad usage.
 
+mod plc;
 mod repo;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +23,9 @@ enum Command {
     /// Inspect, verify, diff and build repo CAR files.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
+    /// Run a PLC directory (did:plc registry) for local use.
+    #[command(subcommand)]
+    Plc(plc::PlcCommand),
 }
 
 /// Runs the CLI with the process arguments and returns the exit code.
@@ -29,6 +33,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Repo(cmd) => repo::run(cmd),
+        Command::Plc(cmd) => plc::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -36,5 +41,27 @@ pub fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM (what ECS and systemd send to stop a task).
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
     }
 }
