@@ -58,3 +58,31 @@ impl IdentityConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plc_url_comes_from_pds_did_plc_url_or_arrobas_plc_host() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(IdentityConfig::from_env(&env(&[])).plc_url, DEFAULT_PLC_URL);
+        assert_eq!(
+            IdentityConfig::from_env(&env(&[("PLC_HOST", "plc.example")])).plc_url,
+            "https://plc.example"
+        );
+        let both = env(&[
+            ("PLC_HOST", "plc.example"),
+            ("PDS_DID_PLC_URL", "http://localhost:2582/"),
+        ]);
+        assert_eq!(
+            IdentityConfig::from_env(&both).plc_url,
+            "http://localhost:2582"
+        );
+    }
+}
