@@ -3,14 +3,23 @@
 
 CARGO ?= cargo
 
-.PHONY: test run bench fmt lint build clean
+.PHONY: test run bench fmt lint build clean emulator-start emulator-stop
 
-## Every check and test: formatting, clippy with warnings as errors, then all tests.
+EMULATOR_PORT ?= 4566
+# Test credentials for the emulator; real AWS credentials are never needed by the tests.
+TEST_ENV = AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 \
+	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
+
+## Every check and test: formatting, clippy with warnings as errors, then all tests, with the
+## DynamoDB/S3 emulator started before and stopped after (even when a test fails).
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --all-targets
-	$(CARGO) test --doc
+	$(CARGO) build --all-targets
+	localstack/emulator.sh start $(EMULATOR_PORT)
+	status=0; $(TEST_ENV) $(CARGO) test --all-targets || status=$$?; \
+	  [ $$status -eq 0 ] && { $(TEST_ENV) $(CARGO) test --doc || status=$$?; }; \
+	  localstack/emulator.sh stop; exit $$status
 
 ## Run the PDS locally on the embedded store (arrives with the XRPC server, issue 5).
 run:
@@ -32,3 +41,9 @@ build:
 
 clean:
 	$(CARGO) clean
+
+emulator-start:
+	localstack/emulator.sh start $(EMULATOR_PORT)
+
+emulator-stop:
+	localstack/emulator.sh stop

@@ -298,3 +298,25 @@ fn plc_serve_runs_a_directory_that_persists_across_restarts() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn dynamodb_create_tables_is_idempotent_against_the_emulator() {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: run `make test`");
+    let prefix = format!("cli{}-", std::process::id());
+    for _ in 0..2 {
+        let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
+            .args(["dynamodb", "create-tables", "--prefix", &prefix])
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains(&format!("{prefix}repos")));
+        assert_eq!(stdout(&out).lines().count(), 6);
+    }
+    let tables: serde_json::Value =
+        serde_json::from_str(&stdout(&arroba(&["dynamodb", "tables", "--json"], None))).unwrap();
+    assert_eq!(tables.as_array().unwrap().len(), 6);
+}

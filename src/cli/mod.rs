@@ -5,6 +5,7 @@
 //! only calls [`main`]. Exit codes: 0 success, 1 the input is invalid or an operation failed
 //! (one line on stderr says why), 2 bad usage.
 
+mod dynamodb;
 mod plc;
 mod repo;
 
@@ -26,6 +27,9 @@ enum Command {
     /// Run a PLC directory (did:plc registry) for local use.
     #[command(subcommand)]
     Plc(plc::PlcCommand),
+    /// Manage the DynamoDB tables.
+    #[command(subcommand)]
+    Dynamodb(dynamodb::DynamoCommand),
 }
 
 /// Runs the CLI with the process arguments and returns the exit code.
@@ -34,6 +38,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Repo(cmd) => repo::run(cmd),
         Command::Plc(cmd) => plc::run(cmd),
+        Command::Dynamodb(cmd) => dynamodb::run(cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -20,7 +20,7 @@ use crate::syntax::{Did, Handle};
 use crate::tid::{TidClock, micros_of};
 
 /// How many times a commit is rebuilt after losing a race before giving up.
-pub const MAX_COMMIT_ATTEMPTS: usize = 8;
+pub const MAX_COMMIT_ATTEMPTS: usize = 25;
 
 /// Runs `f` until it stops reporting missing blocks, fetching each missing one into `cache`.
 async fn with_blocks<T>(
@@ -51,10 +51,23 @@ pub async fn load_repo_state(
     cache: &BlockCache,
     did: &Did,
 ) -> Result<(RepoRecord, Repo), StorageError> {
-    let record = storage
-        .load_repo(did)
-        .await?
-        .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
+    repo_state(storage, cache, did, false).await
+}
+
+/// Like [`load_repo_state`]; with `cached`, the record may come from the backend's in-process
+/// cache (its head may be stale, which only a writer can tolerate).
+async fn repo_state(
+    storage: &dyn Storage,
+    cache: &BlockCache,
+    did: &Did,
+    cached: bool,
+) -> Result<(RepoRecord, Repo), StorageError> {
+    let record = if cached {
+        storage.load_repo_cached(did).await?
+    } else {
+        storage.load_repo(did).await?
+    };
+    let record = record.ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
     let source = Arc::new(cache.clone());
     let repo = with_blocks(storage, cache, || Repo::load(record.head, source.clone())).await?;
     Ok((record, repo))
@@ -129,7 +142,8 @@ pub async fn commit_writes(
     clock: &TidClock,
 ) -> Result<(CommitData, Seq), StorageError> {
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
-        let (record, repo) = load_repo_state(storage, cache, did).await?;
+        // The first attempt may use a cached head; a stale one costs a conflict and a re-read.
+        let (record, repo) = repo_state(storage, cache, did, attempt == 0).await?;
         if !record.status.is_active() {
             return Err(StorageError::InactiveRepo(did.clone(), record.status));
         }
@@ -144,7 +158,8 @@ pub async fn commit_writes(
                 return Ok((data, seq));
             }
             Err(StorageError::Conflict(_)) => {
-                let max_ms = 1u64 << attempt.min(6);
+                // Contending writers spread out: 10 ms, 20 ms, … up to 2 s.
+                let max_ms = (10u64 << attempt.min(8)).min(2_000);
                 let wait = rand::thread_rng().gen_range(0..=max_ms);
                 tokio::time::sleep(Duration::from_millis(wait)).await;
             }

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::{Event, EventBody, NewRepo, RepoRecord, RepoStatus, Seq, Storage, StorageError};
+use super::{
+    Event, EventBody, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq, Storage, StorageError,
+};
 use crate::block::BlockMap;
 use crate::cid::Cid;
 use crate::repo::CommitData;
@@ -26,6 +28,7 @@ struct State {
     blocks: HashMap<Cid, Vec<u8>>,
     /// Events in seq order; `events[i].seq == i + 1` since nothing here can fail half way.
     events: Vec<Event>,
+    remote_blobs: BTreeMap<String, RemoteBlob>,
 }
 
 impl std::fmt::Debug for MemoryStorage {
@@ -228,5 +231,42 @@ impl Storage for MemoryStorage {
 
     async fn last_seq(&self) -> Result<Option<Seq>, StorageError> {
         Ok(self.state().events.last().map(|e| e.seq))
+    }
+
+    async fn mark_seq_skipped(&self, _seq: Seq) -> Result<bool, StorageError> {
+        // Numbers are assigned and stored under one lock, so every assigned number is an event.
+        Ok(false)
+    }
+
+    async fn upsert_remote_blob(&self, blob: RemoteBlob) -> Result<RemoteBlob, StorageError> {
+        let mut state = self.state();
+        let stored = match state.remote_blobs.remove(&blob.url) {
+            Some(mut old) => {
+                old.repos.extend(blob.repos);
+                RemoteBlob {
+                    repos: old.repos,
+                    ..blob
+                }
+            }
+            None => blob,
+        };
+        state
+            .remote_blobs
+            .insert(stored.url.clone(), stored.clone());
+        Ok(stored)
+    }
+
+    async fn get_remote_blob(&self, url: &str) -> Result<Option<RemoteBlob>, StorageError> {
+        Ok(self.state().remote_blobs.get(url).cloned())
+    }
+
+    async fn remote_blobs_by_cid(&self, cid: &Cid) -> Result<Vec<RemoteBlob>, StorageError> {
+        Ok(self
+            .state()
+            .remote_blobs
+            .values()
+            .filter(|b| b.cid.as_ref() == Some(cid))
+            .cloned()
+            .collect())
     }
 }

@@ -2,24 +2,32 @@
 //! runs repo logic against a backend.
 //!
 //! The trait is small and each method documents what is atomic and which error means "lost a
-//! race". Backends: [`MemoryStorage`] (tests and benchmarks). The DynamoDB and embedded
-//! on-disk backends implement the same trait and pass the same conformance suite
-//! (`tests/storage_conformance.rs`). [`commit_writes`] and [`create_repo`] are the flows the
+//! race". Backends: [`MemoryStorage`] (tests and benchmarks) and [`DynamoStorage`] (production);
+//! every backend passes the same conformance suite (`tests/storage_conformance.rs`).
+//! [`Sequencer`] is the reader side of the event log: it yields events in sequence order and
+//! resolves numbers that never became events. [`commit_writes`] and [`create_repo`] are the flows the
 //! server uses: they build commits with [`crate::repo`] and retry on
 //! [`StorageError::Conflict`]. Sequence numbers and event ordering are described in
 //! `docs/storage.md`.
 
+pub mod codec;
 mod driver;
+pub mod dynamo;
 mod error;
 mod memory;
+mod sealed;
+mod sequencer;
 mod types;
 
 use async_trait::async_trait;
 
 pub use driver::{MAX_COMMIT_ATTEMPTS, commit_writes, create_repo, fetch_tree, load_repo_state};
+pub use dynamo::DynamoStorage;
 pub use error::StorageError;
 pub use memory::MemoryStorage;
-pub use types::{CommitEvent, Event, EventBody, NewRepo, RepoRecord, RepoStatus, Seq};
+pub use sealed::{KeySealer, SealError};
+pub use sequencer::Sequencer;
+pub use types::{CommitEvent, Event, EventBody, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq};
 
 use crate::block::BlockMap;
 use crate::cid::Cid;
@@ -86,7 +94,9 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Stores blocks; existing blocks are left as they are (blocks are immutable).
     async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError>;
 
-    /// Events with a sequence number above `after` (all if None), ascending, at most `limit`.
+    /// Events with a sequence number above `after` (all if None), ascending, at most `limit`,
+    /// stopping before the first number that is neither an event nor marked skipped (it may
+    /// still be committed). Skipped numbers are passed over.
     async fn read_events(
         &self,
         after: Option<Seq>,
@@ -101,8 +111,32 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<Event>, StorageError>;
 
-    /// The highest sequence number assigned so far, if any.
+    /// The highest sequence number assigned so far, if any (it may not be readable yet: a
+    /// writer may still be committing it).
     async fn last_seq(&self) -> Result<Option<Seq>, StorageError>;
+
+    /// Claims `seq` for good as a number that is not an event, unless an event already holds
+    /// it. Returns true if `seq` is now (or already was) marked skipped — a writer still holding
+    /// it will fail and take a new number — and false if it is an event. Only [`Sequencer`] and writers that know
+    /// their number never became an event call this.
+    async fn mark_seq_skipped(&self, seq: Seq) -> Result<bool, StorageError>;
+
+    /// Records a remote blob, adding `blob.repos` to the repos already recorded (atomic).
+    /// Returns the stored record.
+    async fn upsert_remote_blob(&self, blob: RemoteBlob) -> Result<RemoteBlob, StorageError>;
+
+    /// The remote blob at `url`.
+    async fn get_remote_blob(&self, url: &str) -> Result<Option<RemoteBlob>, StorageError>;
+
+    /// Every remote blob with content `cid`.
+    async fn remote_blobs_by_cid(&self, cid: &Cid) -> Result<Vec<RemoteBlob>, StorageError>;
+
+    /// Like [`Storage::load_repo`], but a backend may answer from an in-process cache whose head
+    /// can be stale. Only for writers: a stale head makes [`Storage::apply_commit`] fail with
+    /// [`StorageError::Conflict`], after which the writer calls [`Storage::load_repo`].
+    async fn load_repo_cached(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
+        self.load_repo(did).await
+    }
 
     /// One block, if it exists.
     async fn read_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StorageError> {

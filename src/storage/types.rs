@@ -172,3 +172,23 @@ impl From<&CommitData> for CommitEvent {
         }
     }
 }
+
+/// A blob that lives at a remote URL (arroba's `AtpRemoteBlob`): Bridgy-style repos reference
+/// media hosted elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteBlob {
+    /// The URL (the key).
+    pub url: String,
+    /// The content's CID (raw codec), once fetched.
+    pub cid: Option<Cid>,
+    /// The MIME type.
+    pub mime_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The repos that reference it.
+    pub repos: std::collections::BTreeSet<Did>,
+    /// When it was last fetched.
+    pub last_fetched: Option<DateTime<Utc>>,
+    /// `inactive` once the URL stopped serving it.
+    pub status: Option<String>,
+}

@@ -28,3 +28,39 @@ pub fn interop_lines(name: &str) -> Vec<String> {
 pub fn interop_json(path: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(interop_dir().join(path)).unwrap()).unwrap()
 }
+
+/// The emulator (or other DynamoDB endpoint) the tests use: `AWS_ENDPOINT_URL`, which
+/// `make test` sets after starting `localstack/emulator.sh`.
+pub fn dynamo_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: run `make test` (it starts the DynamoDB emulator), or \
+             start one with `localstack/emulator.sh start` and export AWS_ENDPOINT_URL"
+        )
+    })
+}
+
+/// An SDK configuration for the test endpoint with fixed test credentials.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(dynamo_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// A `DynamoStorage` on fresh tables with a unique prefix.
+pub async fn dynamo_storage() -> std::sync::Arc<arroba::storage::DynamoStorage> {
+    use arroba::storage::dynamo::DynamoConfig;
+    let prefix = format!("t{}-", hex::encode(rand::random::<[u8; 6]>()));
+    let config = DynamoConfig::new(prefix, arroba::storage::KeySealer::ephemeral());
+    let storage = arroba::storage::DynamoStorage::with_sdk_config(&sdk_config().await, config);
+    storage
+        .create_tables()
+        .await
+        .expect("creating tables on the emulator");
+    std::sync::Arc::new(storage)
+}
