@@ -314,9 +314,9 @@ fn dynamodb_create_tables_is_idempotent_against_the_emulator() {
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains(&format!("{prefix}repos")));
-        assert_eq!(stdout(&out).lines().count(), 6);
+        assert_eq!(stdout(&out).lines().count(), 7);
     }
     let tables: serde_json::Value =
         serde_json::from_str(&stdout(&arroba(&["dynamodb", "tables", "--json"], None))).unwrap();
-    assert_eq!(tables.as_array().unwrap().len(), 6);
+    assert_eq!(tables.as_array().unwrap().len(), 7);
 }

@@ -568,6 +568,68 @@ async fn remote_blobs_are_upserted_by_url_and_found_by_cid(s: Arc<dyn Storage>) 
     assert_eq!(urls, ["https://a.test/1.png", "https://b.test/2.png"]);
 }
 
+async fn the_key_value_store_supports_claims_compare_and_swap_and_single_use_takes(
+    s: Arc<dyn Storage>,
+) {
+    use arroba::storage::KvCondition::{Always, IfAbsent, IfEquals};
+    assert!(s.kv_get("ns", "a").await.unwrap().is_none());
+    assert!(s.kv_put("ns", "a", b"1", IfAbsent).await.unwrap());
+    assert!(
+        !s.kv_put("ns", "a", b"2", IfAbsent).await.unwrap(),
+        "a claim is refused once taken"
+    );
+    assert!(!s.kv_put("ns", "a", b"3", IfEquals(b"2")).await.unwrap());
+    assert!(s.kv_put("ns", "a", b"3", IfEquals(b"1")).await.unwrap());
+    assert_eq!(
+        s.kv_get("ns", "a").await.unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
+    assert!(s.kv_put("ns", "b", b"x", Always).await.unwrap());
+    assert!(s.kv_put("ns", "c", b"y", Always).await.unwrap());
+    assert!(s.kv_put("other", "a", b"z", Always).await.unwrap());
+    let listed: Vec<String> = s
+        .kv_list("ns", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, ["a", "b", "c"]);
+    let page: Vec<String> = s
+        .kv_list("ns", Some("a"), 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(page, ["b"]);
+    assert!(
+        s.kv_delete("ns", "b", Some(b"wrong"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.kv_delete("ns", "b", Some(b"x")).await.unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
+    assert!(
+        s.kv_delete("ns", "b", None).await.unwrap().is_none(),
+        "taken exactly once"
+    );
+    // Concurrent takes of one token: exactly one wins.
+    s.kv_put("tokens", "t", b"v", Always).await.unwrap();
+    let takes = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.kv_delete("tokens", "t", None).await.unwrap().is_some() })
+    });
+    let mut wins = 0;
+    for t in takes {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
 macro_rules! storage_conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -587,6 +649,7 @@ macro_rules! storage_conformance {
                 a_rejected_commit_leaves_storage_unchanged,
                 concurrent_commits_to_one_repo_never_fork_or_lose_writes,
                 remote_blobs_are_upserted_by_url_and_found_by_cid,
+                the_key_value_store_supports_claims_compare_and_swap_and_single_use_takes,
             );
         }
     };

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::{
-    Event, EventBody, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq, Storage, StorageError,
+    Event, EventBody, KvCondition, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq, Storage,
+    StorageError,
 };
 use crate::block::BlockMap;
 use crate::cid::Cid;
@@ -29,6 +30,7 @@ struct State {
     /// Events in seq order; `events[i].seq == i + 1` since nothing here can fail half way.
     events: Vec<Event>,
     remote_blobs: BTreeMap<String, RemoteBlob>,
+    kv: BTreeMap<(String, String), Vec<u8>>,
 }
 
 impl std::fmt::Debug for MemoryStorage {
@@ -267,6 +269,66 @@ impl Storage for MemoryStorage {
             .values()
             .filter(|b| b.cid.as_ref() == Some(cid))
             .cloned()
+            .collect())
+    }
+
+    async fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .state()
+            .kv
+            .get(&(ns.to_owned(), key.to_owned()))
+            .cloned())
+    }
+
+    async fn kv_put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        condition: KvCondition<'_>,
+    ) -> Result<bool, StorageError> {
+        let mut state = self.state();
+        let k = (ns.to_owned(), key.to_owned());
+        let allowed = match condition {
+            KvCondition::Always => true,
+            KvCondition::IfAbsent => !state.kv.contains_key(&k),
+            KvCondition::IfEquals(old) => state.kv.get(&k).is_some_and(|v| v == old),
+        };
+        if allowed {
+            state.kv.insert(k, value.to_vec());
+        }
+        Ok(allowed)
+    }
+
+    async fn kv_delete(
+        &self,
+        ns: &str,
+        key: &str,
+        expect: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let mut state = self.state();
+        let k = (ns.to_owned(), key.to_owned());
+        if expect.is_some_and(|e| state.kv.get(&k).is_some_and(|v| v != e)) {
+            return Ok(None);
+        }
+        Ok(state.kv.remove(&k))
+    }
+
+    async fn kv_list(
+        &self,
+        ns: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
+        let state = self.state();
+        let start = (ns.to_owned(), after.unwrap_or_default().to_owned());
+        Ok(state
+            .kv
+            .range(start..)
+            .take_while(|((n, _), _)| n == ns)
+            .filter(|((_, k), _)| after.is_none_or(|a| k.as_str() > a))
+            .take(limit)
+            .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
     }
 }

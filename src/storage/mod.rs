@@ -27,7 +27,9 @@ pub use error::StorageError;
 pub use memory::MemoryStorage;
 pub use sealed::{KeySealer, SealError};
 pub use sequencer::Sequencer;
-pub use types::{CommitEvent, Event, EventBody, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq};
+pub use types::{
+    CommitEvent, Event, EventBody, KvCondition, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq,
+};
 
 use crate::block::BlockMap;
 use crate::cid::Cid;
@@ -130,6 +132,36 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// Every remote blob with content `cid`.
     async fn remote_blobs_by_cid(&self, cid: &Cid) -> Result<Vec<RemoteBlob>, StorageError>;
+
+    /// The value stored at `key` in namespace `ns` of the small key-value store that holds
+    /// account data (accounts, sessions, invite codes, blob records; see `accounts`).
+    async fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Stores `value` at `ns`/`key` if `condition` holds, atomically; returns whether it did.
+    async fn kv_put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        condition: KvCondition<'_>,
+    ) -> Result<bool, StorageError>;
+
+    /// Deletes `ns`/`key` (only if its value is `expect`, when given) and returns the value it
+    /// had; None if there was nothing to delete. Atomic, so a token can be taken exactly once.
+    async fn kv_delete(
+        &self,
+        ns: &str,
+        key: &str,
+        expect: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Entries of `ns` with keys after `after` (exclusive), in key order, at most `limit`.
+    async fn kv_list(
+        &self,
+        ns: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
 
     /// Like [`Storage::load_repo`], but a backend may answer from an in-process cache whose head
     /// can be stale. Only for writers: a stale head makes [`Storage::apply_commit`] fail with

@@ -192,3 +192,14 @@ pub struct RemoteBlob {
     /// `inactive` once the URL stopped serving it.
     pub status: Option<String>,
 }
+
+/// When [`super::Storage::kv_put`] may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvCondition<'a> {
+    /// Always (create or replace).
+    Always,
+    /// Only if the key is absent (claims: emails, invite codes).
+    IfAbsent,
+    /// Only if the current value is exactly this (compare-and-swap).
+    IfEquals(&'a [u8]),
+}

@@ -67,6 +67,7 @@ pub(crate) const BLOCKS: &str = "blocks";
 pub(crate) const EVENTS: &str = "events";
 pub(crate) const COUNTERS: &str = "counters";
 pub(crate) const REMOTE_BLOBS: &str = "remote-blobs";
+pub(crate) const KV: &str = "kv";
 /// Index names.
 pub(crate) const REPOS_BY_DID: &str = "by-did";
 pub(crate) const EVENTS_BY_DID: &str = "by-did";
@@ -129,6 +130,13 @@ pub fn definitions() -> Vec<TableDef> {
                 partition: key("cid", S),
                 sort: None,
             }],
+            ttl: None,
+        },
+        TableDef {
+            suffix: KV,
+            partition: key("ns", S),
+            sort: Some(key("item_key", S)),
+            indexes: vec![],
             ttl: None,
         },
     ]
