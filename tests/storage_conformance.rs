@@ -670,3 +670,14 @@ storage_conformance!(memory, async {
 storage_conformance!(dynamo, async {
     common::dynamo_storage().await as Arc<dyn Storage>
 });
+storage_conformance!(disk, async {
+    // In cargo's per-target scratch directory, so `cargo clean` removes it.
+    let dir = tempfile::Builder::new()
+        .prefix("disk-storage")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    Arc::new(
+        arroba::storage::DiskStorage::open(&dir, arroba::storage::KeySealer::ephemeral()).unwrap(),
+    ) as Arc<dyn Storage>
+});

@@ -2,7 +2,8 @@
 //! runs repo logic against a backend.
 //!
 //! The trait is small and each method documents what is atomic and which error means "lost a
-//! race". Backends: [`MemoryStorage`] (tests and benchmarks) and [`DynamoStorage`] (production);
+//! race". Backends: [`MemoryStorage`] (tests and benchmarks), [`DiskStorage`] (local runs, on
+//! redb) and [`DynamoStorage`] (production);
 //! every backend passes the same conformance suite (`tests/storage_conformance.rs`).
 //! [`Sequencer`] is the reader side of the event log: it yields events in sequence order and
 //! resolves numbers that never became events. [`commit_writes`] and [`create_repo`] are the flows the
@@ -11,6 +12,7 @@
 //! `docs/storage.md`.
 
 pub mod codec;
+mod disk;
 mod driver;
 pub mod dynamo;
 mod error;
@@ -21,6 +23,7 @@ mod types;
 
 use async_trait::async_trait;
 
+pub use disk::DiskStorage;
 pub use driver::{MAX_COMMIT_ATTEMPTS, commit_writes, create_repo, fetch_tree, load_repo_state};
 pub use dynamo::DynamoStorage;
 pub use error::StorageError;
