@@ -29,6 +29,7 @@ pub mod cid;
 pub mod cli;
 pub mod crypto;
 pub mod identity;
+pub mod lexicon;
 pub mod mst;
 pub mod plc;
 pub mod repo;

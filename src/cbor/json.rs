@@ -40,7 +40,9 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new()
         .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+        // Other implementations accept non-zero trailing bits (interop vector `"$bytes": "123"`).
+        .with_decode_allow_trailing_bits(true),
 );
 
 /// Parses a JSON string into a data-model value.

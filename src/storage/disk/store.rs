@@ -91,14 +91,23 @@ impl DiskStorage {
 }
 
 /// Appends events after the last one; numbers are consecutive (nothing here can fail after).
-fn append(txn: &WriteTransaction, did: &Did, bodies: Vec<EventBody>) -> Result<Vec<Seq>, StorageError> {
+fn append(
+    txn: &WriteTransaction,
+    did: &Did,
+    bodies: Vec<EventBody>,
+) -> Result<Vec<Seq>, StorageError> {
     let mut events = txn.open_table(EVENTS).map_err(db_err)?;
     let mut by_did = txn.open_table(EVENTS_BY_DID).map_err(db_err)?;
-    let first = events.last().map_err(db_err)?.map_or(1, |(k, _)| k.value() + 1);
+    let first = events
+        .last()
+        .map_err(db_err)?
+        .map_or(1, |(k, _)| k.value() + 1);
     let time = Utc::now();
     let mut seqs = Vec::new();
     for (seq, body) in (first..).zip(bodies) {
-        events.insert(seq, encode_event_record(did, time, &body).as_slice()).map_err(db_err)?;
+        events
+            .insert(seq, encode_event_record(did, time, &body).as_slice())
+            .map_err(db_err)?;
         by_did.insert((did.as_str(), seq), ()).map_err(db_err)?;
         seqs.push(seq);
     }
