@@ -21,10 +21,11 @@ test:
 	  [ $$status -eq 0 ] && { $(TEST_ENV) $(CARGO) test --doc || status=$$?; }; \
 	  localstack/emulator.sh stop; exit $$status
 
-## Run the PDS locally on the embedded store (arrives with the XRPC server, issue 5).
+## Run the PDS locally: http://localhost:2583, embedded store and blobs in .local/pds, an
+## in-process PLC directory, dev mode (local handles under .test). Override any PDS_* variable.
 run:
-	@echo "make run: not yet - the local PDS server arrives with the XRPC server issue."
-	@echo "Meanwhile the repo tool works: cargo run -- repo --help"
+	PDS_DEV_MODE=$${PDS_DEV_MODE:-true} PDS_DATA_DIRECTORY=$${PDS_DATA_DIRECTORY:-./.local/pds} \
+	  $(CARGO) run --release --bin arroba -- serve
 
 ## Criterion benchmarks; figures go in docs/benchmarks.md.
 bench:

@@ -36,3 +36,4 @@ pub mod repo;
 pub mod storage;
 pub mod syntax;
 pub mod tid;
+pub mod xrpc;

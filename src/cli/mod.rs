@@ -8,6 +8,7 @@
 mod dynamodb;
 mod plc;
 mod repo;
+mod serve;
 
 use clap::{Parser, Subcommand};
 
@@ -27,6 +28,8 @@ enum Command {
     /// Run a PLC directory (did:plc registry) for local use.
     #[command(subcommand)]
     Plc(plc::PlcCommand),
+    /// Run the PDS (configured by PDS_* variables; PDS_DEV_MODE=true for a local setup).
+    Serve(serve::ServeArgs),
     /// Manage the DynamoDB tables.
     #[command(subcommand)]
     Dynamodb(dynamodb::DynamoCommand),
@@ -39,6 +42,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Repo(cmd) => repo::run(cmd),
         Command::Plc(cmd) => plc::run(cmd),
         Command::Dynamodb(cmd) => dynamodb::run(cmd),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -23,7 +23,8 @@ use crate::tid::{TidClock, micros_of};
 pub const MAX_COMMIT_ATTEMPTS: usize = 25;
 
 /// Runs `f` until it stops reporting missing blocks, fetching each missing one into `cache`.
-async fn with_blocks<T>(
+/// Any read of a storage-backed repo goes through this.
+pub async fn with_blocks<T>(
     storage: &dyn Storage,
     cache: &BlockCache,
     mut f: impl FnMut() -> Result<T, RepoError>,
@@ -132,6 +133,15 @@ pub async fn create_repo(
     Ok((record, genesis, seqs))
 }
 
+/// Compare-and-swap preconditions of a commit, checked against the head each attempt builds on.
+#[derive(Debug, Clone, Default)]
+pub struct CommitPreconditions {
+    /// The head the commit must build on (`swapCommit`).
+    pub swap_commit: Option<crate::cid::Cid>,
+    /// Record paths and the CID each must have now (`None` = must not exist) (`swapRecord`).
+    pub swap_records: Vec<(String, Option<crate::cid::Cid>)>,
+}
+
 /// Commits `writes` to `did`'s repo, rebuilding on the new head whenever another writer got
 /// there first. Returns the commit and its sequence number.
 pub async fn commit_writes(
@@ -141,12 +151,26 @@ pub async fn commit_writes(
     writes: &[Write],
     clock: &TidClock,
 ) -> Result<(CommitData, Seq), StorageError> {
+    commit_writes_if(storage, cache, did, writes, clock, &CommitPreconditions::default()).await
+}
+
+/// Like [`commit_writes`], failing with [`StorageError::SwapMismatch`] unless `preconditions`
+/// hold on the head the commit is built on (so a retry after a lost race re-checks them).
+pub async fn commit_writes_if(
+    storage: &dyn Storage,
+    cache: &BlockCache,
+    did: &Did,
+    writes: &[Write],
+    clock: &TidClock,
+    preconditions: &CommitPreconditions,
+) -> Result<(CommitData, Seq), StorageError> {
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
         // The first attempt may use a cached head; a stale one costs a conflict and a re-read.
         let (record, repo) = repo_state(storage, cache, did, attempt == 0).await?;
         if !record.status.is_active() {
             return Err(StorageError::InactiveRepo(did.clone(), record.status));
         }
+        check_preconditions(storage, cache, &repo, preconditions).await?;
         let rev = clock.next_after(micros_of(Utc::now()), Some(repo.rev()));
         let (_, data) = with_blocks(storage, cache, || {
             repo.apply_writes(writes, &record.signing_key, rev)
@@ -170,4 +194,20 @@ pub async fn commit_writes(
         did.clone(),
         MAX_COMMIT_ATTEMPTS,
     ))
+}
+
+async fn check_preconditions(storage: &dyn Storage, cache: &BlockCache, repo: &Repo, p: &CommitPreconditions) -> Result<(), StorageError> {
+    let show = |c: Option<crate::cid::Cid>| c.map_or_else(|| "none".to_owned(), |c| c.to_string());
+    if let Some(expected) = p.swap_commit {
+        if repo.head() != expected {
+            return Err(StorageError::SwapMismatch { what: "commit".into(), expected: expected.to_string(), actual: repo.head().to_string() });
+        }
+    }
+    for (path, expected) in &p.swap_records {
+        let actual = with_blocks(storage, cache, || Ok(repo.mst().get(path)?)).await?;
+        if actual != *expected {
+            return Err(StorageError::SwapMismatch { what: path.clone(), expected: show(*expected), actual: show(actual) });
+        }
+    }
+    Ok(())
 }

@@ -43,6 +43,16 @@ pub enum StorageError {
     /// The backend failed (network, service error). Not retryable by the repo layer.
     #[error("storage backend error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A compare-and-swap precondition (`swapCommit`, `swapRecord`) did not hold.
+    #[error("swap failed on {what}: expected {expected}, found {actual}")]
+    SwapMismatch {
+        /// What was compared (`commit` or a record path).
+        what: String,
+        /// The expected CID (or `none`).
+        expected: String,
+        /// The current CID (or `none`).
+        actual: String,
+    },
     /// The commit kept losing races.
     #[error("gave up on repo {0} after {1} conflicting attempts")]
     TooManyConflicts(Did, usize),

@@ -11,6 +11,8 @@
 //! [`StorageError::Conflict`]. Sequence numbers and event ordering are described in
 //! `docs/storage.md`.
 
+pub mod accounts;
+mod blobstore;
 pub mod codec;
 mod disk;
 mod driver;
@@ -23,8 +25,13 @@ mod types;
 
 use async_trait::async_trait;
 
+pub use accounts::Accounts;
+pub use blobstore::{BlobStore, DiskBlobStore, S3BlobStore};
 pub use disk::DiskStorage;
-pub use driver::{MAX_COMMIT_ATTEMPTS, commit_writes, create_repo, fetch_tree, load_repo_state};
+pub use driver::{
+    CommitPreconditions, MAX_COMMIT_ATTEMPTS, commit_writes, commit_writes_if, create_repo, fetch_tree,
+    load_repo_state, with_blocks,
+};
 pub use dynamo::DynamoStorage;
 pub use error::StorageError;
 pub use memory::MemoryStorage;

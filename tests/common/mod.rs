@@ -64,3 +64,4 @@ pub async fn dynamo_storage() -> std::sync::Arc<arroba::storage::DynamoStorage> 
         .expect("creating tables on the emulator");
     std::sync::Arc::new(storage)
 }
+pub mod pds;

@@ -1,0 +1,218 @@
+//! Account data on the storage key-value API: passwords, app passwords, email claims, refresh
+//! sessions, invite codes and blob records. Written once for every backend.
+//!
+//! Values are JSON. Namespaces: `account` (by DID), `email` (claims: email → DID),
+//! `refresh:<did>` (session id → session), `invite` (code → invite), `blobs:<did>` (CID →
+//! blob record). Claims use put-if-absent, single-use sessions use delete-and-return, invite
+//! uses compare-and-swap, so concurrent requests cannot both win.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{KvCondition, Storage, StorageError};
+use crate::syntax::Did;
+
+/// An account's credentials and settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// The account.
+    pub did: Did,
+    /// Login email, if any (lower-cased).
+    pub email: Option<String>,
+    /// argon2id hash of the main password.
+    pub password_hash: String,
+    /// App passwords.
+    #[serde(default)]
+    pub app_passwords: Vec<AppPassword>,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A named app password: a second password with reduced rights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppPassword {
+    /// Its name, unique per account.
+    pub name: String,
+    /// argon2id hash.
+    pub hash: String,
+    /// Whether it may also use privileged methods (e.g. direct messages).
+    pub privileged: bool,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A refresh session (what a refresh token names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefreshSession {
+    /// The app password the session was opened with, if not the main password.
+    pub app_password: Option<String>,
+    /// Whether that app password is privileged.
+    #[serde(default)]
+    pub privileged: bool,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// An invite code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// The code.
+    pub code: String,
+    /// Uses left.
+    pub available: u32,
+    /// Who it was made for (`admin` for operator-made codes).
+    pub for_account: String,
+    /// Who used it.
+    #[serde(default)]
+    pub used_by: Vec<String>,
+    /// Disabled by an admin.
+    #[serde(default)]
+    pub disabled: bool,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A blob stored for a repo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRecord {
+    /// MIME type given at upload.
+    pub mime_type: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Record paths that reference it; empty means temporary (uploaded, not yet used).
+    pub refs: Vec<String>,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
+}
+
+fn corrupt(what: &str) -> StorageError {
+    StorageError::Corrupt { what: what.to_owned(), why: "stored JSON does not parse" }
+}
+
+fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    // Serialising these plain structs cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, StorageError> {
+    serde_json::from_slice(bytes).map_err(|_| corrupt(what))
+}
+
+/// Account operations over any [`Storage`].
+#[derive(Debug, Clone, Copy)]
+pub struct Accounts<'a>(pub &'a dyn Storage);
+
+impl Accounts<'_> {
+    /// The account of `did`.
+    pub async fn get(&self, did: &Did) -> Result<Option<Account>, StorageError> {
+        self.0.kv_get("account", did.as_str()).await?.map(|b| decode(&b, "account")).transpose()
+    }
+
+    /// Stores an account (create or replace).
+    pub async fn put(&self, account: &Account) -> Result<(), StorageError> {
+        self.0.kv_put("account", account.did.as_str(), &encode(account), KvCondition::Always).await.map(|_| ())
+    }
+
+    /// Removes an account record.
+    pub async fn delete(&self, did: &Did) -> Result<(), StorageError> {
+        self.0.kv_delete("account", did.as_str(), None).await.map(|_| ())
+    }
+
+    /// Claims `email` for `did`; false if another account has it.
+    pub async fn claim_email(&self, email: &str, did: &Did) -> Result<bool, StorageError> {
+        let email = email.to_ascii_lowercase();
+        if self.0.kv_put("email", &email, did.as_str().as_bytes(), KvCondition::IfAbsent).await? {
+            return Ok(true);
+        }
+        Ok(self.did_for_email(&email).await?.as_ref() == Some(did))
+    }
+
+    /// Releases `email` if `did` holds it.
+    pub async fn release_email(&self, email: &str, did: &Did) -> Result<(), StorageError> {
+        self.0.kv_delete("email", &email.to_ascii_lowercase(), Some(did.as_str().as_bytes())).await.map(|_| ())
+    }
+
+    /// The account that holds `email`.
+    pub async fn did_for_email(&self, email: &str) -> Result<Option<Did>, StorageError> {
+        let Some(bytes) = self.0.kv_get("email", &email.to_ascii_lowercase()).await? else { return Ok(None) };
+        let text = String::from_utf8(bytes).map_err(|_| corrupt("email claim"))?;
+        Did::parse(&text).map(Some).map_err(|_| corrupt("email claim"))
+    }
+
+    /// Records a refresh session.
+    pub async fn put_session(&self, did: &Did, id: &str, session: &RefreshSession) -> Result<(), StorageError> {
+        self.0.kv_put(&format!("refresh:{did}"), id, &encode(session), KvCondition::Always).await.map(|_| ())
+    }
+
+    /// Takes (removes and returns) a refresh session: it can be used exactly once.
+    pub async fn take_session(&self, did: &Did, id: &str) -> Result<Option<RefreshSession>, StorageError> {
+        let taken = self.0.kv_delete(&format!("refresh:{did}"), id, None).await?;
+        taken.map(|b| decode(&b, "refresh session")).transpose()
+    }
+
+    /// Ends every session of `did` (password change, deletion, takedown), or only those of one
+    /// app password.
+    pub async fn revoke_sessions(&self, did: &Did, app_password: Option<&str>) -> Result<(), StorageError> {
+        let ns = format!("refresh:{did}");
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.0.kv_list(&ns, after.as_deref(), 500).await?;
+            let Some((last, _)) = page.last() else { return Ok(()) };
+            after = Some(last.clone());
+            for (id, bytes) in page {
+                let session: RefreshSession = decode(&bytes, "refresh session")?;
+                if app_password.is_none() || session.app_password.as_deref() == app_password {
+                    self.0.kv_delete(&ns, &id, None).await?;
+                }
+            }
+        }
+    }
+
+    /// Stores a new invite code.
+    pub async fn create_invite(&self, invite: &Invite) -> Result<bool, StorageError> {
+        self.0.kv_put("invite", &invite.code, &encode(invite), KvCondition::IfAbsent).await
+    }
+
+    /// Uses one use of `code` for `did`; false if it does not exist, is disabled or used up.
+    pub async fn use_invite(&self, code: &str, did: &Did) -> Result<bool, StorageError> {
+        for _ in 0..20 {
+            let Some(bytes) = self.0.kv_get("invite", code).await? else { return Ok(false) };
+            let mut invite: Invite = decode(&bytes, "invite")?;
+            if invite.disabled || invite.available == 0 {
+                return Ok(false);
+            }
+            invite.available -= 1;
+            invite.used_by.push(did.to_string());
+            if self.0.kv_put("invite", code, &encode(&invite), KvCondition::IfEquals(&bytes)).await? {
+                return Ok(true);
+            }
+        }
+        Err(StorageError::Backend("invite code kept changing concurrently".into()))
+    }
+
+    /// The invite `code`.
+    pub async fn get_invite(&self, code: &str) -> Result<Option<Invite>, StorageError> {
+        self.0.kv_get("invite", code).await?.map(|b| decode(&b, "invite")).transpose()
+    }
+
+    /// The blob record of `cid` in `did`'s repo.
+    pub async fn get_blob(&self, did: &Did, cid: &str) -> Result<Option<BlobRecord>, StorageError> {
+        self.0.kv_get(&format!("blobs:{did}"), cid).await?.map(|b| decode(&b, "blob record")).transpose()
+    }
+
+    /// Stores a blob record.
+    pub async fn put_blob(&self, did: &Did, cid: &str, record: &BlobRecord) -> Result<(), StorageError> {
+        self.0.kv_put(&format!("blobs:{did}"), cid, &encode(record), KvCondition::Always).await.map(|_| ())
+    }
+
+    /// Removes a blob record.
+    pub async fn delete_blob(&self, did: &Did, cid: &str) -> Result<(), StorageError> {
+        self.0.kv_delete(&format!("blobs:{did}"), cid, None).await.map(|_| ())
+    }
+
+    /// Blob records of `did` after CID `after`, in CID order.
+    pub async fn list_blobs(&self, did: &Did, after: Option<&str>, limit: usize) -> Result<Vec<(String, BlobRecord)>, StorageError> {
+        let page = self.0.kv_list(&format!("blobs:{did}"), after, limit).await?;
+        page.into_iter().map(|(k, v)| Ok((k, decode(&v, "blob record")?))).collect()
+    }
+}

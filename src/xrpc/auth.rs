@@ -1,0 +1,225 @@
+//! Sessions and credentials: argon2id password hashes, HS256 access and refresh tokens
+//! (`typ` `at+jwt` / `refresh+jwt`, https://atproto.com/specs/xrpc#authentication), single-use
+//! refresh tokens, app passwords, and the extractors handlers use ([`Access`], [`Refresh`],
+//! [`Admin`]).
+//!
+//! Every token's header is checked: the algorithm must be HS256 (so `none` and any asymmetric
+//! confusion are refused) and `typ` must match the use, so a refresh token never works as an
+//! access token.
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Argon2, PasswordHash};
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use base64::Engine;
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use super::{AppState, XrpcError};
+use crate::storage::Accounts;
+use crate::storage::accounts::RefreshSession;
+use crate::syntax::Did;
+
+/// Access tokens last two hours, as the reference PDS's.
+pub const ACCESS_TTL_SECS: i64 = 2 * 3600;
+/// Refresh tokens last 90 days.
+pub const REFRESH_TTL_SECS: i64 = 90 * 24 * 3600;
+
+const TYP_ACCESS: &str = "at+jwt";
+const TYP_REFRESH: &str = "refresh+jwt";
+
+/// What a session may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Signed in with the account password: everything.
+    Full,
+    /// Signed in with an app password: no account management.
+    AppPassword,
+    /// An app password marked privileged.
+    AppPasswordPrivileged,
+}
+
+impl Scope {
+    fn as_str(self) -> &'static str {
+        match self {
+            Scope::Full => "com.atproto.access",
+            Scope::AppPassword => "com.atproto.appPass",
+            Scope::AppPasswordPrivileged => "com.atproto.appPassPrivileged",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Scope> {
+        [Scope::Full, Scope::AppPassword, Scope::AppPasswordPrivileged].into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    scope: String,
+    sub: String,
+    aud: String,
+    iat: i64,
+    exp: i64,
+    jti: String,
+}
+
+/// Hashes a password with argon2id and a random salt.
+pub fn hash_password(password: &str) -> Result<String, XrpcError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(XrpcError::internal)?;
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(XrpcError::internal)
+}
+
+/// Whether `password` matches `hash` (constant-time inside argon2).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A new app password, `xxxx-xxxx-xxxx-xxxx` from lower-case letters and digits.
+pub fn generate_app_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let bytes: [u8; 16] = rand::random();
+    let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
+    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+}
+
+fn random_id() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(rand::random::<[u8; 18]>())
+}
+
+/// Issues an access and a refresh token for `did` and records the refresh session.
+pub async fn create_session(state: &AppState, did: &Did, app_password: Option<(&str, bool)>) -> Result<(String, String), XrpcError> {
+    let now = Utc::now().timestamp();
+    let scope = match app_password {
+        None => Scope::Full,
+        Some((_, true)) => Scope::AppPasswordPrivileged,
+        Some((_, false)) => Scope::AppPassword,
+    };
+    let key = EncodingKey::from_secret(state.config().jwt_secret.as_bytes());
+    let sign = |typ: &str, scope: &str, ttl: i64, jti: String| {
+        let mut header = Header::new(Algorithm::HS256);
+        header.typ = Some(typ.to_owned());
+        let claims = Claims { scope: scope.to_owned(), sub: did.to_string(), aud: state.config().service_did.clone(), iat: now, exp: now + ttl, jti };
+        jsonwebtoken::encode(&header, &claims, &key).map_err(XrpcError::internal)
+    };
+    let refresh_id = random_id();
+    let access = sign(TYP_ACCESS, scope.as_str(), ACCESS_TTL_SECS, random_id())?;
+    let refresh = sign(TYP_REFRESH, "com.atproto.refresh", REFRESH_TTL_SECS, refresh_id.clone())?;
+    let session = RefreshSession {
+        app_password: app_password.map(|(n, _)| n.to_owned()),
+        privileged: app_password.is_some_and(|(_, p)| p),
+        expires_at: Utc::now() + chrono::Duration::seconds(REFRESH_TTL_SECS),
+    };
+    Accounts(state.storage()).put_session(did, &refresh_id, &session).await?;
+    Ok((access, refresh))
+}
+
+fn decode(state: &AppState, token: &str, typ: &str) -> Result<Claims, XrpcError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| XrpcError::invalid_token("Malformed token"))?;
+    if header.alg != Algorithm::HS256 {
+        return Err(XrpcError::invalid_token("Unsupported token algorithm"));
+    }
+    if header.typ.as_deref() != Some(typ) {
+        return Err(XrpcError::invalid_token("Wrong token type"));
+    }
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&[state.config().service_did.as_str()]);
+    validation.leeway = 5;
+    let key = DecodingKey::from_secret(state.config().jwt_secret.as_bytes());
+    match jsonwebtoken::decode::<Claims>(token, &key, &validation) {
+        Ok(data) => Ok(data.claims),
+        Err(e) if matches!(e.kind(), jsonwebtoken::errors::ErrorKind::ExpiredSignature) => {
+            Err(XrpcError::named("ExpiredToken", "Token has expired"))
+        }
+        Err(_) => Err(XrpcError::invalid_token("Token could not be verified")),
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, XrpcError> {
+    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
+    let value = header.to_str().map_err(|_| XrpcError::auth_required("Malformed Authorization header"))?;
+    value.strip_prefix("Bearer ").map(str::trim).ok_or_else(|| XrpcError::auth_required("Expected a Bearer token"))
+}
+
+/// A request authenticated with an access token.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// The account.
+    pub did: Did,
+    /// What the session may do.
+    pub scope: Scope,
+}
+
+impl Access {
+    /// Refuses app-password sessions for account management.
+    pub fn require_full(&self) -> Result<(), XrpcError> {
+        match self.scope {
+            Scope::Full => Ok(()),
+            _ => Err(XrpcError::new(axum::http::StatusCode::UNAUTHORIZED, "InvalidToken", "This method is not available to app passwords")),
+        }
+    }
+
+    /// Refuses a write to someone else's repo.
+    pub fn require_owner(&self, did: &Did) -> Result<(), XrpcError> {
+        if &self.did == did {
+            Ok(())
+        } else {
+            Err(XrpcError::forbidden("Forbidden", "The token's account does not own this repo"))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Access {
+    type Rejection = XrpcError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let claims = decode(state, bearer(parts)?, TYP_ACCESS)?;
+        let scope = Scope::parse(&claims.scope).ok_or_else(|| XrpcError::invalid_token("Bad token scope"))?;
+        let did = Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
+        Ok(Access { did, scope })
+    }
+}
+
+/// A request authenticated with a refresh token (refreshSession, deleteSession).
+#[derive(Debug, Clone)]
+pub struct Refresh {
+    /// The account.
+    pub did: Did,
+    /// The refresh session's id.
+    pub id: String,
+}
+
+impl FromRequestParts<AppState> for Refresh {
+    type Rejection = XrpcError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let claims = decode(state, bearer(parts)?, TYP_REFRESH)?;
+        if claims.scope != "com.atproto.refresh" {
+            return Err(XrpcError::invalid_token("Bad token scope"));
+        }
+        let did = Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
+        Ok(Refresh { did, id: claims.jti })
+    }
+}
+
+/// A request with `admin` HTTP Basic credentials.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = XrpcError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|h| h.to_str().ok()).unwrap_or_default();
+        let decoded = header
+            .strip_prefix("Basic ")
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .unwrap_or_default();
+        let expected = format!("admin:{}", state.config().admin_password);
+        // Compare every byte so the time taken says nothing about the password.
+        let same = decoded.len() == expected.len() && decoded.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+        if same { Ok(Admin) } else { Err(XrpcError::auth_required("Admin credentials required")) }
+    }
+}

@@ -1,0 +1,181 @@
+//! [`XrpcError`]: the one place that picks HTTP statuses and `{"error","message"}` bodies.
+//!
+//! Every lower-layer error converts into it. A client's mistake is logged at `debug`; an
+//! internal failure answers 500 with a generic message and logs the detail at `error`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::cbor::JsonError;
+use crate::identity::IdentityError;
+use crate::lexicon::LexiconError;
+use crate::mst::MstError;
+use crate::repo::RepoError;
+use crate::storage::{RepoStatus, StorageError};
+use crate::syntax::SyntaxError;
+
+/// An XRPC error response.
+#[derive(Debug)]
+pub struct XrpcError {
+    status: StatusCode,
+    name: String,
+    message: String,
+    /// Logged, never sent: the detail behind a 500.
+    internal: Option<String>,
+}
+
+impl XrpcError {
+    /// An error with a status, a name (no spaces) and a message.
+    pub fn new(status: StatusCode, name: impl Into<String>, message: impl Into<String>) -> XrpcError {
+        XrpcError { status, name: name.into(), message: message.into(), internal: None }
+    }
+
+    /// 400 `InvalidRequest`.
+    pub fn invalid(message: impl Into<String>) -> XrpcError {
+        XrpcError::new(StatusCode::BAD_REQUEST, "InvalidRequest", message)
+    }
+
+    /// 400 with a named error from the method's lexicon.
+    pub fn named(name: &str, message: impl Into<String>) -> XrpcError {
+        XrpcError::new(StatusCode::BAD_REQUEST, name, message)
+    }
+
+    /// 401 `AuthenticationRequired` (no or unusable credentials).
+    pub fn auth_required(message: impl Into<String>) -> XrpcError {
+        XrpcError::new(StatusCode::UNAUTHORIZED, "AuthenticationRequired", message)
+    }
+
+    /// 401 `InvalidToken`.
+    pub fn invalid_token(message: impl Into<String>) -> XrpcError {
+        XrpcError::new(StatusCode::UNAUTHORIZED, "InvalidToken", message)
+    }
+
+    /// 403 with a name.
+    pub fn forbidden(name: &str, message: impl Into<String>) -> XrpcError {
+        XrpcError::new(StatusCode::FORBIDDEN, name, message)
+    }
+
+    /// 413 `PayloadTooLarge`.
+    pub fn too_large(message: impl Into<String>) -> XrpcError {
+        XrpcError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", message)
+    }
+
+    /// 500 with a generic message; `detail` is logged.
+    pub fn internal(detail: impl std::fmt::Display) -> XrpcError {
+        XrpcError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            name: "InternalServerError".into(),
+            message: "Internal Server Error".into(),
+            internal: Some(detail.to_string()),
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The error name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The error for reading a repo that is not active (`RepoDeactivated`, `RepoTakendown`, …).
+    pub fn inactive_repo(did: &crate::syntax::Did, status: RepoStatus) -> XrpcError {
+        let name = match status {
+            RepoStatus::Takendown => "RepoTakendown",
+            RepoStatus::Suspended => "RepoSuspended",
+            _ => "RepoDeactivated",
+        };
+        XrpcError::named(name, format!("Repo {did} is {}", status.as_str()))
+    }
+}
+
+impl std::fmt::Display for XrpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.name, self.message)
+    }
+}
+
+impl IntoResponse for XrpcError {
+    fn into_response(self) -> Response {
+        match &self.internal {
+            Some(detail) => tracing::error!(status = self.status.as_u16(), error = %detail, "internal error"),
+            None => tracing::debug!(status = self.status.as_u16(), error = %self.name, message = %self.message, "client error"),
+        }
+        let body = serde_json::json!({ "error": self.name, "message": self.message });
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StorageError> for XrpcError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::RepoNotFound(did) => XrpcError::named("RepoNotFound", format!("Could not find repo: {did}")),
+            StorageError::RepoExists(did) => XrpcError::invalid(format!("Repo already exists: {did}")),
+            StorageError::HandleTaken(h) => XrpcError::named("HandleNotAvailable", format!("Handle already taken: {h}")),
+            StorageError::InactiveRepo(did, status) => {
+                let name = if status == RepoStatus::Takendown { "AccountTakedown" } else { "AccountDeactivated" };
+                XrpcError::forbidden(name, format!("Account {did} is {}", status.as_str()))
+            }
+            StorageError::Repo(r) => r.into(),
+            StorageError::SwapMismatch { .. } => XrpcError::named("InvalidSwap", e.to_string()),
+            StorageError::Conflict(did) | StorageError::TooManyConflicts(did, _) => XrpcError::new(
+                StatusCode::CONFLICT,
+                "ConcurrentModification",
+                format!("repo {did} was changed concurrently; retry"),
+            ),
+            other => XrpcError::internal(other),
+        }
+    }
+}
+
+impl From<RepoError> for XrpcError {
+    fn from(e: RepoError) -> Self {
+        match e {
+            RepoError::TooManyWrites(_) | RepoError::DuplicatePath(_) | RepoError::RecordNotAnObject(_) => {
+                XrpcError::invalid(e.to_string())
+            }
+            RepoError::RecordExists(p) => XrpcError::invalid(format!("Record already exists: {p}")),
+            RepoError::RecordNotFound(p) => XrpcError::invalid(format!("Could not find record: {p}")),
+            RepoError::RecordTooLarge { .. } | RepoError::CommitTooLarge(_) => XrpcError::too_large(e.to_string()),
+            RepoError::Mst(MstError::InvalidKey(k)) => XrpcError::invalid(format!("Invalid record path: {k}")),
+            other => XrpcError::internal(other),
+        }
+    }
+}
+
+impl From<SyntaxError> for XrpcError {
+    fn from(e: SyntaxError) -> Self {
+        XrpcError::invalid(e.to_string())
+    }
+}
+
+impl From<LexiconError> for XrpcError {
+    fn from(e: LexiconError) -> Self {
+        XrpcError::invalid(format!("Invalid {}", e))
+    }
+}
+
+impl From<JsonError> for XrpcError {
+    fn from(e: JsonError) -> Self {
+        XrpcError::invalid(e.to_string())
+    }
+}
+
+impl From<IdentityError> for XrpcError {
+    fn from(e: IdentityError) -> Self {
+        match e {
+            IdentityError::HandleNotFound(h) => XrpcError::named("HandleNotFound", format!("Unable to resolve handle: {h}")),
+            IdentityError::DidNotFound(d) => XrpcError::named("DidNotFound", format!("Could not resolve {d}")),
+            IdentityError::PlcRejected { .. } | IdentityError::Http { .. } | IdentityError::HttpStatus { .. } => {
+                XrpcError::internal(e)
+            }
+            other => XrpcError::invalid(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The record write path shared by createRecord, putRecord, deleteRecord and applyWrites:
+//! whose repo, record checks (`$type`, lexicon, key type), the commit, and blob references.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::Utc;
+
+use super::auth::Access;
+use super::{AppState, XrpcError};
+use crate::cbor::Value;
+use crate::cid::Cid;
+use crate::lexicon::Validation;
+use crate::repo::{CommitData, Write, WriteAction};
+use crate::storage::accounts::BlobRecord;
+use crate::storage::{Accounts, CommitPreconditions, RepoRecord, Seq, StorageError, commit_writes_if};
+use crate::syntax::{AtIdentifier, Did, Nsid, RecordKey};
+use crate::tid::Tid;
+
+/// The DID a `repo` parameter names (a DID or a handle on this PDS).
+pub(super) async fn resolve_repo(state: &AppState, repo: &str) -> Result<Did, XrpcError> {
+    match AtIdentifier::parse(repo).map_err(|_| XrpcError::invalid(format!("Invalid repo: {repo:?}")))? {
+        AtIdentifier::Did(did) => Ok(did),
+        AtIdentifier::Handle(h) => state
+            .storage()
+            .resolve_handle(&h)
+            .await?
+            .ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}"))),
+    }
+}
+
+/// The repo record for a read: it must exist and be active.
+pub(super) async fn readable_repo(state: &AppState, repo: &str) -> Result<RepoRecord, XrpcError> {
+    let did = resolve_repo(state, repo).await?;
+    let record = state.storage().load_repo(&did).await?.ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}")))?;
+    if !record.status.is_active() {
+        return Err(XrpcError::inactive_repo(&did, record.status));
+    }
+    Ok(record)
+}
+
+/// The repo record for a write: it must be the caller's and active.
+pub(super) async fn writable_repo(state: &AppState, access: &Access, repo: &str) -> Result<RepoRecord, XrpcError> {
+    let did = resolve_repo(state, repo).await?;
+    access.require_owner(&did)?;
+    let record = state.storage().load_repo_cached(&did).await?.ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}")))?;
+    if !record.status.is_active() {
+        return Err(StorageError::InactiveRepo(did, record.status).into());
+    }
+    Ok(record)
+}
+
+/// Checks a record for `collection`: an object whose `$type` is the collection (added if
+/// missing), valid against its lexicon as `validate` asks, with a key of the lexicon's key type.
+pub(super) fn prepare_record(state: &AppState, collection: &Nsid, rkey: &RecordKey, record: &Value, validate: Option<bool>) -> Result<(Value, Validation), XrpcError> {
+    let Value::Map(mut map) = record.clone() else { return Err(XrpcError::invalid("record must be an object")) };
+    match map.get("$type") {
+        None => {
+            map.insert("$type".into(), collection.as_str().into());
+        }
+        Some(Value::String(t)) if t == collection.as_str() => {}
+        Some(_) => return Err(XrpcError::invalid(format!("Invalid $type: expected {collection}"))),
+    }
+    let record = Value::Map(map);
+    let validation = state
+        .lexicons()
+        .validate_record(collection, &record, validate)
+        .map_err(|e| XrpcError::invalid(format!("Invalid {collection} record: {e}")))?;
+    if validation == Validation::Valid {
+        let key_type = state.lexicons().main_def(collection.as_str()).and_then(|d| d.get("key")).and_then(|k| k.as_str()).unwrap_or("any");
+        let ok = match key_type {
+            "tid" => Tid::parse(rkey.as_str()).is_ok(),
+            "nsid" => Nsid::parse(rkey.as_str()).is_ok(),
+            literal if literal.starts_with("literal:") => rkey.as_str() == &literal["literal:".len()..],
+            _ => true,
+        };
+        if !ok {
+            return Err(XrpcError::invalid(format!("Invalid record key {rkey} for {collection} (key type {key_type})")));
+        }
+    }
+    Ok((record, validation))
+}
+
+/// The blob CIDs a record references (`{"$type": "blob", "ref": …}` anywhere in it).
+pub(super) fn blob_refs(value: &Value) -> BTreeSet<Cid> {
+    let mut out = BTreeSet::new();
+    fn walk(v: &Value, out: &mut BTreeSet<Cid>) {
+        match v {
+            Value::Map(m) => {
+                if m.get("$type").and_then(Value::as_str) == Some("blob") {
+                    if let Some(c) = m.get("ref").and_then(Value::as_link) {
+                        out.insert(*c);
+                    }
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    walk(value, &mut out);
+    out
+}
+
+/// Commits `writes` for `did` under `preconditions`, after checking every referenced blob was
+/// uploaded to this repo; then records which records reference which blobs, deleting blobs no
+/// record references any more.
+pub(super) async fn commit(state: &AppState, did: &Did, writes: &[Write], preconditions: &CommitPreconditions) -> Result<(CommitData, Seq), XrpcError> {
+    let accounts = Accounts(state.storage());
+    let mut new_refs: BTreeMap<String, BTreeSet<Cid>> = BTreeMap::new();
+    for w in writes {
+        if let Some(record) = &w.record {
+            let refs = blob_refs(record);
+            for cid in &refs {
+                if accounts.get_blob(did, &cid.to_string()).await?.is_none() {
+                    return Err(XrpcError::named("BlobNotFound", format!("Could not find blob: {cid}")));
+                }
+            }
+            new_refs.insert(w.path(), refs);
+        }
+    }
+    let (data, seq) = commit_writes_if(state.storage(), state.cache(), did, writes, state.clock(), preconditions).await?;
+    track_blob_refs(state, did, &data, &new_refs).await?;
+    Ok((data, seq))
+}
+
+async fn track_blob_refs(state: &AppState, did: &Did, data: &CommitData, new_refs: &BTreeMap<String, BTreeSet<Cid>>) -> Result<(), XrpcError> {
+    let accounts = Accounts(state.storage());
+    let mut changes: BTreeMap<Cid, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    for op in &data.ops {
+        if let Some(prev) = op.prev {
+            if let Some(bytes) = state.storage().read_block(&prev).await? {
+                let old = crate::cbor::decode(&bytes).map_err(XrpcError::internal)?;
+                for cid in blob_refs(&old) {
+                    changes.entry(cid).or_default().1.push(op.path.clone());
+                }
+            }
+        }
+        if op.action != WriteAction::Delete {
+            for cid in new_refs.get(&op.path).into_iter().flatten() {
+                changes.entry(*cid).or_default().0.push(op.path.clone());
+            }
+        }
+    }
+    for (cid, (added, removed)) in changes {
+        let key = cid.to_string();
+        let Some(mut record) = accounts.get_blob(did, &key).await? else { continue };
+        record.refs.retain(|p| !removed.contains(p) || added.contains(p));
+        for p in added {
+            if !record.refs.contains(&p) {
+                record.refs.push(p);
+            }
+        }
+        if record.refs.is_empty() && !removed.is_empty() {
+            state.blobs().delete(did, &cid).await?;
+            accounts.delete_blob(did, &key).await?;
+        } else {
+            accounts.put_blob(did, &key, &record).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes blobs uploaded more than six hours ago that no record took up (the spec asks for
+/// at least one hour).
+pub(super) async fn sweep_temporary_blobs(state: &AppState, did: &Did) -> Result<(), XrpcError> {
+    let accounts = Accounts(state.storage());
+    let cutoff = Utc::now() - chrono::Duration::hours(6);
+    for (cid, record) in accounts.list_blobs(did, None, 1000).await? {
+        if record.refs.is_empty() && record.created_at < cutoff {
+            if let Ok(c) = crate::cid::parse_cid(&cid) {
+                state.blobs().delete(did, &c).await?;
+            }
+            accounts.delete_blob(did, &cid).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores an uploaded blob's record (keeping references if it was already there).
+pub(super) async fn record_upload(state: &AppState, did: &Did, cid: &Cid, mime_type: &str, size: u64) -> Result<(), XrpcError> {
+    let accounts = Accounts(state.storage());
+    let key = cid.to_string();
+    if accounts.get_blob(did, &key).await?.is_none() {
+        accounts.put_blob(did, &key, &BlobRecord { mime_type: mime_type.to_owned(), size, refs: vec![], created_at: Utc::now() }).await?;
+    }
+    Ok(())
+}
