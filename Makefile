@@ -30,6 +30,7 @@ run:
 ## Criterion benchmarks; figures go in docs/benchmarks.md.
 bench:
 	$(CARGO) bench --bench repo
+	$(CARGO) bench --bench xrpc
 
 fmt:
 	$(CARGO) fmt --all

@@ -10,8 +10,19 @@ use common::pds::Pds;
 use lambda_http::{Adapter, Context, LambdaEvent, Service, request::LambdaRequest};
 use serde_json::{Value, json};
 
-fn event(method: &str, path: &str, query: &str, headers: Value, body: Option<(String, bool)>, function_url: bool) -> String {
-    let domain = if function_url { "abcdefg.lambda-url.us-east-1.on.aws" } else { "abc123.execute-api.us-east-1.amazonaws.com" };
+fn event(
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: Value,
+    body: Option<(String, bool)>,
+    function_url: bool,
+) -> String {
+    let domain = if function_url {
+        "abcdefg.lambda-url.us-east-1.on.aws"
+    } else {
+        "abc123.execute-api.us-east-1.amazonaws.com"
+    };
     let mut e = json!({
         "version": "2.0",
         "routeKey": "$default",
@@ -36,7 +47,10 @@ fn event(method: &str, path: &str, query: &str, headers: Value, body: Option<(St
 async fn invoke(pds: &Pds, event_json: &str) -> Value {
     let request: LambdaRequest = serde_json::from_str(event_json).unwrap();
     let mut adapter = Adapter::from(arroba::xrpc::router().with_state(pds.state.clone()));
-    let response = adapter.call(LambdaEvent::new(request, Context::default())).await.unwrap();
+    let response = adapter
+        .call(LambdaEvent::new(request, Context::default()))
+        .await
+        .unwrap();
     serde_json::to_value(response).unwrap()
 }
 
@@ -50,35 +64,103 @@ async fn api_gateway_and_function_url_events_run_the_router() {
     let alice = pds.create_account("alice").await;
 
     let body = json!({"identifier": "alice.test", "password": "alice-pw"}).to_string();
-    let r = invoke(&pds, &event("POST", "/xrpc/com.atproto.server.createSession", "", json!({"content-type": "application/json"}), Some((body, false)), false)).await;
+    let r = invoke(
+        &pds,
+        &event(
+            "POST",
+            "/xrpc/com.atproto.server.createSession",
+            "",
+            json!({"content-type": "application/json"}),
+            Some((body, false)),
+            false,
+        ),
+    )
+    .await;
     assert_eq!(r["statusCode"], 200, "{r}");
     let token = json_body(&r)["accessJwt"].as_str().unwrap().to_owned();
 
     // A Function URL event with a base64-encoded body.
-    let record = json!({"repo": alice.did, "collection": "app.bsky.feed.post", "rkey": "3kaaaaaaaaa22",
-        "record": {"text": "via lambda", "createdAt": "2026-01-01T00:00:00.000Z"}}).to_string();
+    let record =
+        json!({"repo": alice.did, "collection": "app.bsky.feed.post", "rkey": "3kaaaaaaaaa22",
+        "record": {"text": "via lambda", "createdAt": "2026-01-01T00:00:00.000Z"}})
+        .to_string();
     let encoded = base64::engine::general_purpose::STANDARD.encode(record);
-    let headers = json!({"content-type": "application/json", "authorization": format!("Bearer {token}")});
-    let r = invoke(&pds, &event("POST", "/xrpc/com.atproto.repo.createRecord", "", headers, Some((encoded, true)), true)).await;
+    let headers =
+        json!({"content-type": "application/json", "authorization": format!("Bearer {token}")});
+    let r = invoke(
+        &pds,
+        &event(
+            "POST",
+            "/xrpc/com.atproto.repo.createRecord",
+            "",
+            headers,
+            Some((encoded, true)),
+            true,
+        ),
+    )
+    .await;
     assert_eq!(r["statusCode"], 200, "{r}");
     assert_eq!(json_body(&r)["validationStatus"], "valid");
 
-    let query = format!("repo={}&collection=app.bsky.feed.post&rkey=3kaaaaaaaaa22", alice.did);
-    let r = invoke(&pds, &event("GET", "/xrpc/com.atproto.repo.getRecord", &query, json!({}), None, false)).await;
+    let query = format!(
+        "repo={}&collection=app.bsky.feed.post&rkey=3kaaaaaaaaa22",
+        alice.did
+    );
+    let r = invoke(
+        &pds,
+        &event(
+            "GET",
+            "/xrpc/com.atproto.repo.getRecord",
+            &query,
+            json!({}),
+            None,
+            false,
+        ),
+    )
+    .await;
     assert_eq!(r["statusCode"], 200);
     assert_eq!(json_body(&r)["value"]["text"], "via lambda");
 
     // getRepo answers a binary CAR, which a Lambda response must carry base64-encoded.
-    let r = invoke(&pds, &event("GET", "/xrpc/com.atproto.sync.getRepo", &format!("did={}", alice.did), json!({}), None, true)).await;
+    let r = invoke(
+        &pds,
+        &event(
+            "GET",
+            "/xrpc/com.atproto.sync.getRepo",
+            &format!("did={}", alice.did),
+            json!({}),
+            None,
+            true,
+        ),
+    )
+    .await;
     assert_eq!(r["statusCode"], 200);
     assert_eq!(r["isBase64Encoded"], true);
-    let car = base64::engine::general_purpose::STANDARD.decode(r["body"].as_str().unwrap()).unwrap();
-    let key = pds.state.resolver().signing_key(&arroba::syntax::Did::parse(&alice.did).unwrap()).await.unwrap();
+    let car = base64::engine::general_purpose::STANDARD
+        .decode(r["body"].as_str().unwrap())
+        .unwrap();
+    let key = pds
+        .state
+        .resolver()
+        .signing_key(&arroba::syntax::Did::parse(&alice.did).unwrap())
+        .await
+        .unwrap();
     let report = arroba::repo::verify::verify_repo_car(&car, Some(&key)).unwrap();
     assert_eq!(report.records, 1);
 
     // Errors keep their XRPC shape through the adapter.
-    let r = invoke(&pds, &event("GET", "/xrpc/com.atproto.repo.getRecord", "repo=did:bad&collection=x&rkey=y", json!({}), None, false)).await;
+    let r = invoke(
+        &pds,
+        &event(
+            "GET",
+            "/xrpc/com.atproto.repo.getRecord",
+            "repo=did:bad&collection=x&rkey=y",
+            json!({}),
+            None,
+            false,
+        ),
+    )
+    .await;
     assert_eq!(r["statusCode"], 400);
     assert_eq!(json_body(&r)["error"], "InvalidRequest");
 }

@@ -25,7 +25,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         if config.did_plc_url.is_none() {
             // Dev mode without a directory: run one in-process, so a machine with no internet can
             // create accounts.
-            let store = PlcStore::open(&config.data_directory.join("plc")).context("opening the local PLC store")?;
+            let store = PlcStore::open(&config.data_directory.join("plc"))
+                .context("opening the local PLC store")?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let url = format!("http://{}", listener.local_addr()?);
             tokio::spawn(crate::plc::serve(listener, store, super::shutdown_signal()));
@@ -34,10 +35,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         let port = config.port;
         let public_url = config.public_url.clone();
-        let state = AppState::from_config(config, None).await.context("opening storage")?;
+        let state = AppState::from_config(config, None)
+            .await
+            .context("opening storage")?;
         let app = router().with_state(state);
-        let listener = tokio::net::TcpListener::bind((args.host.as_str(), port)).await.with_context(|| format!("binding port {port}"))?;
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), port))
+            .await
+            .with_context(|| format!("binding port {port}"))?;
         println!("PDS listening on {public_url} ({})", listener.local_addr()?);
-        axum::serve(listener, app).with_graceful_shutdown(super::shutdown_signal()).await.context("serving")
+        axum::serve(listener, app)
+            .with_graceful_shutdown(super::shutdown_signal())
+            .await
+            .context("serving")
     })
 }

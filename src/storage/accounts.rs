@@ -86,7 +86,10 @@ pub struct BlobRecord {
 }
 
 fn corrupt(what: &str) -> StorageError {
-    StorageError::Corrupt { what: what.to_owned(), why: "stored JSON does not parse" }
+    StorageError::Corrupt {
+        what: what.to_owned(),
+        why: "stored JSON does not parse",
+    }
 }
 
 fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -105,23 +108,47 @@ pub struct Accounts<'a>(pub &'a dyn Storage);
 impl Accounts<'_> {
     /// The account of `did`.
     pub async fn get(&self, did: &Did) -> Result<Option<Account>, StorageError> {
-        self.0.kv_get("account", did.as_str()).await?.map(|b| decode(&b, "account")).transpose()
+        self.0
+            .kv_get("account", did.as_str())
+            .await?
+            .map(|b| decode(&b, "account"))
+            .transpose()
     }
 
     /// Stores an account (create or replace).
     pub async fn put(&self, account: &Account) -> Result<(), StorageError> {
-        self.0.kv_put("account", account.did.as_str(), &encode(account), KvCondition::Always).await.map(|_| ())
+        self.0
+            .kv_put(
+                "account",
+                account.did.as_str(),
+                &encode(account),
+                KvCondition::Always,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Removes an account record.
     pub async fn delete(&self, did: &Did) -> Result<(), StorageError> {
-        self.0.kv_delete("account", did.as_str(), None).await.map(|_| ())
+        self.0
+            .kv_delete("account", did.as_str(), None)
+            .await
+            .map(|_| ())
     }
 
     /// Claims `email` for `did`; false if another account has it.
     pub async fn claim_email(&self, email: &str, did: &Did) -> Result<bool, StorageError> {
         let email = email.to_ascii_lowercase();
-        if self.0.kv_put("email", &email, did.as_str().as_bytes(), KvCondition::IfAbsent).await? {
+        if self
+            .0
+            .kv_put(
+                "email",
+                &email,
+                did.as_str().as_bytes(),
+                KvCondition::IfAbsent,
+            )
+            .await?
+        {
             return Ok(true);
         }
         Ok(self.did_for_email(&email).await?.as_ref() == Some(did))
@@ -129,35 +156,72 @@ impl Accounts<'_> {
 
     /// Releases `email` if `did` holds it.
     pub async fn release_email(&self, email: &str, did: &Did) -> Result<(), StorageError> {
-        self.0.kv_delete("email", &email.to_ascii_lowercase(), Some(did.as_str().as_bytes())).await.map(|_| ())
+        self.0
+            .kv_delete(
+                "email",
+                &email.to_ascii_lowercase(),
+                Some(did.as_str().as_bytes()),
+            )
+            .await
+            .map(|_| ())
     }
 
     /// The account that holds `email`.
     pub async fn did_for_email(&self, email: &str) -> Result<Option<Did>, StorageError> {
-        let Some(bytes) = self.0.kv_get("email", &email.to_ascii_lowercase()).await? else { return Ok(None) };
+        let Some(bytes) = self.0.kv_get("email", &email.to_ascii_lowercase()).await? else {
+            return Ok(None);
+        };
         let text = String::from_utf8(bytes).map_err(|_| corrupt("email claim"))?;
-        Did::parse(&text).map(Some).map_err(|_| corrupt("email claim"))
+        Did::parse(&text)
+            .map(Some)
+            .map_err(|_| corrupt("email claim"))
     }
 
     /// Records a refresh session.
-    pub async fn put_session(&self, did: &Did, id: &str, session: &RefreshSession) -> Result<(), StorageError> {
-        self.0.kv_put(&format!("refresh:{did}"), id, &encode(session), KvCondition::Always).await.map(|_| ())
+    pub async fn put_session(
+        &self,
+        did: &Did,
+        id: &str,
+        session: &RefreshSession,
+    ) -> Result<(), StorageError> {
+        self.0
+            .kv_put(
+                &format!("refresh:{did}"),
+                id,
+                &encode(session),
+                KvCondition::Always,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Takes (removes and returns) a refresh session: it can be used exactly once.
-    pub async fn take_session(&self, did: &Did, id: &str) -> Result<Option<RefreshSession>, StorageError> {
-        let taken = self.0.kv_delete(&format!("refresh:{did}"), id, None).await?;
+    pub async fn take_session(
+        &self,
+        did: &Did,
+        id: &str,
+    ) -> Result<Option<RefreshSession>, StorageError> {
+        let taken = self
+            .0
+            .kv_delete(&format!("refresh:{did}"), id, None)
+            .await?;
         taken.map(|b| decode(&b, "refresh session")).transpose()
     }
 
     /// Ends every session of `did` (password change, deletion, takedown), or only those of one
     /// app password.
-    pub async fn revoke_sessions(&self, did: &Did, app_password: Option<&str>) -> Result<(), StorageError> {
+    pub async fn revoke_sessions(
+        &self,
+        did: &Did,
+        app_password: Option<&str>,
+    ) -> Result<(), StorageError> {
         let ns = format!("refresh:{did}");
         let mut after: Option<String> = None;
         loop {
             let page = self.0.kv_list(&ns, after.as_deref(), 500).await?;
-            let Some((last, _)) = page.last() else { return Ok(()) };
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
             after = Some(last.clone());
             for (id, bytes) in page {
                 let session: RefreshSession = decode(&bytes, "refresh session")?;
@@ -170,49 +234,103 @@ impl Accounts<'_> {
 
     /// Stores a new invite code.
     pub async fn create_invite(&self, invite: &Invite) -> Result<bool, StorageError> {
-        self.0.kv_put("invite", &invite.code, &encode(invite), KvCondition::IfAbsent).await
+        self.0
+            .kv_put(
+                "invite",
+                &invite.code,
+                &encode(invite),
+                KvCondition::IfAbsent,
+            )
+            .await
     }
 
     /// Uses one use of `code` for `did`; false if it does not exist, is disabled or used up.
     pub async fn use_invite(&self, code: &str, did: &Did) -> Result<bool, StorageError> {
         for _ in 0..20 {
-            let Some(bytes) = self.0.kv_get("invite", code).await? else { return Ok(false) };
+            let Some(bytes) = self.0.kv_get("invite", code).await? else {
+                return Ok(false);
+            };
             let mut invite: Invite = decode(&bytes, "invite")?;
             if invite.disabled || invite.available == 0 {
                 return Ok(false);
             }
             invite.available -= 1;
             invite.used_by.push(did.to_string());
-            if self.0.kv_put("invite", code, &encode(&invite), KvCondition::IfEquals(&bytes)).await? {
+            if self
+                .0
+                .kv_put(
+                    "invite",
+                    code,
+                    &encode(&invite),
+                    KvCondition::IfEquals(&bytes),
+                )
+                .await?
+            {
                 return Ok(true);
             }
         }
-        Err(StorageError::Backend("invite code kept changing concurrently".into()))
+        Err(StorageError::Backend(
+            "invite code kept changing concurrently".into(),
+        ))
     }
 
     /// The invite `code`.
     pub async fn get_invite(&self, code: &str) -> Result<Option<Invite>, StorageError> {
-        self.0.kv_get("invite", code).await?.map(|b| decode(&b, "invite")).transpose()
+        self.0
+            .kv_get("invite", code)
+            .await?
+            .map(|b| decode(&b, "invite"))
+            .transpose()
     }
 
     /// The blob record of `cid` in `did`'s repo.
     pub async fn get_blob(&self, did: &Did, cid: &str) -> Result<Option<BlobRecord>, StorageError> {
-        self.0.kv_get(&format!("blobs:{did}"), cid).await?.map(|b| decode(&b, "blob record")).transpose()
+        self.0
+            .kv_get(&format!("blobs:{did}"), cid)
+            .await?
+            .map(|b| decode(&b, "blob record"))
+            .transpose()
     }
 
     /// Stores a blob record.
-    pub async fn put_blob(&self, did: &Did, cid: &str, record: &BlobRecord) -> Result<(), StorageError> {
-        self.0.kv_put(&format!("blobs:{did}"), cid, &encode(record), KvCondition::Always).await.map(|_| ())
+    pub async fn put_blob(
+        &self,
+        did: &Did,
+        cid: &str,
+        record: &BlobRecord,
+    ) -> Result<(), StorageError> {
+        self.0
+            .kv_put(
+                &format!("blobs:{did}"),
+                cid,
+                &encode(record),
+                KvCondition::Always,
+            )
+            .await
+            .map(|_| ())
     }
 
     /// Removes a blob record.
     pub async fn delete_blob(&self, did: &Did, cid: &str) -> Result<(), StorageError> {
-        self.0.kv_delete(&format!("blobs:{did}"), cid, None).await.map(|_| ())
+        self.0
+            .kv_delete(&format!("blobs:{did}"), cid, None)
+            .await
+            .map(|_| ())
     }
 
     /// Blob records of `did` after CID `after`, in CID order.
-    pub async fn list_blobs(&self, did: &Did, after: Option<&str>, limit: usize) -> Result<Vec<(String, BlobRecord)>, StorageError> {
-        let page = self.0.kv_list(&format!("blobs:{did}"), after, limit).await?;
-        page.into_iter().map(|(k, v)| Ok((k, decode(&v, "blob record")?))).collect()
+    pub async fn list_blobs(
+        &self,
+        did: &Did,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, BlobRecord)>, StorageError> {
+        let page = self
+            .0
+            .kv_list(&format!("blobs:{did}"), after, limit)
+            .await?;
+        page.into_iter()
+            .map(|(k, v)| Ok((k, decode(&v, "blob record")?)))
+            .collect()
     }
 }

@@ -84,15 +84,27 @@ pub struct S3BlobStore {
 
 fn s3_err(e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
     let chain = aws_sdk_s3::error::DisplayErrorContext(&e).to_string();
-    StorageError::Backend(chain.split(" (ServiceError(").next().unwrap_or(&chain).to_owned().into())
+    StorageError::Backend(
+        chain
+            .split(" (ServiceError(")
+            .next()
+            .unwrap_or(&chain)
+            .to_owned()
+            .into(),
+    )
 }
 
 impl S3BlobStore {
     /// A store on `bucket` with the given SDK configuration. Path-style addressing is used, which
     /// every S3 endpoint (AWS, emulators) accepts.
     pub fn new(shared: &aws_config::SdkConfig, bucket: impl Into<String>) -> S3BlobStore {
-        let config = aws_sdk_s3::config::Builder::from(shared).force_path_style(true).build();
-        S3BlobStore { client: aws_sdk_s3::Client::from_conf(config), bucket: bucket.into() }
+        let config = aws_sdk_s3::config::Builder::from(shared)
+            .force_path_style(true)
+            .build();
+        S3BlobStore {
+            client: aws_sdk_s3::Client::from_conf(config),
+            bucket: bucket.into(),
+        }
     }
 
     fn key(did: &Did, cid: &Cid) -> String {
@@ -102,11 +114,23 @@ impl S3BlobStore {
     /// Creates the bucket if it does not exist (for tests and local emulators; production
     /// buckets come from the infrastructure code).
     pub async fn ensure_bucket(&self) -> Result<(), StorageError> {
-        match self.client.create_bucket().bucket(&self.bucket).send().await {
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
-                let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e).unwrap_or_default().to_owned();
-                if code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" { Ok(()) } else { Err(s3_err(e)) }
+                let code = aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                    .unwrap_or_default()
+                    .to_owned();
+                if code == "BucketAlreadyOwnedByYou" || code == "BucketAlreadyExists" {
+                    Ok(())
+                } else {
+                    Err(s3_err(e))
+                }
             }
         }
     }
@@ -127,7 +151,14 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn get(&self, did: &Did, cid: &Cid) -> Result<Option<Bytes>, StorageError> {
-        match self.client.get_object().bucket(&self.bucket).key(Self::key(did, cid)).send().await {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(Self::key(did, cid))
+            .send()
+            .await
+        {
             Ok(out) => {
                 let data = out.body.collect().await.map_err(s3_err)?;
                 Ok(Some(data.into_bytes()))
@@ -138,6 +169,13 @@ impl BlobStore for S3BlobStore {
     }
 
     async fn delete(&self, did: &Did, cid: &Cid) -> Result<(), StorageError> {
-        self.client.delete_object().bucket(&self.bucket).key(Self::key(did, cid)).send().await.map(|_| ()).map_err(s3_err)
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(Self::key(did, cid))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(s3_err)
     }
 }

@@ -151,7 +151,15 @@ pub async fn commit_writes(
     writes: &[Write],
     clock: &TidClock,
 ) -> Result<(CommitData, Seq), StorageError> {
-    commit_writes_if(storage, cache, did, writes, clock, &CommitPreconditions::default()).await
+    commit_writes_if(
+        storage,
+        cache,
+        did,
+        writes,
+        clock,
+        &CommitPreconditions::default(),
+    )
+    .await
 }
 
 /// Like [`commit_writes`], failing with [`StorageError::SwapMismatch`] unless `preconditions`
@@ -196,17 +204,30 @@ pub async fn commit_writes_if(
     ))
 }
 
-async fn check_preconditions(storage: &dyn Storage, cache: &BlockCache, repo: &Repo, p: &CommitPreconditions) -> Result<(), StorageError> {
+async fn check_preconditions(
+    storage: &dyn Storage,
+    cache: &BlockCache,
+    repo: &Repo,
+    p: &CommitPreconditions,
+) -> Result<(), StorageError> {
     let show = |c: Option<crate::cid::Cid>| c.map_or_else(|| "none".to_owned(), |c| c.to_string());
     if let Some(expected) = p.swap_commit {
         if repo.head() != expected {
-            return Err(StorageError::SwapMismatch { what: "commit".into(), expected: expected.to_string(), actual: repo.head().to_string() });
+            return Err(StorageError::SwapMismatch {
+                what: "commit".into(),
+                expected: expected.to_string(),
+                actual: repo.head().to_string(),
+            });
         }
     }
     for (path, expected) in &p.swap_records {
         let actual = with_blocks(storage, cache, || Ok(repo.mst().get(path)?)).await?;
         if actual != *expected {
-            return Err(StorageError::SwapMismatch { what: path.clone(), expected: show(*expected), actual: show(actual) });
+            return Err(StorageError::SwapMismatch {
+                what: path.clone(),
+                expected: show(*expected),
+                actual: show(actual),
+            });
         }
     }
     Ok(())

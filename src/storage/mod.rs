@@ -29,8 +29,8 @@ pub use accounts::Accounts;
 pub use blobstore::{BlobStore, DiskBlobStore, S3BlobStore};
 pub use disk::DiskStorage;
 pub use driver::{
-    CommitPreconditions, MAX_COMMIT_ATTEMPTS, commit_writes, commit_writes_if, create_repo, fetch_tree,
-    load_repo_state, with_blocks,
+    CommitPreconditions, MAX_COMMIT_ATTEMPTS, commit_writes, commit_writes_if, create_repo,
+    fetch_tree, load_repo_state, with_blocks,
 };
 pub use dynamo::DynamoStorage;
 pub use error::StorageError;

@@ -51,7 +51,13 @@ impl Scope {
     }
 
     fn parse(s: &str) -> Option<Scope> {
-        [Scope::Full, Scope::AppPassword, Scope::AppPasswordPrivileged].into_iter().find(|x| x.as_str() == s)
+        [
+            Scope::Full,
+            Scope::AppPassword,
+            Scope::AppPasswordPrivileged,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 }
 
@@ -68,20 +74,34 @@ struct Claims {
 /// Hashes a password with argon2id and a random salt.
 pub fn hash_password(password: &str) -> Result<String, XrpcError> {
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(XrpcError::internal)?;
-    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(XrpcError::internal)
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(XrpcError::internal)
 }
 
 /// Whether `password` matches `hash` (constant-time inside argon2).
 pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
 }
 
 /// A new app password, `xxxx-xxxx-xxxx-xxxx` from lower-case letters and digits.
 pub fn generate_app_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
     let bytes: [u8; 16] = rand::random();
-    let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn random_id() -> String {
@@ -89,7 +109,11 @@ fn random_id() -> String {
 }
 
 /// Issues an access and a refresh token for `did` and records the refresh session.
-pub async fn create_session(state: &AppState, did: &Did, app_password: Option<(&str, bool)>) -> Result<(String, String), XrpcError> {
+pub async fn create_session(
+    state: &AppState,
+    did: &Did,
+    app_password: Option<(&str, bool)>,
+) -> Result<(String, String), XrpcError> {
     let now = Utc::now().timestamp();
     let scope = match app_password {
         None => Scope::Full,
@@ -100,23 +124,38 @@ pub async fn create_session(state: &AppState, did: &Did, app_password: Option<(&
     let sign = |typ: &str, scope: &str, ttl: i64, jti: String| {
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(typ.to_owned());
-        let claims = Claims { scope: scope.to_owned(), sub: did.to_string(), aud: state.config().service_did.clone(), iat: now, exp: now + ttl, jti };
+        let claims = Claims {
+            scope: scope.to_owned(),
+            sub: did.to_string(),
+            aud: state.config().service_did.clone(),
+            iat: now,
+            exp: now + ttl,
+            jti,
+        };
         jsonwebtoken::encode(&header, &claims, &key).map_err(XrpcError::internal)
     };
     let refresh_id = random_id();
     let access = sign(TYP_ACCESS, scope.as_str(), ACCESS_TTL_SECS, random_id())?;
-    let refresh = sign(TYP_REFRESH, "com.atproto.refresh", REFRESH_TTL_SECS, refresh_id.clone())?;
+    let refresh = sign(
+        TYP_REFRESH,
+        "com.atproto.refresh",
+        REFRESH_TTL_SECS,
+        refresh_id.clone(),
+    )?;
     let session = RefreshSession {
         app_password: app_password.map(|(n, _)| n.to_owned()),
         privileged: app_password.is_some_and(|(_, p)| p),
         expires_at: Utc::now() + chrono::Duration::seconds(REFRESH_TTL_SECS),
     };
-    Accounts(state.storage()).put_session(did, &refresh_id, &session).await?;
+    Accounts(state.storage())
+        .put_session(did, &refresh_id, &session)
+        .await?;
     Ok((access, refresh))
 }
 
 fn decode(state: &AppState, token: &str, typ: &str) -> Result<Claims, XrpcError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|_| XrpcError::invalid_token("Malformed token"))?;
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| XrpcError::invalid_token("Malformed token"))?;
     if header.alg != Algorithm::HS256 {
         return Err(XrpcError::invalid_token("Unsupported token algorithm"));
     }
@@ -137,9 +176,17 @@ fn decode(state: &AppState, token: &str, typ: &str) -> Result<Claims, XrpcError>
 }
 
 fn bearer(parts: &Parts) -> Result<&str, XrpcError> {
-    let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
-    let value = header.to_str().map_err(|_| XrpcError::auth_required("Malformed Authorization header"))?;
-    value.strip_prefix("Bearer ").map(str::trim).ok_or_else(|| XrpcError::auth_required("Expected a Bearer token"))
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| XrpcError::auth_required("Malformed Authorization header"))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .ok_or_else(|| XrpcError::auth_required("Expected a Bearer token"))
 }
 
 /// A request authenticated with an access token.
@@ -156,7 +203,11 @@ impl Access {
     pub fn require_full(&self) -> Result<(), XrpcError> {
         match self.scope {
             Scope::Full => Ok(()),
-            _ => Err(XrpcError::new(axum::http::StatusCode::UNAUTHORIZED, "InvalidToken", "This method is not available to app passwords")),
+            _ => Err(XrpcError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "InvalidToken",
+                "This method is not available to app passwords",
+            )),
         }
     }
 
@@ -165,7 +216,10 @@ impl Access {
         if &self.did == did {
             Ok(())
         } else {
-            Err(XrpcError::forbidden("Forbidden", "The token's account does not own this repo"))
+            Err(XrpcError::forbidden(
+                "Forbidden",
+                "The token's account does not own this repo",
+            ))
         }
     }
 }
@@ -173,10 +227,15 @@ impl Access {
 impl FromRequestParts<AppState> for Access {
     type Rejection = XrpcError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let claims = decode(state, bearer(parts)?, TYP_ACCESS)?;
-        let scope = Scope::parse(&claims.scope).ok_or_else(|| XrpcError::invalid_token("Bad token scope"))?;
-        let did = Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
+        let scope = Scope::parse(&claims.scope)
+            .ok_or_else(|| XrpcError::invalid_token("Bad token scope"))?;
+        let did =
+            Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
         Ok(Access { did, scope })
     }
 }
@@ -193,13 +252,20 @@ pub struct Refresh {
 impl FromRequestParts<AppState> for Refresh {
     type Rejection = XrpcError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let claims = decode(state, bearer(parts)?, TYP_REFRESH)?;
         if claims.scope != "com.atproto.refresh" {
             return Err(XrpcError::invalid_token("Bad token scope"));
         }
-        let did = Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
-        Ok(Refresh { did, id: claims.jti })
+        let did =
+            Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
+        Ok(Refresh {
+            did,
+            id: claims.jti,
+        })
     }
 }
 
@@ -210,16 +276,36 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = XrpcError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let header = parts.headers.get(AUTHORIZATION).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default();
         let decoded = header
             .strip_prefix("Basic ")
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b.trim()).ok())
+            .and_then(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b.trim())
+                    .ok()
+            })
             .and_then(|b| String::from_utf8(b).ok())
             .unwrap_or_default();
         let expected = format!("admin:{}", state.config().admin_password);
         // Compare every byte so the time taken says nothing about the password.
-        let same = decoded.len() == expected.len() && decoded.bytes().zip(expected.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        if same { Ok(Admin) } else { Err(XrpcError::auth_required("Admin credentials required")) }
+        let same = decoded.len() == expected.len()
+            && decoded
+                .bytes()
+                .zip(expected.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if same {
+            Ok(Admin)
+        } else {
+            Err(XrpcError::auth_required("Admin credentials required"))
+        }
     }
 }

@@ -83,11 +83,20 @@ pub struct ServerConfig {
 }
 
 fn flag(env: &HashMap<String, String>, name: &str) -> bool {
-    env.get(name).is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
+    env.get(name)
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
 fn list(env: &HashMap<String, String>, name: &str) -> Vec<String> {
-    env.get(name).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+    env.get(name)
+        .map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl ServerConfig {
@@ -104,12 +113,18 @@ impl ServerConfig {
         };
         let hostname = get("PDS_HOSTNAME", "localhost")?;
         let port = match env.get("PDS_PORT") {
-            Some(p) => p.parse().map_err(|_| ConfigError::Invalid { name: "PDS_PORT", why: format!("{p:?} is not a port") })?,
+            Some(p) => p.parse().map_err(|_| ConfigError::Invalid {
+                name: "PDS_PORT",
+                why: format!("{p:?} is not a port"),
+            })?,
             None => 2583,
         };
         let jwt_secret = get("PDS_JWT_SECRET", "insecure-development-jwt-secret")?;
         if !dev_mode && jwt_secret.len() < 32 {
-            return Err(ConfigError::Invalid { name: "PDS_JWT_SECRET", why: "use at least 32 characters".into() });
+            return Err(ConfigError::Invalid {
+                name: "PDS_JWT_SECRET",
+                why: "use at least 32 characters".into(),
+            });
         }
         let admin_password = get("PDS_ADMIN_PASSWORD", "admin")?;
         let did_plc_url = match env.get("PDS_DID_PLC_URL").or_else(|| env.get("PLC_HOST")) {
@@ -120,39 +135,73 @@ impl ServerConfig {
         };
         let mut handle_domains = list(env, "PDS_SERVICE_HANDLE_DOMAINS");
         if handle_domains.is_empty() {
-            handle_domains.push(if dev_mode { ".test".to_owned() } else { format!(".{hostname}") });
+            handle_domains.push(if dev_mode {
+                ".test".to_owned()
+            } else {
+                format!(".{hostname}")
+            });
         }
         for d in &mut handle_domains {
             if !d.starts_with('.') {
                 d.insert(0, '.');
             }
         }
-        let data_directory = PathBuf::from(env.get("PDS_DATA_DIRECTORY").cloned().unwrap_or_else(|| "./.local/pds".into()));
-        let blobstore = match (env.get("PDS_BLOBSTORE_S3_BUCKET"), env.get("PDS_BLOBSTORE_DISK_LOCATION")) {
+        let data_directory = PathBuf::from(
+            env.get("PDS_DATA_DIRECTORY")
+                .cloned()
+                .unwrap_or_else(|| "./.local/pds".into()),
+        );
+        let blobstore = match (
+            env.get("PDS_BLOBSTORE_S3_BUCKET"),
+            env.get("PDS_BLOBSTORE_DISK_LOCATION"),
+        ) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::Invalid { name: "PDS_BLOBSTORE_S3_BUCKET", why: "set either it or PDS_BLOBSTORE_DISK_LOCATION, not both".into() });
+                return Err(ConfigError::Invalid {
+                    name: "PDS_BLOBSTORE_S3_BUCKET",
+                    why: "set either it or PDS_BLOBSTORE_DISK_LOCATION, not both".into(),
+                });
             }
-            (Some(bucket), None) => BlobstoreKind::S3 { bucket: bucket.clone() },
+            (Some(bucket), None) => BlobstoreKind::S3 {
+                bucket: bucket.clone(),
+            },
             (None, Some(dir)) => BlobstoreKind::Disk(PathBuf::from(dir)),
             (None, None) => BlobstoreKind::Disk(data_directory.join("blobs")),
         };
         let blob_upload_limit = match env.get("PDS_BLOB_UPLOAD_LIMIT") {
-            Some(v) => v.parse().map_err(|_| ConfigError::Invalid { name: "PDS_BLOB_UPLOAD_LIMIT", why: format!("{v:?} is not a byte count") })?,
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name: "PDS_BLOB_UPLOAD_LIMIT",
+                why: format!("{v:?} is not a byte count"),
+            })?,
             None => 5 * 1024 * 1024,
         };
         let storage = match env.get("PDS_STORAGE").map(String::as_str) {
             None | Some("disk") => StorageKind::Disk,
             Some("dynamodb") => StorageKind::Dynamo {
-                table_prefix: env.get("ARROBA_TABLE_PREFIX").cloned().unwrap_or_else(|| "arroba-".into()),
+                table_prefix: env
+                    .get("ARROBA_TABLE_PREFIX")
+                    .cloned()
+                    .unwrap_or_else(|| "arroba-".into()),
             },
-            Some(other) => return Err(ConfigError::Invalid { name: "PDS_STORAGE", why: format!("{other:?} is not disk or dynamodb") }),
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "PDS_STORAGE",
+                    why: format!("{other:?} is not disk or dynamodb"),
+                });
+            }
         };
         let key_encryption_keys = env.get("ARROBA_KEY_ENCRYPTION_KEYS").cloned();
         if !dev_mode && storage != StorageKind::Disk && key_encryption_keys.is_none() {
             return Err(ConfigError::Missing("ARROBA_KEY_ENCRYPTION_KEYS"));
         }
-        let public_url = if dev_mode { format!("http://localhost:{port}") } else { format!("https://{hostname}") };
-        let service_did = env.get("PDS_SERVICE_DID").cloned().unwrap_or_else(|| format!("did:web:{hostname}"));
+        let public_url = if dev_mode {
+            format!("http://localhost:{port}")
+        } else {
+            format!("https://{hostname}")
+        };
+        let service_did = env
+            .get("PDS_SERVICE_DID")
+            .cloned()
+            .unwrap_or_else(|| format!("did:web:{hostname}"));
         Ok(ServerConfig {
             hostname,
             port,
@@ -179,14 +228,27 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn production_needs_its_secrets_and_dev_mode_has_defaults() {
-        assert_eq!(ServerConfig::from_env(&env(&[])).unwrap_err(), ConfigError::Missing("PDS_HOSTNAME"));
-        let prod = [("PDS_HOSTNAME", "pds.example.com"), ("PDS_ADMIN_PASSWORD", "a"), ("PDS_DID_PLC_URL", "https://plc.directory")];
-        assert_eq!(ServerConfig::from_env(&env(&prod)).unwrap_err(), ConfigError::Missing("PDS_JWT_SECRET"));
+        assert_eq!(
+            ServerConfig::from_env(&env(&[])).unwrap_err(),
+            ConfigError::Missing("PDS_HOSTNAME")
+        );
+        let prod = [
+            ("PDS_HOSTNAME", "pds.example.com"),
+            ("PDS_ADMIN_PASSWORD", "a"),
+            ("PDS_DID_PLC_URL", "https://plc.directory"),
+        ];
+        assert_eq!(
+            ServerConfig::from_env(&env(&prod)).unwrap_err(),
+            ConfigError::Missing("PDS_JWT_SECRET")
+        );
         let mut full = prod.to_vec();
         full.push(("PDS_JWT_SECRET", "0123456789abcdef0123456789abcdef"));
         let c = ServerConfig::from_env(&env(&full)).unwrap();
@@ -194,7 +256,8 @@ mod tests {
         assert_eq!(c.service_did, "did:web:pds.example.com");
         assert_eq!(c.handle_domains, [".pds.example.com"]);
         assert_eq!(c.blob_upload_limit, 5 * 1024 * 1024);
-        let dev = ServerConfig::from_env(&env(&[("PDS_DEV_MODE", "true"), ("PDS_PORT", "3000")])).unwrap();
+        let dev = ServerConfig::from_env(&env(&[("PDS_DEV_MODE", "true"), ("PDS_PORT", "3000")]))
+            .unwrap();
         assert_eq!(dev.public_url, "http://localhost:3000");
         assert_eq!(dev.did_plc_url, None);
         assert_eq!(dev.handle_domains, [".test"]);
@@ -203,12 +266,23 @@ mod tests {
     #[test]
     fn bad_values_are_start_up_errors() {
         let base = [("PDS_DEV_MODE", "1")];
-        for (k, v) in [("PDS_PORT", "x"), ("PDS_BLOB_UPLOAD_LIMIT", "lots"), ("PDS_STORAGE", "mongo")] {
+        for (k, v) in [
+            ("PDS_PORT", "x"),
+            ("PDS_BLOB_UPLOAD_LIMIT", "lots"),
+            ("PDS_STORAGE", "mongo"),
+        ] {
             let mut e = env(&base);
             e.insert(k.into(), v.into());
-            assert!(matches!(ServerConfig::from_env(&e), Err(ConfigError::Invalid { .. })), "{k}");
+            assert!(
+                matches!(ServerConfig::from_env(&e), Err(ConfigError::Invalid { .. })),
+                "{k}"
+            );
         }
-        let both = env(&[("PDS_DEV_MODE", "1"), ("PDS_BLOBSTORE_S3_BUCKET", "b"), ("PDS_BLOBSTORE_DISK_LOCATION", "/x")]);
+        let both = env(&[
+            ("PDS_DEV_MODE", "1"),
+            ("PDS_BLOBSTORE_S3_BUCKET", "b"),
+            ("PDS_BLOBSTORE_DISK_LOCATION", "/x"),
+        ]);
         assert!(ServerConfig::from_env(&both).is_err());
     }
 }

@@ -26,8 +26,17 @@ pub struct XrpcError {
 
 impl XrpcError {
     /// An error with a status, a name (no spaces) and a message.
-    pub fn new(status: StatusCode, name: impl Into<String>, message: impl Into<String>) -> XrpcError {
-        XrpcError { status, name: name.into(), message: message.into(), internal: None }
+    pub fn new(
+        status: StatusCode,
+        name: impl Into<String>,
+        message: impl Into<String>,
+    ) -> XrpcError {
+        XrpcError {
+            status,
+            name: name.into(),
+            message: message.into(),
+            internal: None,
+        }
     }
 
     /// 400 `InvalidRequest`.
@@ -93,20 +102,32 @@ impl XrpcError {
 
 impl std::fmt::Display for XrpcError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}: {}", self.status.as_u16(), self.name, self.message)
+        write!(
+            f,
+            "{} {}: {}",
+            self.status.as_u16(),
+            self.name,
+            self.message
+        )
     }
 }
 
 impl IntoResponse for XrpcError {
     fn into_response(self) -> Response {
         match &self.internal {
-            Some(detail) => tracing::error!(status = self.status.as_u16(), error = %detail, "internal error"),
-            None => tracing::debug!(status = self.status.as_u16(), error = %self.name, message = %self.message, "client error"),
+            Some(detail) => {
+                tracing::error!(status = self.status.as_u16(), error = %detail, "internal error")
+            }
+            None => {
+                tracing::debug!(status = self.status.as_u16(), error = %self.name, message = %self.message, "client error")
+            }
         }
         let body = serde_json::json!({ "error": self.name, "message": self.message });
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -115,11 +136,21 @@ impl IntoResponse for XrpcError {
 impl From<StorageError> for XrpcError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::RepoNotFound(did) => XrpcError::named("RepoNotFound", format!("Could not find repo: {did}")),
-            StorageError::RepoExists(did) => XrpcError::invalid(format!("Repo already exists: {did}")),
-            StorageError::HandleTaken(h) => XrpcError::named("HandleNotAvailable", format!("Handle already taken: {h}")),
+            StorageError::RepoNotFound(did) => {
+                XrpcError::named("RepoNotFound", format!("Could not find repo: {did}"))
+            }
+            StorageError::RepoExists(did) => {
+                XrpcError::invalid(format!("Repo already exists: {did}"))
+            }
+            StorageError::HandleTaken(h) => {
+                XrpcError::named("HandleNotAvailable", format!("Handle already taken: {h}"))
+            }
             StorageError::InactiveRepo(did, status) => {
-                let name = if status == RepoStatus::Takendown { "AccountTakedown" } else { "AccountDeactivated" };
+                let name = if status == RepoStatus::Takendown {
+                    "AccountTakedown"
+                } else {
+                    "AccountDeactivated"
+                };
                 XrpcError::forbidden(name, format!("Account {did} is {}", status.as_str()))
             }
             StorageError::Repo(r) => r.into(),
@@ -137,13 +168,19 @@ impl From<StorageError> for XrpcError {
 impl From<RepoError> for XrpcError {
     fn from(e: RepoError) -> Self {
         match e {
-            RepoError::TooManyWrites(_) | RepoError::DuplicatePath(_) | RepoError::RecordNotAnObject(_) => {
-                XrpcError::invalid(e.to_string())
-            }
+            RepoError::TooManyWrites(_)
+            | RepoError::DuplicatePath(_)
+            | RepoError::RecordNotAnObject(_) => XrpcError::invalid(e.to_string()),
             RepoError::RecordExists(p) => XrpcError::invalid(format!("Record already exists: {p}")),
-            RepoError::RecordNotFound(p) => XrpcError::invalid(format!("Could not find record: {p}")),
-            RepoError::RecordTooLarge { .. } | RepoError::CommitTooLarge(_) => XrpcError::too_large(e.to_string()),
-            RepoError::Mst(MstError::InvalidKey(k)) => XrpcError::invalid(format!("Invalid record path: {k}")),
+            RepoError::RecordNotFound(p) => {
+                XrpcError::invalid(format!("Could not find record: {p}"))
+            }
+            RepoError::RecordTooLarge { .. } | RepoError::CommitTooLarge(_) => {
+                XrpcError::too_large(e.to_string())
+            }
+            RepoError::Mst(MstError::InvalidKey(k)) => {
+                XrpcError::invalid(format!("Invalid record path: {k}"))
+            }
             other => XrpcError::internal(other),
         }
     }
@@ -170,11 +207,15 @@ impl From<JsonError> for XrpcError {
 impl From<IdentityError> for XrpcError {
     fn from(e: IdentityError) -> Self {
         match e {
-            IdentityError::HandleNotFound(h) => XrpcError::named("HandleNotFound", format!("Unable to resolve handle: {h}")),
-            IdentityError::DidNotFound(d) => XrpcError::named("DidNotFound", format!("Could not resolve {d}")),
-            IdentityError::PlcRejected { .. } | IdentityError::Http { .. } | IdentityError::HttpStatus { .. } => {
-                XrpcError::internal(e)
+            IdentityError::HandleNotFound(h) => {
+                XrpcError::named("HandleNotFound", format!("Unable to resolve handle: {h}"))
             }
+            IdentityError::DidNotFound(d) => {
+                XrpcError::named("DidNotFound", format!("Could not resolve {d}"))
+            }
+            IdentityError::PlcRejected { .. }
+            | IdentityError::Http { .. }
+            | IdentityError::HttpStatus { .. } => XrpcError::internal(e),
             other => XrpcError::invalid(other.to_string()),
         }
     }

@@ -21,24 +21,35 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// The first value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// `name` parsed, or a 400 naming it; None if absent.
     pub fn parse<T: FromStr>(&self, name: &str) -> Result<Option<T>, XrpcError> {
         self.get(name)
-            .map(|v| v.parse().map_err(|_| XrpcError::invalid(format!("Invalid parameter {name}: {v:?}"))))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| XrpcError::invalid(format!("Invalid parameter {name}: {v:?}")))
+            })
             .transpose()
     }
 
     /// `name` parsed; missing is a 400.
     pub fn required<T: FromStr>(&self, name: &str) -> Result<T, XrpcError> {
-        self.parse(name)?.ok_or_else(|| XrpcError::invalid(format!("Missing required parameter: {name}")))
+        self.parse(name)?
+            .ok_or_else(|| XrpcError::invalid(format!("Missing required parameter: {name}")))
     }
 
     /// A `limit` parameter within 1..=`max`, or `default`.
@@ -46,7 +57,9 @@ impl Params {
         match self.parse::<i64>("limit")? {
             None => Ok(default),
             Some(n) if n >= 1 && n as usize <= max => Ok(n as usize),
-            Some(n) => Err(XrpcError::invalid(format!("limit must be between 1 and {max}, got {n}"))),
+            Some(n) => Err(XrpcError::invalid(format!(
+                "limit must be between 1 and {max}, got {n}"
+            ))),
         }
     }
 
@@ -55,7 +68,9 @@ impl Params {
         match self.get(name) {
             None | Some("false") => Ok(false),
             Some("true") => Ok(true),
-            Some(v) => Err(XrpcError::invalid(format!("Invalid parameter {name}: {v:?} is not true or false"))),
+            Some(v) => Err(XrpcError::invalid(format!(
+                "Invalid parameter {name}: {v:?} is not true or false"
+            ))),
         }
     }
 }
@@ -65,7 +80,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        Ok(Params(url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
+        Ok(Params(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
     }
 }
 
@@ -76,7 +95,8 @@ pub struct Input(pub Value);
 impl Input {
     /// A required string field.
     pub fn str(&self, name: &str) -> Result<&str, XrpcError> {
-        self.opt_str(name)?.ok_or_else(|| XrpcError::invalid(format!("Missing required field: {name}")))
+        self.opt_str(name)?
+            .ok_or_else(|| XrpcError::invalid(format!("Missing required field: {name}")))
     }
 
     /// An optional string field (null counts as absent).
@@ -91,12 +111,18 @@ impl Input {
     /// A required field parsed with `FromStr` (the syntax newtypes).
     pub fn parse<T: FromStr>(&self, name: &str) -> Result<T, XrpcError> {
         let s = self.str(name)?;
-        s.parse().map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}")))
+        s.parse()
+            .map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}")))
     }
 
     /// An optional field parsed with `FromStr`.
     pub fn opt_parse<T: FromStr>(&self, name: &str) -> Result<Option<T>, XrpcError> {
-        self.opt_str(name)?.map(|s| s.parse().map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}")))).transpose()
+        self.opt_str(name)?
+            .map(|s| {
+                s.parse()
+                    .map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}")))
+            })
+            .transpose()
     }
 
     /// An optional boolean field.
@@ -113,13 +139,20 @@ impl<S: Send + Sync> FromRequest<S> for Input {
     type Rejection = XrpcError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         let mime = content_type.split(';').next().unwrap_or_default().trim();
         if !mime.eq_ignore_ascii_case("application/json") {
-            return Err(XrpcError::invalid(format!("Wrong request encoding: expected application/json, got {content_type:?}")));
+            return Err(XrpcError::invalid(format!(
+                "Wrong request encoding: expected application/json, got {content_type:?}"
+            )));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| XrpcError::invalid("Request body is not UTF-8"))?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| XrpcError::invalid("Request body is not UTF-8"))?;
         let value = cbor::from_json_str(text)?;
         if value.as_map().is_none() {
             return Err(XrpcError::invalid("Request body must be a JSON object"));

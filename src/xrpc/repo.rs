@@ -31,21 +31,51 @@ fn uri(did: &Did, collection: &Nsid, rkey: &RecordKey) -> String {
 }
 
 fn opt_cid(input: &Input, name: &str) -> Result<Option<Cid>, XrpcError> {
-    input.opt_str(name)?.map(|s| parse_cid(s).map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}")))).transpose()
+    input
+        .opt_str(name)?
+        .map(|s| parse_cid(s).map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}"))))
+        .transpose()
 }
 
-pub(super) async fn create_record(State(state): State<AppState>, access: Access, input: Input) -> Out {
+pub(super) async fn create_record(
+    State(state): State<AppState>,
+    access: Access,
+    input: Input,
+) -> Out {
     let record = writable_repo(&state, &access, input.str("repo")?).await?;
     let collection: Nsid = input.parse("collection")?;
     let rkey = match input.opt_parse::<RecordKey>("rkey")? {
         Some(r) => r,
-        None => RecordKey::parse(&state.clock().next(crate::tid::micros_of(chrono::Utc::now())).to_string())?,
+        None => RecordKey::parse(
+            &state
+                .clock()
+                .next(crate::tid::micros_of(chrono::Utc::now()))
+                .to_string(),
+        )?,
     };
-    let value = input.0.get("record").ok_or_else(|| XrpcError::invalid("Missing required field: record"))?;
-    let (value, validation) = prepare_record(&state, &collection, &rkey, value, input.opt_bool("validate")?)?;
+    let value = input
+        .0
+        .get("record")
+        .ok_or_else(|| XrpcError::invalid("Missing required field: record"))?;
+    let (value, validation) = prepare_record(
+        &state,
+        &collection,
+        &rkey,
+        value,
+        input.opt_bool("validate")?,
+    )?;
     let cid = cid::cid_for_cbor(&cbor::encode(&value));
-    let pre = CommitPreconditions { swap_commit: opt_cid(&input, "swapCommit")?, swap_records: vec![] };
-    let (data, _) = writes::commit(&state, &record.did, &[Write::create(collection.clone(), rkey.clone(), value)], &pre).await?;
+    let pre = CommitPreconditions {
+        swap_commit: opt_cid(&input, "swapCommit")?,
+        swap_records: vec![],
+    };
+    let (data, _) = writes::commit(
+        &state,
+        &record.did,
+        &[Write::create(collection.clone(), rkey.clone(), value)],
+        &pre,
+    )
+    .await?;
     Ok(Json(json!({
         "uri": uri(&record.did, &collection, &rkey), "cid": cid.to_string(), "commit": commit_json(&data),
         "validationStatus": validation.as_str(),
@@ -56,16 +86,33 @@ pub(super) async fn put_record(State(state): State<AppState>, access: Access, in
     let record = writable_repo(&state, &access, input.str("repo")?).await?;
     let collection: Nsid = input.parse("collection")?;
     let rkey: RecordKey = input.parse("rkey")?;
-    let value = input.0.get("record").ok_or_else(|| XrpcError::invalid("Missing required field: record"))?;
-    let (value, validation) = prepare_record(&state, &collection, &rkey, value, input.opt_bool("validate")?)?;
+    let value = input
+        .0
+        .get("record")
+        .ok_or_else(|| XrpcError::invalid("Missing required field: record"))?;
+    let (value, validation) = prepare_record(
+        &state,
+        &collection,
+        &rkey,
+        value,
+        input.opt_bool("validate")?,
+    )?;
     let cid = cid::cid_for_cbor(&cbor::encode(&value));
     let path = format!("{collection}/{rkey}");
-    let mut pre = CommitPreconditions { swap_commit: opt_cid(&input, "swapCommit")?, swap_records: vec![] };
+    let mut pre = CommitPreconditions {
+        swap_commit: opt_cid(&input, "swapCommit")?,
+        swap_records: vec![],
+    };
     if input.0.get("swapRecord").is_some() {
-        pre.swap_records.push((path.clone(), opt_cid(&input, "swapRecord")?));
+        pre.swap_records
+            .push((path.clone(), opt_cid(&input, "swapRecord")?));
     }
     let exists = current_cid(&state, &record.did, &path).await?.is_some();
-    let write = if exists { Write::update(collection.clone(), rkey.clone(), value) } else { Write::create(collection.clone(), rkey.clone(), value) };
+    let write = if exists {
+        Write::update(collection.clone(), rkey.clone(), value)
+    } else {
+        Write::create(collection.clone(), rkey.clone(), value)
+    };
     let (data, _) = writes::commit(&state, &record.did, &[write], &pre).await?;
     Ok(Json(json!({
         "uri": uri(&record.did, &collection, &rkey), "cid": cid.to_string(), "commit": commit_json(&data),
@@ -76,15 +123,25 @@ pub(super) async fn put_record(State(state): State<AppState>, access: Access, in
 /// The current CID at `path` in `did`'s repo.
 async fn current_cid(state: &AppState, did: &Did, path: &str) -> Result<Option<Cid>, XrpcError> {
     let (_, repo) = load_repo_state(state.storage(), state.cache(), did).await?;
-    Ok(with_blocks(state.storage(), state.cache(), || Ok(repo.mst().get(path)?)).await?)
+    Ok(with_blocks(state.storage(), state.cache(), || {
+        Ok(repo.mst().get(path)?)
+    })
+    .await?)
 }
 
-pub(super) async fn delete_record(State(state): State<AppState>, access: Access, input: Input) -> Out {
+pub(super) async fn delete_record(
+    State(state): State<AppState>,
+    access: Access,
+    input: Input,
+) -> Out {
     let record = writable_repo(&state, &access, input.str("repo")?).await?;
     let collection: Nsid = input.parse("collection")?;
     let rkey: RecordKey = input.parse("rkey")?;
     let path = format!("{collection}/{rkey}");
-    let mut pre = CommitPreconditions { swap_commit: opt_cid(&input, "swapCommit")?, swap_records: vec![] };
+    let mut pre = CommitPreconditions {
+        swap_commit: opt_cid(&input, "swapCommit")?,
+        swap_records: vec![],
+    };
     if let Some(swap) = opt_cid(&input, "swapRecord")? {
         pre.swap_records.push((path.clone(), Some(swap)));
     }
@@ -93,23 +150,49 @@ pub(super) async fn delete_record(State(state): State<AppState>, access: Access,
     if pre.swap_records.is_empty() && current_cid(&state, &record.did, &path).await?.is_none() {
         return Ok(Json(json!({})));
     }
-    let (data, _) = writes::commit(&state, &record.did, &[Write::delete(collection, rkey)], &pre).await?;
+    let (data, _) = writes::commit(
+        &state,
+        &record.did,
+        &[Write::delete(collection, rkey)],
+        &pre,
+    )
+    .await?;
     Ok(Json(json!({ "commit": commit_json(&data) })))
 }
 
-pub(super) async fn apply_writes(State(state): State<AppState>, access: Access, input: Input) -> Out {
-    state.lexicons().validate_method("com.atproto.repo.applyWrites", "input", &input.0)?;
+pub(super) async fn apply_writes(
+    State(state): State<AppState>,
+    access: Access,
+    input: Input,
+) -> Out {
+    state
+        .lexicons()
+        .validate_method("com.atproto.repo.applyWrites", "input", &input.0)?;
     let record = writable_repo(&state, &access, input.str("repo")?).await?;
     let validate = input.opt_bool("validate")?;
-    let items = input.0.get("writes").and_then(Value::as_array).ok_or_else(|| XrpcError::invalid("writes must be an array"))?;
+    let items = input
+        .0
+        .get("writes")
+        .and_then(Value::as_array)
+        .ok_or_else(|| XrpcError::invalid("writes must be an array"))?;
     if items.len() > crate::repo::MAX_WRITES {
-        return Err(XrpcError::invalid(format!("Too many writes. Max: {}", crate::repo::MAX_WRITES)));
+        return Err(XrpcError::invalid(format!(
+            "Too many writes. Max: {}",
+            crate::repo::MAX_WRITES
+        )));
     }
     let mut writes = Vec::with_capacity(items.len());
     let mut results = Vec::with_capacity(items.len());
     for item in items {
-        let t = item.get("$type").and_then(Value::as_str).unwrap_or_default();
-        let field = |name: &str| item.get(name).and_then(Value::as_str).ok_or_else(|| XrpcError::invalid(format!("write is missing {name}")));
+        let t = item
+            .get("$type")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let field = |name: &str| {
+            item.get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| XrpcError::invalid(format!("write is missing {name}")))
+        };
         let collection = Nsid::parse(field("collection")?)?;
         let action = match t {
             "com.atproto.repo.applyWrites#create" => WriteAction::Create,
@@ -119,7 +202,12 @@ pub(super) async fn apply_writes(State(state): State<AppState>, access: Access, 
         };
         let rkey = match (action, item.get("rkey").and_then(Value::as_str)) {
             (_, Some(r)) => RecordKey::parse(r)?,
-            (WriteAction::Create, None) => RecordKey::parse(&state.clock().next(crate::tid::micros_of(chrono::Utc::now())).to_string())?,
+            (WriteAction::Create, None) => RecordKey::parse(
+                &state
+                    .clock()
+                    .next(crate::tid::micros_of(chrono::Utc::now()))
+                    .to_string(),
+            )?,
             _ => return Err(XrpcError::invalid("update and delete writes need an rkey")),
         };
         let uri = uri(&record.did, &collection, &rkey);
@@ -128,35 +216,65 @@ pub(super) async fn apply_writes(State(state): State<AppState>, access: Access, 
             writes.push(Write::delete(collection, rkey));
             continue;
         }
-        let value = item.get("value").ok_or_else(|| XrpcError::invalid("create and update writes need a value"))?;
+        let value = item
+            .get("value")
+            .ok_or_else(|| XrpcError::invalid("create and update writes need a value"))?;
         let (value, validation) = prepare_record(&state, &collection, &rkey, value, validate)?;
         let cid = cid::cid_for_cbor(&cbor::encode(&value));
-        let kind = if action == WriteAction::Create { "createResult" } else { "updateResult" };
+        let kind = if action == WriteAction::Create {
+            "createResult"
+        } else {
+            "updateResult"
+        };
         results.push(json!({"$type": format!("com.atproto.repo.applyWrites#{kind}"), "uri": uri, "cid": cid.to_string(), "validationStatus": validation.as_str()}));
-        writes.push(Write { action, collection, rkey, record: Some(value) });
+        writes.push(Write {
+            action,
+            collection,
+            rkey,
+            record: Some(value),
+        });
     }
-    let pre = CommitPreconditions { swap_commit: opt_cid(&input, "swapCommit")?, swap_records: vec![] };
+    let pre = CommitPreconditions {
+        swap_commit: opt_cid(&input, "swapCommit")?,
+        swap_records: vec![],
+    };
     let (data, _) = writes::commit(&state, &record.did, &writes, &pre).await?;
-    Ok(Json(json!({ "commit": commit_json(&data), "results": results })))
+    Ok(Json(
+        json!({ "commit": commit_json(&data), "results": results }),
+    ))
 }
 
 /// The repo at its head for reading, with storage-backed block loading.
 async fn head(state: &AppState, did: &Did) -> Result<Repo, XrpcError> {
-    Ok(load_repo_state(state.storage(), state.cache(), did).await?.1)
+    Ok(load_repo_state(state.storage(), state.cache(), did)
+        .await?
+        .1)
 }
 
 pub(super) async fn get_record(State(state): State<AppState>, params: Params) -> Out {
     let record = readable_repo(&state, &params.required::<String>("repo")?).await?;
     let collection: Nsid = params.required("collection")?;
     let rkey: RecordKey = params.required("rkey")?;
-    let wanted: Option<Cid> = params.get("cid").map(|c| parse_cid(c).map_err(|_| XrpcError::invalid("Invalid cid"))).transpose()?;
+    let wanted: Option<Cid> = params
+        .get("cid")
+        .map(|c| parse_cid(c).map_err(|_| XrpcError::invalid("Invalid cid")))
+        .transpose()?;
     let repo = head(&state, &record.did).await?;
-    let found = with_blocks(state.storage(), state.cache(), || repo.get_record(&collection, &rkey)).await?;
+    let found = with_blocks(state.storage(), state.cache(), || {
+        repo.get_record(&collection, &rkey)
+    })
+    .await?;
     match found {
         Some((cid, value)) if wanted.is_none_or(|w| w == cid) => Ok(Json(json!({
             "uri": uri(&record.did, &collection, &rkey), "cid": cid.to_string(), "value": cbor::to_json(&value),
         }))),
-        _ => Err(XrpcError::named("RecordNotFound", format!("Could not locate record: {}", uri(&record.did, &collection, &rkey)))),
+        _ => Err(XrpcError::named(
+            "RecordNotFound",
+            format!(
+                "Could not locate record: {}",
+                uri(&record.did, &collection, &rkey)
+            ),
+        )),
     }
 }
 
@@ -174,9 +292,19 @@ pub(super) async fn list_records(State(state): State<AppState>, params: Params) 
     // Default order is newest first (rkeys descending); `reverse` gives ascending.
     let page = with_blocks(state.storage(), state.cache(), || {
         let result = if reverse {
-            repo.mst().list(Some(cursor_key.as_deref().unwrap_or(&low)), Some(&high), limit, false)
+            repo.mst().list(
+                Some(cursor_key.as_deref().unwrap_or(&low)),
+                Some(&high),
+                limit,
+                false,
+            )
         } else {
-            repo.mst().list(Some(&low), Some(cursor_key.as_deref().unwrap_or(&high)), limit, true)
+            repo.mst().list(
+                Some(&low),
+                Some(cursor_key.as_deref().unwrap_or(&high)),
+                limit,
+                true,
+            )
         };
         result.map_err(RepoError::from)
     })
@@ -185,11 +313,15 @@ pub(super) async fn list_records(State(state): State<AppState>, params: Params) 
     let blocks = state.storage().read_blocks(&cids).await?;
     let mut records = Vec::with_capacity(page.len());
     for (key, cid) in &page {
-        let bytes = blocks.get(cid).ok_or_else(|| XrpcError::internal(format!("record block {cid} missing")))?;
+        let bytes = blocks
+            .get(cid)
+            .ok_or_else(|| XrpcError::internal(format!("record block {cid} missing")))?;
         let value = cbor::decode(bytes).map_err(XrpcError::internal)?;
         records.push(json!({"uri": format!("at://{}/{key}", record.did), "cid": cid.to_string(), "value": cbor::to_json(&value)}));
     }
-    let next = (page.len() == limit).then(|| page.last().map(|(k, _)| k[low.len()..].to_owned())).flatten();
+    let next = (page.len() == limit)
+        .then(|| page.last().map(|(k, _)| k[low.len()..].to_owned()))
+        .flatten();
     let mut out = json!({ "records": records });
     if let Some(c) = next {
         out["cursor"] = json!(c);
@@ -221,7 +353,13 @@ pub(super) async fn describe_repo(State(state): State<AppState>, params: Params)
         }
     })
     .await?;
-    let handle_is_correct = record.handle.as_ref().is_some_and(|h| state.config().handle_domains.iter().any(|d| h.as_str().ends_with(d.as_str())));
+    let handle_is_correct = record.handle.as_ref().is_some_and(|h| {
+        state
+            .config()
+            .handle_domains
+            .iter()
+            .any(|d| h.as_str().ends_with(d.as_str()))
+    });
     let doc = state.resolver().resolve_did(&record.did).await.ok();
     Ok(Json(json!({
         "handle": record.handle.map(|h| h.to_string()).unwrap_or_else(|| crate::syntax::INVALID_HANDLE.into()),
@@ -229,12 +367,22 @@ pub(super) async fn describe_repo(State(state): State<AppState>, params: Params)
     })))
 }
 
-pub(super) async fn upload_blob(State(state): State<AppState>, access: Access, headers: HeaderMap, body: Body) -> Out {
+pub(super) async fn upload_blob(
+    State(state): State<AppState>,
+    access: Access,
+    headers: HeaderMap,
+    body: Body,
+) -> Out {
     let record = writable_repo(&state, &access, access.did.as_str()).await?;
     let limit = state.config().blob_upload_limit;
-    let declared: Option<u64> = headers.get(axum::http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    let declared: Option<u64> = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
     if declared.is_some_and(|l| l > limit as u64) {
-        return Err(XrpcError::too_large(format!("Blob is larger than the {limit}-byte limit")));
+        return Err(XrpcError::too_large(format!(
+            "Blob is larger than the {limit}-byte limit"
+        )));
     }
     let mime = headers
         .get(axum::http::header::CONTENT_TYPE)
@@ -247,20 +395,27 @@ pub(super) async fn upload_blob(State(state): State<AppState>, access: Access, h
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| XrpcError::invalid(format!("Could not read the upload: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| XrpcError::invalid(format!("Could not read the upload: {e}")))?;
         if bytes.len() + chunk.len() > limit {
-            return Err(XrpcError::too_large(format!("Blob is larger than the {limit}-byte limit")));
+            return Err(XrpcError::too_large(format!(
+                "Blob is larger than the {limit}-byte limit"
+            )));
         }
         hasher.update(&chunk);
         bytes.extend_from_slice(&chunk);
     }
     if declared.is_some_and(|l| l != bytes.len() as u64) {
-        return Err(XrpcError::invalid("Body length does not match Content-Length"));
+        return Err(XrpcError::invalid(
+            "Body length does not match Content-Length",
+        ));
     }
     let cid = cid::cid_from_sha256(cid::RAW, hasher.finalize().into());
     let size = bytes.len() as u64;
     state.blobs().put(&record.did, &cid, bytes.into()).await?;
     writes::record_upload(&state, &record.did, &cid, &mime, size).await?;
     writes::sweep_temporary_blobs(&state, &record.did).await?;
-    Ok(Json(json!({"blob": {"$type": "blob", "ref": {"$link": cid.to_string()}, "mimeType": mime, "size": size}})))
+    Ok(Json(
+        json!({"blob": {"$type": "blob", "ref": {"$link": cid.to_string()}, "mimeType": mime, "size": size}}),
+    ))
 }

@@ -39,7 +39,10 @@ fn check_service_handle(state: &AppState, handle: &Handle) -> Result<(), XrpcErr
         .ok_or_else(|| XrpcError::named("UnsupportedDomain", "Not a supported handle domain"))?;
     let name = &handle.as_str()[..handle.as_str().len() - domain.len()];
     if name.contains('.') {
-        return Err(XrpcError::named("InvalidHandle", "Handle must be a single name under the service domain"));
+        return Err(XrpcError::named(
+            "InvalidHandle",
+            "Handle must be a single name under the service domain",
+        ));
     }
     if name.len() < 3 {
         return Err(XrpcError::named("InvalidHandle", "Handle too short"));
@@ -51,7 +54,11 @@ fn check_service_handle(state: &AppState, handle: &Handle) -> Result<(), XrpcErr
 }
 
 fn status_fields(record: &RepoRecord) -> Json_ {
-    if record.status.is_active() { json!({"active": true}) } else { json!({"active": false, "status": record.status.as_str()}) }
+    if record.status.is_active() {
+        json!({"active": true})
+    } else {
+        json!({"active": false, "status": record.status.as_str()})
+    }
 }
 
 async fn did_doc(state: &AppState, did: &Did) -> Json_ {
@@ -64,13 +71,22 @@ async fn did_doc(state: &AppState, did: &Did) -> Json_ {
 
 pub(super) async fn create_account(State(state): State<AppState>, input: Input) -> Out {
     if input.opt_str("did")?.is_some() {
-        return Err(XrpcError::invalid("Creating an account with an existing DID (migration) is not supported yet"));
+        return Err(XrpcError::invalid(
+            "Creating an account with an existing DID (migration) is not supported yet",
+        ));
     }
     let handle_text = input.str("handle")?;
-    let handle = Handle::parse(handle_text).map_err(|_| XrpcError::named("InvalidHandle", format!("Invalid handle: {handle_text:?}")))?;
+    let handle = Handle::parse(handle_text).map_err(|_| {
+        XrpcError::named("InvalidHandle", format!("Invalid handle: {handle_text:?}"))
+    })?;
     check_service_handle(&state, &handle)?;
-    state.lexicons().validate_method("com.atproto.server.createAccount", "input", &input.0)?;
-    let password = input.opt_str("password")?.filter(|p| !p.is_empty()).ok_or_else(|| XrpcError::named("InvalidPassword", "A password is required"))?;
+    state
+        .lexicons()
+        .validate_method("com.atproto.server.createAccount", "input", &input.0)?;
+    let password = input
+        .opt_str("password")?
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| XrpcError::named("InvalidPassword", "A password is required"))?;
     let email = input.opt_str("email")?.map(str::to_ascii_lowercase);
     if let Some(e) = &email {
         if !e.contains('@') || e.len() > 254 {
@@ -80,38 +96,76 @@ pub(super) async fn create_account(State(state): State<AppState>, input: Input) 
     let accounts = Accounts(state.storage());
     let invite = input.opt_str("inviteCode")?.map(str::to_owned);
     if state.config().invite_required {
-        let code = invite.as_deref().ok_or_else(|| XrpcError::named("InvalidInviteCode", "An invite code is required"))?;
-        let usable = accounts.get_invite(code).await?.is_some_and(|i| i.available > 0 && !i.disabled);
+        let code = invite
+            .as_deref()
+            .ok_or_else(|| XrpcError::named("InvalidInviteCode", "An invite code is required"))?;
+        let usable = accounts
+            .get_invite(code)
+            .await?
+            .is_some_and(|i| i.available > 0 && !i.disabled);
         if !usable {
-            return Err(XrpcError::named("InvalidInviteCode", "Invalid or used invite code"));
+            return Err(XrpcError::named(
+                "InvalidInviteCode",
+                "Invalid or used invite code",
+            ));
         }
     }
     if state.storage().resolve_handle(&handle).await?.is_some() {
-        return Err(XrpcError::named("HandleNotAvailable", "Handle already taken"));
+        return Err(XrpcError::named(
+            "HandleNotAvailable",
+            "Handle already taken",
+        ));
     }
-    let recovery = input.opt_str("recoveryKey")?.map(PublicKey::from_did_key).transpose().map_err(|_| XrpcError::invalid("Invalid recoveryKey"))?;
+    let recovery = input
+        .opt_str("recoveryKey")?
+        .map(PublicKey::from_did_key)
+        .transpose()
+        .map_err(|_| XrpcError::invalid("Invalid recoveryKey"))?;
     let signing = Keypair::generate(Algorithm::K256);
     let rotation = Keypair::generate(Algorithm::K256);
     let mut rotation_keys: Vec<PublicKey> = recovery.into_iter().collect();
     rotation_keys.push(rotation.public_key());
     let (did, _) = state
         .plc()
-        .create(&handle, &signing.public_key(), &rotation_keys, &rotation, &state.config().public_url)
+        .create(
+            &handle,
+            &signing.public_key(),
+            &rotation_keys,
+            &rotation,
+            &state.config().public_url,
+        )
         .await
-        .map_err(|e| XrpcError::named("UnresolvableDid", format!("Could not create the DID: {e}")))?;
+        .map_err(|e| {
+            XrpcError::named("UnresolvableDid", format!("Could not create the DID: {e}"))
+        })?;
     if let Some(e) = &email {
         if !accounts.claim_email(e, &did).await? {
             return Err(XrpcError::invalid("This email address is already in use"));
         }
     }
-    let created = create_repo(state.storage(), state.cache(), did.clone(), Some(handle.clone()), signing, Some(rotation), state.clock()).await;
+    let created = create_repo(
+        state.storage(),
+        state.cache(),
+        did.clone(),
+        Some(handle.clone()),
+        signing,
+        Some(rotation),
+        state.clock(),
+    )
+    .await;
     if let Err(e) = created {
         if let Some(em) = &email {
             accounts.release_email(em, &did).await?;
         }
         return Err(e.into());
     }
-    let account = Account { did: did.clone(), email: email.clone(), password_hash: hash_password(password)?, app_passwords: vec![], created_at: Utc::now() };
+    let account = Account {
+        did: did.clone(),
+        email: email.clone(),
+        password_hash: hash_password(password)?,
+        app_passwords: vec![],
+        created_at: Utc::now(),
+    };
     accounts.put(&account).await?;
     if let Some(code) = &invite {
         accounts.use_invite(code, &did).await?;
@@ -142,16 +196,27 @@ pub(super) async fn create_session_handler(State(state): State<AppState>, input:
     let password = input.str("password")?;
     let denied = || XrpcError::auth_required("Invalid identifier or password");
     let did = lookup(&state, identifier).await?.ok_or_else(denied)?;
-    let account = Accounts(state.storage()).get(&did).await?.ok_or_else(denied)?;
+    let account = Accounts(state.storage())
+        .get(&did)
+        .await?
+        .ok_or_else(denied)?;
     let record = state.storage().load_repo(&did).await?.ok_or_else(denied)?;
     let app_password = if verify_password(password, &account.password_hash) {
         None
     } else {
-        let found = account.app_passwords.iter().find(|a| verify_password(password, &a.hash)).ok_or_else(denied)?;
+        let found = account
+            .app_passwords
+            .iter()
+            .find(|a| verify_password(password, &a.hash))
+            .ok_or_else(denied)?;
         Some((found.name.as_str(), found.privileged))
     };
     if record.status == RepoStatus::Takendown {
-        return Err(XrpcError::new(axum::http::StatusCode::UNAUTHORIZED, "AccountTakedown", "Account has been taken down"));
+        return Err(XrpcError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "AccountTakedown",
+            "Account has been taken down",
+        ));
     }
     if record.status == RepoStatus::Deleted {
         return Err(denied());
@@ -172,7 +237,11 @@ fn merge(out: &mut Json_, extra: Json_) {
 }
 
 pub(super) async fn get_session(State(state): State<AppState>, access: Access) -> Out {
-    let record = state.storage().load_repo(&access.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = state
+        .storage()
+        .load_repo(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
     let account = Accounts(state.storage()).get(&access.did).await?;
     let mut out = json!({
         "handle": record.handle, "did": access.did, "email": account.and_then(|a| a.email),
@@ -185,62 +254,120 @@ pub(super) async fn get_session(State(state): State<AppState>, access: Access) -
 pub(super) async fn refresh_session(State(state): State<AppState>, refresh: Refresh) -> Out {
     let accounts = Accounts(state.storage());
     // Taking the session makes the refresh token single-use: a replay finds nothing.
-    let session = accounts.take_session(&refresh.did, &refresh.id).await?.ok_or_else(|| XrpcError::named("ExpiredToken", "Token has been revoked"))?;
+    let session = accounts
+        .take_session(&refresh.did, &refresh.id)
+        .await?
+        .ok_or_else(|| XrpcError::named("ExpiredToken", "Token has been revoked"))?;
     if session.expires_at < Utc::now() {
         return Err(XrpcError::named("ExpiredToken", "Token has expired"));
     }
-    let record = state.storage().load_repo(&refresh.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = state
+        .storage()
+        .load_repo(&refresh.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
     if matches!(record.status, RepoStatus::Takendown | RepoStatus::Deleted) {
-        return Err(XrpcError::new(axum::http::StatusCode::UNAUTHORIZED, "AccountTakedown", "Account is not available"));
+        return Err(XrpcError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "AccountTakedown",
+            "Account is not available",
+        ));
     }
-    let app = session.app_password.as_deref().map(|n| (n, session.privileged));
+    let app = session
+        .app_password
+        .as_deref()
+        .map(|n| (n, session.privileged));
     let (access, refresh_jwt) = create_session(&state, &refresh.did, app).await?;
     let mut out = json!({"accessJwt": access, "refreshJwt": refresh_jwt, "handle": record.handle, "did": refresh.did});
     merge(&mut out, status_fields(&record));
     Ok(Json(out))
 }
 
-pub(super) async fn delete_session(State(state): State<AppState>, refresh: Refresh) -> Result<(), XrpcError> {
-    Accounts(state.storage()).take_session(&refresh.did, &refresh.id).await?;
+pub(super) async fn delete_session(
+    State(state): State<AppState>,
+    refresh: Refresh,
+) -> Result<(), XrpcError> {
+    Accounts(state.storage())
+        .take_session(&refresh.did, &refresh.id)
+        .await?;
     Ok(())
 }
 
-pub(super) async fn get_service_auth(State(state): State<AppState>, access: Access, params: Params) -> Out {
+pub(super) async fn get_service_auth(
+    State(state): State<AppState>,
+    access: Access,
+    params: Params,
+) -> Out {
     let aud: String = params.required("aud")?;
     Did::parse(aud.split('#').next().unwrap_or_default())?;
     let lxm: Option<Nsid> = params.parse("lxm")?;
     let now = Utc::now().timestamp();
     let exp: i64 = params.parse("exp")?.unwrap_or(now + 60);
     if exp <= now || exp > now + 3600 {
-        return Err(XrpcError::named("BadExpiration", "exp must be in the next hour"));
+        return Err(XrpcError::named(
+            "BadExpiration",
+            "exp must be in the next hour",
+        ));
     }
-    let record = state.storage().load_repo(&access.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
-    let token = service_auth::create(&record.signing_key, &access.did, &aud, lxm.as_ref(), now, exp - now);
+    let record = state
+        .storage()
+        .load_repo(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let token = service_auth::create(
+        &record.signing_key,
+        &access.did,
+        &aud,
+        lxm.as_ref(),
+        now,
+        exp - now,
+    );
     Ok(Json(json!({ "token": token })))
 }
 
-pub(super) async fn create_app_password(State(state): State<AppState>, access: Access, input: Input) -> Out {
+pub(super) async fn create_app_password(
+    State(state): State<AppState>,
+    access: Access,
+    input: Input,
+) -> Out {
     access.require_full()?;
     let name = input.str("name")?.trim().to_owned();
     if name.is_empty() || name.len() > 100 {
-        return Err(XrpcError::invalid("App password name must be 1 to 100 characters"));
+        return Err(XrpcError::invalid(
+            "App password name must be 1 to 100 characters",
+        ));
     }
     let privileged = input.opt_bool("privileged")?.unwrap_or(false);
     let accounts = Accounts(state.storage());
-    let mut account = accounts.get(&access.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let mut account = accounts
+        .get(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
     if account.app_passwords.iter().any(|a| a.name == name) {
-        return Err(XrpcError::invalid("An app password with this name already exists"));
+        return Err(XrpcError::invalid(
+            "An app password with this name already exists",
+        ));
     }
     let password = auth::generate_app_password();
     let created_at = Utc::now();
-    account.app_passwords.push(AppPassword { name: name.clone(), hash: hash_password(&password)?, privileged, created_at });
+    account.app_passwords.push(AppPassword {
+        name: name.clone(),
+        hash: hash_password(&password)?,
+        privileged,
+        created_at,
+    });
     accounts.put(&account).await?;
-    Ok(Json(json!({"name": name, "password": password, "createdAt": crate::syntax::format_datetime(created_at), "privileged": privileged})))
+    Ok(Json(
+        json!({"name": name, "password": password, "createdAt": crate::syntax::format_datetime(created_at), "privileged": privileged}),
+    ))
 }
 
 pub(super) async fn list_app_passwords(State(state): State<AppState>, access: Access) -> Out {
     access.require_full()?;
-    let account = Accounts(state.storage()).get(&access.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let account = Accounts(state.storage())
+        .get(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
     let passwords: Vec<Json_> = account
         .app_passwords
         .iter()
@@ -249,55 +376,115 @@ pub(super) async fn list_app_passwords(State(state): State<AppState>, access: Ac
     Ok(Json(json!({ "passwords": passwords })))
 }
 
-pub(super) async fn revoke_app_password(State(state): State<AppState>, access: Access, input: Input) -> Result<(), XrpcError> {
+pub(super) async fn revoke_app_password(
+    State(state): State<AppState>,
+    access: Access,
+    input: Input,
+) -> Result<(), XrpcError> {
     access.require_full()?;
     let name = input.str("name")?;
     let accounts = Accounts(state.storage());
-    let mut account = accounts.get(&access.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let mut account = accounts
+        .get(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
     account.app_passwords.retain(|a| a.name != name);
     accounts.put(&account).await?;
     accounts.revoke_sessions(&access.did, Some(name)).await?;
     Ok(())
 }
 
-pub(super) async fn activate_account(State(state): State<AppState>, access: Access) -> Result<(), XrpcError> {
+pub(super) async fn activate_account(
+    State(state): State<AppState>,
+    access: Access,
+) -> Result<(), XrpcError> {
     access.require_full()?;
-    let record = state.storage().load_repo(&access.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = state
+        .storage()
+        .load_repo(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
     match record.status {
         RepoStatus::Active => return Ok(()),
         RepoStatus::Takendown | RepoStatus::Suspended | RepoStatus::Deleted => {
-            return Err(XrpcError::forbidden("AccountTakedown", "This account cannot be activated"));
+            return Err(XrpcError::forbidden(
+                "AccountTakedown",
+                "This account cannot be activated",
+            ));
         }
         _ => {}
     }
-    let events = vec![EventBody::account(RepoStatus::Active), EventBody::Identity { handle: record.handle.clone() }];
-    state.storage().set_status(&access.did, RepoStatus::Active, events).await?;
+    let events = vec![
+        EventBody::account(RepoStatus::Active),
+        EventBody::Identity {
+            handle: record.handle.clone(),
+        },
+    ];
+    state
+        .storage()
+        .set_status(&access.did, RepoStatus::Active, events)
+        .await?;
     // Best practice on reactivation: an empty commit with a fresh rev.
-    commit_writes(state.storage(), state.cache(), &access.did, &[], state.clock()).await?;
+    commit_writes(
+        state.storage(),
+        state.cache(),
+        &access.did,
+        &[],
+        state.clock(),
+    )
+    .await?;
     Ok(())
 }
 
-pub(super) async fn deactivate_account(State(state): State<AppState>, access: Access) -> Result<(), XrpcError> {
+pub(super) async fn deactivate_account(
+    State(state): State<AppState>,
+    access: Access,
+) -> Result<(), XrpcError> {
     access.require_full()?;
-    let record = state.storage().load_repo(&access.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = state
+        .storage()
+        .load_repo(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
     if record.status == RepoStatus::Deactivated {
         return Ok(());
     }
     if !record.status.is_active() {
-        return Err(XrpcError::forbidden("AccountTakedown", "This account cannot be deactivated"));
+        return Err(XrpcError::forbidden(
+            "AccountTakedown",
+            "This account cannot be deactivated",
+        ));
     }
-    state.storage().set_status(&access.did, RepoStatus::Deactivated, vec![EventBody::account(RepoStatus::Deactivated)]).await?;
+    state
+        .storage()
+        .set_status(
+            &access.did,
+            RepoStatus::Deactivated,
+            vec![EventBody::account(RepoStatus::Deactivated)],
+        )
+        .await?;
     Ok(())
 }
 
 pub(super) async fn check_account_status(State(state): State<AppState>, access: Access) -> Out {
-    let record = state.storage().load_repo(&access.did).await?.ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
-    let (_, repo) = crate::storage::load_repo_state(state.storage(), state.cache(), &access.did).await?;
+    let record = state
+        .storage()
+        .load_repo(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let (_, repo) =
+        crate::storage::load_repo_state(state.storage(), state.cache(), &access.did).await?;
     crate::storage::fetch_tree(state.storage(), state.cache(), &repo).await?;
-    let records = repo.mst().leaf_count().map_err(crate::repo::RepoError::from)?;
-    let blobs = Accounts(state.storage()).list_blobs(&access.did, None, 100_000).await?;
+    let records = repo
+        .mst()
+        .leaf_count()
+        .map_err(crate::repo::RepoError::from)?;
+    let blobs = Accounts(state.storage())
+        .list_blobs(&access.did, None, 100_000)
+        .await?;
     let doc = state.resolver().resolve_did(&access.did).await.ok();
-    let valid_did = doc.is_some_and(|d| d.pds_endpoint() == Some(state.config().public_url.as_str()));
+    let valid_did =
+        doc.is_some_and(|d| d.pds_endpoint() == Some(state.config().public_url.as_str()));
     Ok(Json(json!({
         "activated": record.status.is_active(), "validDid": valid_did, "repoCommit": record.head.to_string(),
         "repoRev": record.rev.to_string(), "repoBlocks": 0, "indexedRecords": records, "privateStateValues": 0,
@@ -309,7 +496,14 @@ pub(super) async fn check_account_status(State(state): State<AppState>, access: 
 /// handle released. Blocks stay until a purge; the repo is no longer served.
 pub(super) async fn delete_account_data(state: &AppState, did: &Did) -> Result<(), XrpcError> {
     let accounts = Accounts(state.storage());
-    state.storage().set_status(did, RepoStatus::Deleted, vec![EventBody::account(RepoStatus::Deleted)]).await?;
+    state
+        .storage()
+        .set_status(
+            did,
+            RepoStatus::Deleted,
+            vec![EventBody::account(RepoStatus::Deleted)],
+        )
+        .await?;
     state.storage().set_handle(did, None, vec![]).await?;
     accounts.revoke_sessions(did, None).await?;
     if let Some(account) = accounts.get(did).await? {
@@ -321,10 +515,16 @@ pub(super) async fn delete_account_data(state: &AppState, did: &Did) -> Result<(
     Ok(())
 }
 
-pub(super) async fn delete_account(State(state): State<AppState>, input: Input) -> Result<(), XrpcError> {
+pub(super) async fn delete_account(
+    State(state): State<AppState>,
+    input: Input,
+) -> Result<(), XrpcError> {
     let did: Did = input.parse("did")?;
     let password = input.str("password")?;
-    let account = Accounts(state.storage()).get(&did).await?.ok_or_else(|| XrpcError::auth_required("Invalid did or password"))?;
+    let account = Accounts(state.storage())
+        .get(&did)
+        .await?
+        .ok_or_else(|| XrpcError::auth_required("Invalid did or password"))?;
     if !verify_password(password, &account.password_hash) {
         return Err(XrpcError::auth_required("Invalid did or password"));
     }
@@ -339,7 +539,14 @@ fn invite_code(state: &AppState) -> String {
 
 async fn make_invite(state: &AppState, uses: u32, for_account: &str) -> Result<String, XrpcError> {
     loop {
-        let invite = Invite { code: invite_code(state), available: uses, for_account: for_account.to_owned(), used_by: vec![], disabled: false, created_at: Utc::now() };
+        let invite = Invite {
+            code: invite_code(state),
+            available: uses,
+            for_account: for_account.to_owned(),
+            used_by: vec![],
+            disabled: false,
+            created_at: Utc::now(),
+        };
         if Accounts(state.storage()).create_invite(&invite).await? {
             return Ok(invite.code);
         }
@@ -347,26 +554,57 @@ async fn make_invite(state: &AppState, uses: u32, for_account: &str) -> Result<S
 }
 
 fn use_count(input: &Input) -> Result<u32, XrpcError> {
-    match input.0.get("useCount").and_then(crate::cbor::Value::as_integer) {
+    match input
+        .0
+        .get("useCount")
+        .and_then(crate::cbor::Value::as_integer)
+    {
         Some(n) if (1..=1000).contains(&n) => Ok(n as u32),
-        _ => Err(XrpcError::invalid("useCount must be an integer from 1 to 1000")),
+        _ => Err(XrpcError::invalid(
+            "useCount must be an integer from 1 to 1000",
+        )),
     }
 }
 
-pub(super) async fn create_invite_code(State(state): State<AppState>, _admin: Admin, input: Input) -> Out {
+pub(super) async fn create_invite_code(
+    State(state): State<AppState>,
+    _admin: Admin,
+    input: Input,
+) -> Out {
     let uses = use_count(&input)?;
     let for_account = input.opt_str("forAccount")?.unwrap_or("admin").to_owned();
-    Ok(Json(json!({ "code": make_invite(&state, uses, &for_account).await? })))
+    Ok(Json(
+        json!({ "code": make_invite(&state, uses, &for_account).await? }),
+    ))
 }
 
-pub(super) async fn create_invite_codes(State(state): State<AppState>, _admin: Admin, input: Input) -> Out {
+pub(super) async fn create_invite_codes(
+    State(state): State<AppState>,
+    _admin: Admin,
+    input: Input,
+) -> Out {
     let uses = use_count(&input)?;
-    let count = match input.0.get("codeCount").and_then(crate::cbor::Value::as_integer) {
+    let count = match input
+        .0
+        .get("codeCount")
+        .and_then(crate::cbor::Value::as_integer)
+    {
         Some(n) if (1..=100).contains(&n) => n as usize,
-        _ => return Err(XrpcError::invalid("codeCount must be an integer from 1 to 100")),
+        _ => {
+            return Err(XrpcError::invalid(
+                "codeCount must be an integer from 1 to 100",
+            ));
+        }
     };
-    let accounts: Vec<String> = match input.0.get("forAccounts").and_then(crate::cbor::Value::as_array) {
-        Some(list) => list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+    let accounts: Vec<String> = match input
+        .0
+        .get("forAccounts")
+        .and_then(crate::cbor::Value::as_array)
+    {
+        Some(list) => list
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         None => vec!["admin".to_owned()],
     };
     let mut out = Vec::new();

@@ -7,7 +7,10 @@ use crate::block::BlockCache;
 use crate::identity::{IdentityConfig, IdentityError, PlcClient, Resolver};
 use crate::lexicon::Lexicons;
 use crate::storage::dynamo::DynamoConfig;
-use crate::storage::{BlobStore, DiskBlobStore, DiskStorage, DynamoStorage, KeySealer, S3BlobStore, SealError, Storage, StorageError};
+use crate::storage::{
+    BlobStore, DiskBlobStore, DiskStorage, DynamoStorage, KeySealer, S3BlobStore, SealError,
+    Storage, StorageError,
+};
 use crate::tid::TidClock;
 
 /// Shared server state; cloning is cheap.
@@ -26,7 +29,10 @@ struct Inner {
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("storage", &self.0.storage).field("hostname", &self.0.config.hostname).finish()
+        f.debug_struct("AppState")
+            .field("storage", &self.0.storage)
+            .field("hostname", &self.0.config.hostname)
+            .finish()
     }
 }
 
@@ -49,44 +55,76 @@ pub enum StartupError {
 
 impl AppState {
     /// State from parts (tests supply their own storage and resolver).
-    pub fn new(config: ServerConfig, storage: Arc<dyn Storage>, blobs: Arc<dyn BlobStore>, resolver: Arc<Resolver>) -> AppState {
+    pub fn new(
+        config: ServerConfig,
+        storage: Arc<dyn Storage>,
+        blobs: Arc<dyn BlobStore>,
+        resolver: Arc<Resolver>,
+    ) -> AppState {
         let plc = PlcClient::new(resolver.clone());
-        AppState(Arc::new(Inner { config, storage, blobs, cache: BlockCache::new(), clock: TidClock::random(), resolver, plc }))
+        AppState(Arc::new(Inner {
+            config,
+            storage,
+            blobs,
+            cache: BlockCache::new(),
+            clock: TidClock::random(),
+            resolver,
+            plc,
+        }))
     }
 
     /// Opens the storage and blob store `config` names and builds the state. `sdk` is the AWS
     /// configuration, needed only for DynamoDB or S3.
-    pub async fn from_config(config: ServerConfig, sdk: Option<&aws_config::SdkConfig>) -> Result<AppState, StartupError> {
+    pub async fn from_config(
+        config: ServerConfig,
+        sdk: Option<&aws_config::SdkConfig>,
+    ) -> Result<AppState, StartupError> {
         let sealer = match &config.key_encryption_keys {
             Some(spec) => KeySealer::from_config(spec)?,
             None => local_sealer(&config)?,
         };
         // Only AWS-backed storage needs the SDK configuration (loading it probes the network).
-        let needs_aws = !matches!(config.storage, StorageKind::Disk) || matches!(config.blobstore, BlobstoreKind::S3 { .. });
+        let needs_aws = !matches!(config.storage, StorageKind::Disk)
+            || matches!(config.blobstore, BlobstoreKind::S3 { .. });
         let loaded;
         let sdk = match sdk {
             Some(s) => s,
             None if needs_aws => {
-                loaded = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+                loaded = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .load()
+                    .await;
                 &loaded
             }
             None => {
-                loaded = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+                loaded = aws_config::SdkConfig::builder()
+                    .behavior_version(aws_config::BehaviorVersion::latest())
+                    .build();
                 &loaded
             }
         };
         let storage: Arc<dyn Storage> = match &config.storage {
-            StorageKind::Disk => Arc::new(DiskStorage::open(&config.data_directory.join("store"), sealer)?),
-            StorageKind::Dynamo { table_prefix } => {
-                Arc::new(DynamoStorage::with_sdk_config(sdk, DynamoConfig::new(table_prefix.clone(), sealer)))
-            }
+            StorageKind::Disk => Arc::new(DiskStorage::open(
+                &config.data_directory.join("store"),
+                sealer,
+            )?),
+            StorageKind::Dynamo { table_prefix } => Arc::new(DynamoStorage::with_sdk_config(
+                sdk,
+                DynamoConfig::new(table_prefix.clone(), sealer),
+            )),
         };
         let blobs: Arc<dyn BlobStore> = match &config.blobstore {
             BlobstoreKind::Disk(dir) => Arc::new(DiskBlobStore::new(dir.clone())),
             BlobstoreKind::S3 { bucket } => Arc::new(S3BlobStore::new(sdk, bucket.clone())),
         };
-        let plc_url = config.did_plc_url.clone().ok_or(StartupError::NoPlcDirectory)?;
-        let identity = IdentityConfig { plc_url, allow_private_addresses: config.dev_mode, ..IdentityConfig::default() };
+        let plc_url = config
+            .did_plc_url
+            .clone()
+            .ok_or(StartupError::NoPlcDirectory)?;
+        let identity = IdentityConfig {
+            plc_url,
+            allow_private_addresses: config.dev_mode,
+            ..IdentityConfig::default()
+        };
         let resolver = Arc::new(Resolver::new(identity)?);
         Ok(AppState::new(config, storage, blobs, resolver))
     }
@@ -147,7 +185,10 @@ fn local_sealer(config: &ServerConfig) -> Result<KeySealer, StartupError> {
         return Ok(KeySealer::from_config(spec.trim())?);
     }
     std::fs::create_dir_all(&config.data_directory).map_err(io)?;
-    let spec = format!("local:{}", base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>()));
+    let spec = format!(
+        "local:{}",
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    );
     std::fs::write(&path, &spec).map_err(io)?;
     #[cfg(unix)]
     {

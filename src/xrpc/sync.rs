@@ -27,13 +27,20 @@ type Out = Result<Json<Json_>, XrpcError>;
 const CAR_TYPE: &str = "application/vnd.ipld.car";
 
 fn car_response(body: impl Into<Body>) -> Response {
-    ([(header::CONTENT_TYPE, HeaderValue::from_static(CAR_TYPE))], body.into()).into_response()
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static(CAR_TYPE))],
+        body.into(),
+    )
+        .into_response()
 }
 
 /// How many records an export reads from storage at a time.
 const EXPORT_BATCH: usize = 256;
 
-pub(super) async fn get_repo(State(state): State<AppState>, params: Params) -> Result<Response, XrpcError> {
+pub(super) async fn get_repo(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Response, XrpcError> {
     let did: Did = params.required("did")?;
     let record = readable_repo(&state, did.as_str()).await?;
     let since: Option<Tid> = params.parse("since")?;
@@ -44,7 +51,10 @@ pub(super) async fn get_repo(State(state): State<AppState>, params: Params) -> R
             all.insert(repo.head(), repo.commit().encode());
             let head = repo.head();
             let commit = all.remove(&head).unwrap_or_default();
-            let body = car_bytes(&[head], std::iter::once((&head, commit.as_slice())).chain(all.iter()));
+            let body = car_bytes(
+                &[head],
+                std::iter::once((&head, commit.as_slice())).chain(all.iter()),
+            );
             return Ok(car_response(body));
         }
     }
@@ -69,7 +79,11 @@ pub(super) async fn get_repo(State(state): State<AppState>, params: Params) -> R
             return;
         }
         for chunk in order.chunks(EXPORT_BATCH) {
-            let wanted: Vec<Cid> = chunk.iter().filter(|(_, is_record)| *is_record).map(|(c, _)| *c).collect();
+            let wanted: Vec<Cid> = chunk
+                .iter()
+                .filter(|(_, is_record)| *is_record)
+                .map(|(c, _)| *c)
+                .collect();
             let records = match state.storage().read_blocks(&wanted).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -80,11 +94,17 @@ pub(super) async fn get_repo(State(state): State<AppState>, params: Params) -> R
             };
             let mut out = Vec::with_capacity(64 * chunk.len());
             for (cid, is_record) in chunk {
-                let bytes = if *is_record { records.get(cid).map(<[u8]>::to_vec) } else { state.cache().read_block(cid) };
+                let bytes = if *is_record {
+                    records.get(cid).map(<[u8]>::to_vec)
+                } else {
+                    state.cache().read_block(cid)
+                };
                 match bytes {
                     Some(b) => encode_block_frame(&mut out, cid, &b),
                     None => {
-                        let _ = tx.send(Err(std::io::Error::other(format!("block {cid} missing")))).await;
+                        let _ = tx
+                            .send(Err(std::io::Error::other(format!("block {cid} missing"))))
+                            .await;
                         return;
                     }
                 }
@@ -94,12 +114,18 @@ pub(super) async fn get_repo(State(state): State<AppState>, params: Params) -> R
             }
         }
     });
-    Ok(car_response(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    Ok(car_response(Body::from_stream(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+    )))
 }
 
 /// The blocks written by `did`'s commits after rev `since`, if the event log still covers that
 /// whole span (else None, and the caller sends the whole repo).
-async fn blocks_since(state: &AppState, did: &Did, since: Tid) -> Result<Option<Vec<Cid>>, XrpcError> {
+async fn blocks_since(
+    state: &AppState,
+    did: &Did,
+    since: Tid,
+) -> Result<Option<Vec<Cid>>, XrpcError> {
     let mut after = None;
     let mut blocks = Vec::new();
     let mut covered = false;
@@ -125,7 +151,9 @@ async fn blocks_since(state: &AppState, did: &Did, since: Tid) -> Result<Option<
 
 pub(super) async fn get_latest_commit(State(state): State<AppState>, params: Params) -> Out {
     let record = readable_repo(&state, params.required::<Did>("did")?.as_str()).await?;
-    Ok(Json(json!({"cid": record.head.to_string(), "rev": record.rev.to_string()})))
+    Ok(Json(
+        json!({"cid": record.head.to_string(), "rev": record.rev.to_string()}),
+    ))
 }
 
 pub(super) async fn get_head(State(state): State<AppState>, params: Params) -> Out {
@@ -133,14 +161,20 @@ pub(super) async fn get_head(State(state): State<AppState>, params: Params) -> O
     Ok(Json(json!({"root": record.head.to_string()})))
 }
 
-pub(super) async fn get_record(State(state): State<AppState>, params: Params) -> Result<Response, XrpcError> {
+pub(super) async fn get_record(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Response, XrpcError> {
     let record = readable_repo(&state, params.required::<Did>("did")?.as_str()).await?;
     let collection: Nsid = params.required("collection")?;
     let rkey: RecordKey = params.required("rkey")?;
     let (_, repo) = load_repo_state(state.storage(), state.cache(), &record.did).await?;
     let path = format!("{collection}/{rkey}");
     // The path's nodes prove presence (with the record) or absence (without it).
-    let cids = with_blocks(state.storage(), state.cache(), || Ok(repo.mst().cids_for_path(&path)?)).await?;
+    let cids = with_blocks(state.storage(), state.cache(), || {
+        Ok(repo.mst().cids_for_path(&path)?)
+    })
+    .await?;
     let mut blocks = state.storage().read_blocks(&cids).await?;
     for cid in &cids {
         if !blocks.contains(cid) {
@@ -151,11 +185,17 @@ pub(super) async fn get_record(State(state): State<AppState>, params: Params) ->
     }
     let head = repo.head();
     let commit = repo.commit().encode();
-    let body = car_bytes(&[head], std::iter::once((&head, commit.as_slice())).chain(blocks.iter()));
+    let body = car_bytes(
+        &[head],
+        std::iter::once((&head, commit.as_slice())).chain(blocks.iter()),
+    );
     Ok(car_response(body))
 }
 
-pub(super) async fn get_blocks(State(state): State<AppState>, params: Params) -> Result<Response, XrpcError> {
+pub(super) async fn get_blocks(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Response, XrpcError> {
     let record = readable_repo(&state, params.required::<Did>("did")?.as_str()).await?;
     let cids: Vec<Cid> = params
         .all("cids")
@@ -167,9 +207,15 @@ pub(super) async fn get_blocks(State(state): State<AppState>, params: Params) ->
     }
     let found: BlockMap = state.storage().read_blocks(&cids).await?;
     if let Some(missing) = cids.iter().find(|c| !found.contains(c)) {
-        return Err(XrpcError::named("BlockNotFound", format!("Could not find block: {missing}")));
+        return Err(XrpcError::named(
+            "BlockNotFound",
+            format!("Could not find block: {missing}"),
+        ));
     }
-    let body = car_bytes(&[record.head], cids.iter().filter_map(|c| found.get(c).map(|b| (c, b))));
+    let body = car_bytes(
+        &[record.head],
+        cids.iter().filter_map(|c| found.get(c).map(|b| (c, b))),
+    );
     Ok(car_response(body))
 }
 
@@ -177,7 +223,9 @@ pub(super) async fn list_repos(State(state): State<AppState>, params: Params) ->
     let limit = params.limit(500, 1000)?;
     let cursor: Option<Did> = params.parse("cursor")?;
     let repos = state.storage().list_repos(cursor.as_ref(), limit).await?;
-    let next = (repos.len() == limit).then(|| repos.last().map(|r| r.did.to_string())).flatten();
+    let next = (repos.len() == limit)
+        .then(|| repos.last().map(|r| r.did.to_string()))
+        .flatten();
     let items: Vec<Json_> = repos
         .iter()
         .map(|r| {
@@ -197,7 +245,10 @@ pub(super) async fn list_repos(State(state): State<AppState>, params: Params) ->
 
 pub(super) async fn get_repo_status(State(state): State<AppState>, params: Params) -> Out {
     let did: Did = params.required("did")?;
-    let record = state.storage().load_repo(&did).await?.ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {did}")))?;
+    let record =
+        state.storage().load_repo(&did).await?.ok_or_else(|| {
+            XrpcError::named("RepoNotFound", format!("Could not find repo: {did}"))
+        })?;
     let mut out = json!({"did": did, "active": record.status.is_active()});
     if record.status.is_active() {
         out["rev"] = json!(record.rev.to_string());
@@ -207,25 +258,43 @@ pub(super) async fn get_repo_status(State(state): State<AppState>, params: Param
     Ok(Json(out))
 }
 
-pub(super) async fn get_blob(State(state): State<AppState>, params: Params) -> Result<Response, XrpcError> {
+pub(super) async fn get_blob(
+    State(state): State<AppState>,
+    params: Params,
+) -> Result<Response, XrpcError> {
     let record = readable_repo(&state, params.required::<Did>("did")?.as_str()).await?;
     let cid_text: String = params.required("cid")?;
-    let cid = parse_cid(&cid_text).map_err(|_| XrpcError::invalid(format!("Invalid cid: {cid_text:?}")))?;
+    let cid = parse_cid(&cid_text)
+        .map_err(|_| XrpcError::invalid(format!("Invalid cid: {cid_text:?}")))?;
     let not_found = || XrpcError::named("BlobNotFound", format!("Blob not found: {cid}"));
-    let blob = Accounts(state.storage()).get_blob(&record.did, &cid.to_string()).await?.ok_or_else(not_found)?;
+    let blob = Accounts(state.storage())
+        .get_blob(&record.did, &cid.to_string())
+        .await?
+        .ok_or_else(not_found)?;
     // Uploaded but not yet referenced blobs are temporary and not served.
     if blob.refs.is_empty() {
         return Err(not_found());
     }
-    let bytes = state.blobs().get(&record.did, &cid).await?.ok_or_else(not_found)?;
-    let mime = HeaderValue::from_str(&blob.mime_type).unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let bytes = state
+        .blobs()
+        .get(&record.did, &cid)
+        .await?
+        .ok_or_else(not_found)?;
+    let mime = HeaderValue::from_str(&blob.mime_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, mime),
             (header::CONTENT_LENGTH, HeaderValue::from(bytes.len())),
-            (header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("default-src 'none'; sandbox")),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
         ],
         bytes,
     )
@@ -240,7 +309,9 @@ pub(super) async fn list_blobs(State(state): State<AppState>, params: Params) ->
     let mut cids = Vec::new();
     let accounts = Accounts(state.storage());
     loop {
-        let page = accounts.list_blobs(&record.did, cursor.as_deref(), limit).await?;
+        let page = accounts
+            .list_blobs(&record.did, cursor.as_deref(), limit)
+            .await?;
         let Some((last, _)) = page.last() else { break };
         cursor = Some(last.clone());
         for (cid, blob) in page {
@@ -262,5 +333,9 @@ pub(super) async fn list_blobs(State(state): State<AppState>, params: Params) ->
 }
 
 pub(super) async fn subscribe_repos_unavailable() -> XrpcError {
-    XrpcError::new(StatusCode::NOT_IMPLEMENTED, "MethodNotImplemented", "subscribeRepos is served by the firehose")
+    XrpcError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "MethodNotImplemented",
+        "subscribeRepos is served by the firehose",
+    )
 }

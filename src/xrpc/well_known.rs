@@ -11,7 +11,10 @@ use crate::syntax::Handle;
 /// `/.well-known/atproto-did`: the DID of the handle named by the `Host` header, for handles on
 /// this PDS's domains.
 pub(super) async fn atproto_did(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
     let host = host.split(':').next().unwrap_or_default();
     let did = match Handle::parse(host) {
         Ok(handle) => state.storage().resolve_handle(&handle).await.ok().flatten(),

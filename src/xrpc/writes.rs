@@ -12,26 +12,31 @@ use crate::cid::Cid;
 use crate::lexicon::Validation;
 use crate::repo::{CommitData, Write, WriteAction};
 use crate::storage::accounts::BlobRecord;
-use crate::storage::{Accounts, CommitPreconditions, RepoRecord, Seq, StorageError, commit_writes_if};
+use crate::storage::{
+    Accounts, CommitPreconditions, RepoRecord, Seq, StorageError, commit_writes_if,
+};
 use crate::syntax::{AtIdentifier, Did, Nsid, RecordKey};
 use crate::tid::Tid;
 
 /// The DID a `repo` parameter names (a DID or a handle on this PDS).
 pub(super) async fn resolve_repo(state: &AppState, repo: &str) -> Result<Did, XrpcError> {
-    match AtIdentifier::parse(repo).map_err(|_| XrpcError::invalid(format!("Invalid repo: {repo:?}")))? {
+    match AtIdentifier::parse(repo)
+        .map_err(|_| XrpcError::invalid(format!("Invalid repo: {repo:?}")))?
+    {
         AtIdentifier::Did(did) => Ok(did),
-        AtIdentifier::Handle(h) => state
-            .storage()
-            .resolve_handle(&h)
-            .await?
-            .ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}"))),
+        AtIdentifier::Handle(h) => state.storage().resolve_handle(&h).await?.ok_or_else(|| {
+            XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}"))
+        }),
     }
 }
 
 /// The repo record for a read: it must exist and be active.
 pub(super) async fn readable_repo(state: &AppState, repo: &str) -> Result<RepoRecord, XrpcError> {
     let did = resolve_repo(state, repo).await?;
-    let record = state.storage().load_repo(&did).await?.ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}")))?;
+    let record =
+        state.storage().load_repo(&did).await?.ok_or_else(|| {
+            XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}"))
+        })?;
     if !record.status.is_active() {
         return Err(XrpcError::inactive_repo(&did, record.status));
     }
@@ -39,10 +44,18 @@ pub(super) async fn readable_repo(state: &AppState, repo: &str) -> Result<RepoRe
 }
 
 /// The repo record for a write: it must be the caller's and active.
-pub(super) async fn writable_repo(state: &AppState, access: &Access, repo: &str) -> Result<RepoRecord, XrpcError> {
+pub(super) async fn writable_repo(
+    state: &AppState,
+    access: &Access,
+    repo: &str,
+) -> Result<RepoRecord, XrpcError> {
     let did = resolve_repo(state, repo).await?;
     access.require_owner(&did)?;
-    let record = state.storage().load_repo_cached(&did).await?.ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}")))?;
+    let record = state
+        .storage()
+        .load_repo_cached(&did)
+        .await?
+        .ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}")))?;
     if !record.status.is_active() {
         return Err(StorageError::InactiveRepo(did, record.status).into());
     }
@@ -51,14 +64,26 @@ pub(super) async fn writable_repo(state: &AppState, access: &Access, repo: &str)
 
 /// Checks a record for `collection`: an object whose `$type` is the collection (added if
 /// missing), valid against its lexicon as `validate` asks, with a key of the lexicon's key type.
-pub(super) fn prepare_record(state: &AppState, collection: &Nsid, rkey: &RecordKey, record: &Value, validate: Option<bool>) -> Result<(Value, Validation), XrpcError> {
-    let Value::Map(mut map) = record.clone() else { return Err(XrpcError::invalid("record must be an object")) };
+pub(super) fn prepare_record(
+    state: &AppState,
+    collection: &Nsid,
+    rkey: &RecordKey,
+    record: &Value,
+    validate: Option<bool>,
+) -> Result<(Value, Validation), XrpcError> {
+    let Value::Map(mut map) = record.clone() else {
+        return Err(XrpcError::invalid("record must be an object"));
+    };
     match map.get("$type") {
         None => {
             map.insert("$type".into(), collection.as_str().into());
         }
         Some(Value::String(t)) if t == collection.as_str() => {}
-        Some(_) => return Err(XrpcError::invalid(format!("Invalid $type: expected {collection}"))),
+        Some(_) => {
+            return Err(XrpcError::invalid(format!(
+                "Invalid $type: expected {collection}"
+            )));
+        }
     }
     let record = Value::Map(map);
     let validation = state
@@ -66,15 +91,24 @@ pub(super) fn prepare_record(state: &AppState, collection: &Nsid, rkey: &RecordK
         .validate_record(collection, &record, validate)
         .map_err(|e| XrpcError::invalid(format!("Invalid {collection} record: {e}")))?;
     if validation == Validation::Valid {
-        let key_type = state.lexicons().main_def(collection.as_str()).and_then(|d| d.get("key")).and_then(|k| k.as_str()).unwrap_or("any");
+        let key_type = state
+            .lexicons()
+            .main_def(collection.as_str())
+            .and_then(|d| d.get("key"))
+            .and_then(|k| k.as_str())
+            .unwrap_or("any");
         let ok = match key_type {
             "tid" => Tid::parse(rkey.as_str()).is_ok(),
             "nsid" => Nsid::parse(rkey.as_str()).is_ok(),
-            literal if literal.starts_with("literal:") => rkey.as_str() == &literal["literal:".len()..],
+            literal if literal.starts_with("literal:") => {
+                rkey.as_str() == &literal["literal:".len()..]
+            }
             _ => true,
         };
         if !ok {
-            return Err(XrpcError::invalid(format!("Invalid record key {rkey} for {collection} (key type {key_type})")));
+            return Err(XrpcError::invalid(format!(
+                "Invalid record key {rkey} for {collection} (key type {key_type})"
+            )));
         }
     }
     Ok((record, validation))
@@ -104,7 +138,12 @@ pub(super) fn blob_refs(value: &Value) -> BTreeSet<Cid> {
 /// Commits `writes` for `did` under `preconditions`, after checking every referenced blob was
 /// uploaded to this repo; then records which records reference which blobs, deleting blobs no
 /// record references any more.
-pub(super) async fn commit(state: &AppState, did: &Did, writes: &[Write], preconditions: &CommitPreconditions) -> Result<(CommitData, Seq), XrpcError> {
+pub(super) async fn commit(
+    state: &AppState,
+    did: &Did,
+    writes: &[Write],
+    preconditions: &CommitPreconditions,
+) -> Result<(CommitData, Seq), XrpcError> {
     let accounts = Accounts(state.storage());
     let mut new_refs: BTreeMap<String, BTreeSet<Cid>> = BTreeMap::new();
     for w in writes {
@@ -112,18 +151,34 @@ pub(super) async fn commit(state: &AppState, did: &Did, writes: &[Write], precon
             let refs = blob_refs(record);
             for cid in &refs {
                 if accounts.get_blob(did, &cid.to_string()).await?.is_none() {
-                    return Err(XrpcError::named("BlobNotFound", format!("Could not find blob: {cid}")));
+                    return Err(XrpcError::named(
+                        "BlobNotFound",
+                        format!("Could not find blob: {cid}"),
+                    ));
                 }
             }
             new_refs.insert(w.path(), refs);
         }
     }
-    let (data, seq) = commit_writes_if(state.storage(), state.cache(), did, writes, state.clock(), preconditions).await?;
+    let (data, seq) = commit_writes_if(
+        state.storage(),
+        state.cache(),
+        did,
+        writes,
+        state.clock(),
+        preconditions,
+    )
+    .await?;
     track_blob_refs(state, did, &data, &new_refs).await?;
     Ok((data, seq))
 }
 
-async fn track_blob_refs(state: &AppState, did: &Did, data: &CommitData, new_refs: &BTreeMap<String, BTreeSet<Cid>>) -> Result<(), XrpcError> {
+async fn track_blob_refs(
+    state: &AppState,
+    did: &Did,
+    data: &CommitData,
+    new_refs: &BTreeMap<String, BTreeSet<Cid>>,
+) -> Result<(), XrpcError> {
     let accounts = Accounts(state.storage());
     let mut changes: BTreeMap<Cid, (Vec<String>, Vec<String>)> = BTreeMap::new();
     for op in &data.ops {
@@ -143,8 +198,12 @@ async fn track_blob_refs(state: &AppState, did: &Did, data: &CommitData, new_ref
     }
     for (cid, (added, removed)) in changes {
         let key = cid.to_string();
-        let Some(mut record) = accounts.get_blob(did, &key).await? else { continue };
-        record.refs.retain(|p| !removed.contains(p) || added.contains(p));
+        let Some(mut record) = accounts.get_blob(did, &key).await? else {
+            continue;
+        };
+        record
+            .refs
+            .retain(|p| !removed.contains(p) || added.contains(p));
         for p in added {
             if !record.refs.contains(&p) {
                 record.refs.push(p);
@@ -177,11 +236,28 @@ pub(super) async fn sweep_temporary_blobs(state: &AppState, did: &Did) -> Result
 }
 
 /// Stores an uploaded blob's record (keeping references if it was already there).
-pub(super) async fn record_upload(state: &AppState, did: &Did, cid: &Cid, mime_type: &str, size: u64) -> Result<(), XrpcError> {
+pub(super) async fn record_upload(
+    state: &AppState,
+    did: &Did,
+    cid: &Cid,
+    mime_type: &str,
+    size: u64,
+) -> Result<(), XrpcError> {
     let accounts = Accounts(state.storage());
     let key = cid.to_string();
     if accounts.get_blob(did, &key).await?.is_none() {
-        accounts.put_blob(did, &key, &BlobRecord { mime_type: mime_type.to_owned(), size, refs: vec![], created_at: Utc::now() }).await?;
+        accounts
+            .put_blob(
+                did,
+                &key,
+                &BlobRecord {
+                    mime_type: mime_type.to_owned(),
+                    size,
+                    refs: vec![],
+                    created_at: Utc::now(),
+                },
+            )
+            .await?;
     }
     Ok(())
 }

@@ -53,23 +53,41 @@ impl Pds {
     /// A PDS on the embedded store.
     pub async fn start(extra: &[(&str, &str)]) -> Pds {
         let dir = tempfile::tempdir().unwrap();
-        let storage: Arc<dyn Storage> = Arc::new(DiskStorage::open(&dir.path().join("store"), KeySealer::ephemeral()).unwrap());
+        let storage: Arc<dyn Storage> =
+            Arc::new(DiskStorage::open(&dir.path().join("store"), KeySealer::ephemeral()).unwrap());
         let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobStore::new(dir.path().join("blobs")));
         Pds::start_with(dir, storage, blobs, extra).await
     }
 
     /// A PDS on the given storage and blob store.
-    pub async fn start_with(dir: tempfile::TempDir, storage: Arc<dyn Storage>, blobs: Arc<dyn BlobStore>, extra: &[(&str, &str)]) -> Pds {
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        storage: Arc<dyn Storage>,
+        blobs: Arc<dyn BlobStore>,
+        extra: &[(&str, &str)],
+    ) -> Pds {
         let plc_url = plc_directory(dir.path()).await;
         let mut config = config(dir.path(), extra);
         config.did_plc_url = Some(plc_url.clone());
-        let resolver = Arc::new(Resolver::new(IdentityConfig { plc_url, allow_private_addresses: true, ..IdentityConfig::default() }).unwrap());
+        let resolver = Arc::new(
+            Resolver::new(IdentityConfig {
+                plc_url,
+                allow_private_addresses: true,
+                ..IdentityConfig::default()
+            })
+            .unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState::new(config, storage, blobs, resolver);
         let app = router().with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Pds { url, state, client: reqwest::Client::new(), dir }
+        Pds {
+            url,
+            state,
+            client: reqwest::Client::new(),
+            dir,
+        }
     }
 
     pub fn xrpc(&self, nsid: &str) -> String {
@@ -89,7 +107,12 @@ impl Pds {
     }
 
     /// GETs with query params and an optional token; returns (status, JSON body).
-    pub async fn get(&self, nsid: &str, token: Option<&str>, query: &[(&str, &str)]) -> (u16, Value) {
+    pub async fn get(
+        &self,
+        nsid: &str,
+        token: Option<&str>,
+        query: &[(&str, &str)],
+    ) -> (u16, Value) {
         let mut req = self.client.get(self.xrpc(nsid)).query(query);
         if let Some(t) = token {
             req = req.bearer_auth(t);
@@ -102,17 +125,36 @@ impl Pds {
 
     /// GETs raw bytes.
     pub async fn get_bytes(&self, nsid: &str, query: &[(&str, &str)]) -> reqwest::Response {
-        self.client.get(self.xrpc(nsid)).query(query).send().await.unwrap()
+        self.client
+            .get(self.xrpc(nsid))
+            .query(query)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn admin_post(&self, nsid: &str, body: Value) -> (u16, Value) {
-        let resp = self.client.post(self.xrpc(nsid)).basic_auth("admin", Some(ADMIN_PASSWORD)).json(&body).send().await.unwrap();
+        let resp = self
+            .client
+            .post(self.xrpc(nsid))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     pub async fn admin_get(&self, nsid: &str, query: &[(&str, &str)]) -> (u16, Value) {
-        let resp = self.client.get(self.xrpc(nsid)).basic_auth("admin", Some(ADMIN_PASSWORD)).query(query).send().await.unwrap();
+        let resp = self
+            .client
+            .get(self.xrpc(nsid))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .query(query)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -139,7 +181,9 @@ impl Pds {
     }
 
     pub async fn head(&self, did: &str) -> String {
-        let (_, body) = self.get("com.atproto.sync.getLatestCommit", None, &[("did", did)]).await;
+        let (_, body) = self
+            .get("com.atproto.sync.getLatestCommit", None, &[("did", did)])
+            .await;
         body["cid"].as_str().unwrap_or_default().to_owned()
     }
 }

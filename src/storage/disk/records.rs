@@ -23,22 +23,43 @@ fn time(v: Option<&Value>) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-pub(super) fn encode_repo(r: &RepoRecord, sealer: &KeySealer) -> Vec<u8> {
+/// The part of a repo record that changes (head, rev, status, handle). Keys are stored apart,
+/// sealed, so the writer never unseals or re-seals them on a commit.
+#[derive(Debug, Clone)]
+pub(super) struct RepoMeta {
+    pub(super) did: Did,
+    pub(super) handle: Option<Handle>,
+    pub(super) head: crate::cid::Cid,
+    pub(super) rev: Tid,
+    pub(super) status: RepoStatus,
+    pub(super) created_at: DateTime<Utc>,
+}
+
+impl RepoMeta {
+    pub(super) fn of(r: &RepoRecord) -> RepoMeta {
+        RepoMeta {
+            did: r.did.clone(),
+            handle: r.handle.clone(),
+            head: r.head,
+            rev: r.rev,
+            status: r.status,
+            created_at: r.created_at,
+        }
+    }
+}
+
+pub(super) fn encode_meta(r: &RepoMeta) -> Vec<u8> {
     cbor::encode(&map([
         ("did", r.did.as_str().into()),
         ("handle", r.handle.as_ref().map(|h| h.to_string()).into()),
         ("head", Value::Link(r.head)),
         ("rev", r.rev.to_string().into()),
         ("status", r.status.as_str().into()),
-        (
-            "keys",
-            Value::Bytes(sealer.seal(&encode_keys(&r.signing_key, r.rotation_key.as_ref()))),
-        ),
         ("createdAt", format_datetime(r.created_at).into()),
     ]))
 }
 
-pub(super) fn decode_repo(bytes: &[u8], sealer: &KeySealer) -> Result<RepoRecord, StorageError> {
+pub(super) fn decode_meta(bytes: &[u8]) -> Result<RepoMeta, StorageError> {
     let v = cbor::decode(bytes).map_err(|_| corrupt("repo record", "not DAG-CBOR"))?;
     let did = v
         .get("did")
@@ -50,15 +71,7 @@ pub(super) fn decode_repo(bytes: &[u8], sealer: &KeySealer) -> Result<RepoRecord
         Some(Value::String(h)) => Some(Handle::parse(h).map_err(|_| corrupt(what(), "handle"))?),
         _ => None,
     };
-    let sealed = v
-        .get("keys")
-        .and_then(Value::as_bytes)
-        .ok_or_else(|| corrupt(what(), "keys"))?;
-    let opened = sealer
-        .open(sealed)
-        .map_err(|_| corrupt(what(), "keys do not decrypt with the configured key"))?;
-    let (signing_key, rotation_key) = decode_keys(&opened).map_err(|_| corrupt(what(), "keys"))?;
-    Ok(RepoRecord {
+    Ok(RepoMeta {
         head: *v
             .get("head")
             .and_then(Value::as_link)
@@ -76,8 +89,33 @@ pub(super) fn decode_repo(bytes: &[u8], sealer: &KeySealer) -> Result<RepoRecord
         created_at: time(v.get("createdAt")).ok_or_else(|| corrupt(what(), "createdAt"))?,
         did,
         handle,
+    })
+}
+
+pub(super) fn seal_keys(r: &RepoRecord, sealer: &KeySealer) -> Vec<u8> {
+    sealer.seal(&encode_keys(&r.signing_key, r.rotation_key.as_ref()))
+}
+
+/// The full record from its two stored parts.
+pub(super) fn join_repo(
+    meta: RepoMeta,
+    sealed_keys: &[u8],
+    sealer: &KeySealer,
+) -> Result<RepoRecord, StorageError> {
+    let what = || format!("repo {}", meta.did);
+    let opened = sealer
+        .open(sealed_keys)
+        .map_err(|_| corrupt(what(), "keys do not decrypt with the configured key"))?;
+    let (signing_key, rotation_key) = decode_keys(&opened).map_err(|_| corrupt(what(), "keys"))?;
+    Ok(RepoRecord {
+        did: meta.did,
+        handle: meta.handle,
+        head: meta.head,
+        rev: meta.rev,
+        status: meta.status,
         signing_key,
         rotation_key,
+        created_at: meta.created_at,
     })
 }
 

@@ -1,7 +1,8 @@
 //! [`DiskStorage`]: tables, reads and the write jobs.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -18,7 +19,10 @@ use crate::storage::{
 };
 use crate::syntax::{Did, Handle};
 
+/// DID → the changing part of the repo record ([`RepoMeta`]).
 const REPOS: TableDefinition<&str, &[u8]> = TableDefinition::new("repos");
+/// DID → the account's sealed keys (written once).
+const REPO_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("repo_keys");
 const HANDLES: TableDefinition<&str, &str> = TableDefinition::new("handles");
 const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
@@ -39,6 +43,10 @@ pub struct DiskStorage {
     writer: Writer,
     sealer: KeySealer,
     path: PathBuf,
+    /// Decoded repo records for writers (`load_repo_cached`): decoding unseals keys and derives
+    /// a public key, which would otherwise dominate a small commit. An entry may be stale; a
+    /// stale head only costs the writer a conflict and a fresh read.
+    records: Arc<Mutex<HashMap<Did, RepoRecord>>>,
 }
 
 impl std::fmt::Debug for DiskStorage {
@@ -58,6 +66,7 @@ impl DiskStorage {
         let txn = db.begin_write().map_err(db_err)?;
         {
             txn.open_table(REPOS).map_err(db_err)?;
+            txn.open_table(REPO_KEYS).map_err(db_err)?;
             txn.open_table(HANDLES).map_err(db_err)?;
             txn.open_table(BLOCKS).map_err(db_err)?;
             txn.open_table(EVENTS).map_err(db_err)?;
@@ -72,7 +81,23 @@ impl DiskStorage {
             db,
             sealer,
             path,
+            records: Default::default(),
         })
+    }
+
+    fn remember(&self, record: &RepoRecord) {
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        if records.len() >= 10_000 {
+            records.clear();
+        }
+        records.insert(record.did.clone(), record.clone());
+    }
+
+    fn forget(&self, did: &Did) {
+        self.records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(did);
     }
 
     /// Runs a read on a blocking thread with a snapshot.
@@ -125,26 +150,40 @@ fn put_blocks(txn: &WriteTransaction, blocks: &BlockMap) -> Result<(), StorageEr
     Ok(())
 }
 
-fn load(
-    txn: &WriteTransaction,
+fn load(txn: &WriteTransaction, did: &Did) -> Result<Option<RepoMeta>, StorageError> {
+    let table = txn.open_table(REPOS).map_err(db_err)?;
+    let found = table.get(did.as_str()).map_err(db_err)?;
+    found.map(|v| decode_meta(v.value())).transpose()
+}
+
+fn store(txn: &WriteTransaction, meta: &RepoMeta) -> Result<(), StorageError> {
+    let mut table = txn.open_table(REPOS).map_err(db_err)?;
+    table
+        .insert(meta.did.as_str(), encode_meta(meta).as_slice())
+        .map_err(db_err)?;
+    Ok(())
+}
+
+/// Reads the full record (both parts) in a read transaction.
+fn read_repo(
+    txn: &ReadTransaction,
     did: &Did,
     sealer: &KeySealer,
 ) -> Result<Option<RepoRecord>, StorageError> {
-    let table = txn.open_table(REPOS).map_err(db_err)?;
-    let found = table.get(did.as_str()).map_err(db_err)?;
-    found.map(|v| decode_repo(v.value(), sealer)).transpose()
-}
-
-fn store(
-    txn: &WriteTransaction,
-    record: &RepoRecord,
-    sealer: &KeySealer,
-) -> Result<(), StorageError> {
-    let mut table = txn.open_table(REPOS).map_err(db_err)?;
-    table
-        .insert(record.did.as_str(), encode_repo(record, sealer).as_slice())
-        .map_err(db_err)?;
-    Ok(())
+    let metas = txn.open_table(REPOS).map_err(db_err)?;
+    let Some(meta) = metas.get(did.as_str()).map_err(db_err)? else {
+        return Ok(None);
+    };
+    let meta = decode_meta(meta.value())?;
+    let keys = txn.open_table(REPO_KEYS).map_err(db_err)?;
+    let sealed = keys
+        .get(did.as_str())
+        .map_err(db_err)?
+        .ok_or_else(|| StorageError::Corrupt {
+            what: format!("repo {did}"),
+            why: "keys missing",
+        })?;
+    join_repo(meta, sealed.value(), sealer).map(Some)
 }
 
 #[async_trait]
@@ -155,10 +194,12 @@ impl Storage for DiskStorage {
         blocks: &BlockMap,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
-        let (blocks, sealer) = (blocks.clone(), self.sealer.clone());
-        self.writer
+        let (blocks, sealed, record) =
+            (blocks.clone(), seal_keys(&repo, &self.sealer), repo.clone());
+        let seqs = self
+            .writer
             .write(move |txn| {
-                if load(txn, &repo.did, &sealer)?.is_some() {
+                if load(txn, &repo.did)?.is_some() {
                     return Err(StorageError::RepoExists(repo.did));
                 }
                 let mut handles = txn.open_table(HANDLES).map_err(db_err)?;
@@ -172,20 +213,40 @@ impl Storage for DiskStorage {
                 }
                 drop(handles);
                 put_blocks(txn, &blocks)?;
-                store(txn, &repo, &sealer)?;
+                store(txn, &RepoMeta::of(&repo))?;
+                let mut keys = txn.open_table(REPO_KEYS).map_err(db_err)?;
+                keys.insert(repo.did.as_str(), sealed.as_slice())
+                    .map_err(db_err)?;
+                drop(keys);
                 append(txn, &repo.did, events)
             })
-            .await
+            .await?;
+        self.remember(&record);
+        Ok(seqs)
     }
 
     async fn load_repo(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
         let did = did.clone();
-        self.read(move |txn, sealer| {
-            let table = txn.open_table(REPOS).map_err(db_err)?;
-            let found = table.get(did.as_str()).map_err(db_err)?;
-            found.map(|v| decode_repo(v.value(), sealer)).transpose()
-        })
-        .await
+        let record = self
+            .read(move |txn, sealer| read_repo(txn, &did, sealer))
+            .await?;
+        if let Some(r) = &record {
+            self.remember(r);
+        }
+        Ok(record)
+    }
+
+    async fn load_repo_cached(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
+        let cached = self
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(did)
+            .cloned();
+        match cached {
+            Some(r) => Ok(Some(r)),
+            None => self.load_repo(did).await,
+        }
     }
 
     async fn resolve_handle(&self, handle: &Handle) -> Result<Option<Did>, StorageError> {
@@ -221,33 +282,52 @@ impl Storage for DiskStorage {
                 None => table.range::<&str>(..),
             }
             .map_err(db_err)?;
-            range
+            let dids: Vec<Did> = range
                 .take(limit)
-                .map(|entry| decode_repo(entry.map_err(db_err)?.1.value(), sealer))
-                .collect()
+                .map(|entry| decode_meta(entry.map_err(db_err)?.1.value()).map(|m| m.did))
+                .collect::<Result<_, _>>()?;
+            let mut out = Vec::with_capacity(dids.len());
+            for did in dids {
+                out.extend(read_repo(txn, &did, sealer)?);
+            }
+            Ok(out)
         })
         .await
     }
 
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError> {
-        let (data, sealer) = (data.clone(), self.sealer.clone());
-        self.writer
+        let shared = data.clone();
+        let result = self
+            .writer
             .write(move |txn| {
-                let mut record = load(txn, &data.did, &sealer)?
+                let data = shared;
+                let mut meta = load(txn, &data.did)?
                     .ok_or_else(|| StorageError::RepoNotFound(data.did.clone()))?;
-                if !record.status.is_active() {
-                    return Err(StorageError::InactiveRepo(data.did.clone(), record.status));
+                if !meta.status.is_active() {
+                    return Err(StorageError::InactiveRepo(data.did.clone(), meta.status));
                 }
-                if Some(record.head) != data.prev {
+                if Some(meta.head) != data.prev {
                     return Err(StorageError::Conflict(data.did.clone()));
                 }
                 put_blocks(txn, &data.new_blocks)?;
-                record.head = data.cid;
-                record.rev = data.rev();
-                store(txn, &record, &sealer)?;
+                meta.head = data.cid;
+                meta.rev = data.rev();
+                store(txn, &meta)?;
                 Ok(append(txn, &data.did, vec![EventBody::Commit((&data).into())])?[0])
             })
-            .await
+            .await;
+        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
+        match (&result, records.get_mut(&data.did)) {
+            (Ok(_), Some(r)) => {
+                r.head = data.cid;
+                r.rev = data.rev();
+            }
+            (Err(_), Some(_)) => {
+                records.remove(&data.did);
+            }
+            _ => {}
+        }
+        result
     }
 
     async fn set_status(
@@ -256,16 +336,19 @@ impl Storage for DiskStorage {
         status: RepoStatus,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
-        let (did, sealer) = (did.clone(), self.sealer.clone());
-        self.writer
+        let owned = did.clone();
+        let result = self
+            .writer
             .write(move |txn| {
-                let mut record = load(txn, &did, &sealer)?
-                    .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
-                record.status = status;
-                store(txn, &record, &sealer)?;
-                append(txn, &did, events)
+                let mut meta =
+                    load(txn, &owned)?.ok_or_else(|| StorageError::RepoNotFound(owned.clone()))?;
+                meta.status = status;
+                store(txn, &meta)?;
+                append(txn, &owned, events)
             })
-            .await
+            .await;
+        self.forget(did);
+        result
     }
 
     async fn set_handle(
@@ -274,11 +357,13 @@ impl Storage for DiskStorage {
         handle: Option<Handle>,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
-        let (did, sealer) = (did.clone(), self.sealer.clone());
-        self.writer
+        let owned = did.clone();
+        let result = self
+            .writer
             .write(move |txn| {
-                let mut record = load(txn, &did, &sealer)?
-                    .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
+                let did = owned;
+                let mut meta =
+                    load(txn, &did)?.ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
                 let mut handles = txn.open_table(HANDLES).map_err(db_err)?;
                 if let Some(h) = &handle {
                     let owner = handles
@@ -289,18 +374,20 @@ impl Storage for DiskStorage {
                         return Err(StorageError::HandleTaken(h.clone()));
                     }
                 }
-                if let Some(old) = &record.handle {
+                if let Some(old) = &meta.handle {
                     handles.remove(old.as_str()).map_err(db_err)?;
                 }
                 if let Some(h) = &handle {
                     handles.insert(h.as_str(), did.as_str()).map_err(db_err)?;
                 }
                 drop(handles);
-                record.handle = handle;
-                store(txn, &record, &sealer)?;
+                meta.handle = handle;
+                store(txn, &meta)?;
                 append(txn, &did, events)
             })
-            .await
+            .await;
+        self.forget(did);
+        result
     }
 
     async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError> {

@@ -1,0 +1,290 @@
+//! HTTP load benchmark on a real socket (a load tool, not criterion: it measures throughput and
+//! latency percentiles of concurrent clients). Run with `cargo bench --bench xrpc`.
+//!
+//! - createRecord on the embedded store, 1 client and 16 clients (each on its own account);
+//! - getRepo of a 10,000-record repo: MB/s and the process's peak memory;
+//! - the Lambda binary: size, and time from process start to its first response, against a
+//!   local stand-in for the Lambda Runtime API.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arroba::identity::{IdentityConfig, Resolver};
+use arroba::storage::{BlobStore, DiskBlobStore, DiskStorage, KeySealer, Storage};
+use arroba::xrpc::{AppState, ServerConfig, router};
+use serde_json::json;
+
+struct Server {
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let plc_store = arroba::plc::PlcStore::open(&dir.path().join("plc")).unwrap();
+    let plc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let plc_url = format!("http://{}", plc.local_addr().unwrap());
+    tokio::spawn(arroba::plc::serve(plc, plc_store, std::future::pending()));
+    let env = [
+        ("PDS_DEV_MODE", "true"),
+        ("PDS_HOSTNAME", "bench.test"),
+        ("PDS_DATA_DIRECTORY", dir.path().to_str().unwrap()),
+    ];
+    let mut config = ServerConfig::from_env(
+        &env.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+    .unwrap();
+    config.did_plc_url = Some(plc_url.clone());
+    let storage: Arc<dyn Storage> =
+        Arc::new(DiskStorage::open(&dir.path().join("store"), KeySealer::ephemeral()).unwrap());
+    let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobStore::new(dir.path().join("blobs")));
+    let resolver = Arc::new(
+        Resolver::new(IdentityConfig {
+            plc_url,
+            allow_private_addresses: true,
+            ..IdentityConfig::default()
+        })
+        .unwrap(),
+    );
+    let state = AppState::new(config, storage, blobs, resolver);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, router().with_state(state))
+            .await
+            .unwrap()
+    });
+    Server { url, _dir: dir }
+}
+
+async fn account(client: &reqwest::Client, url: &str, name: &str) -> (String, String) {
+    let r: serde_json::Value = client
+        .post(format!("{url}/xrpc/com.atproto.server.createAccount"))
+        .json(&json!({"handle": format!("{name}.test"), "password": "pw"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (
+        r["did"].as_str().unwrap().to_owned(),
+        r["accessJwt"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn post_body(did: &str, i: usize) -> serde_json::Value {
+    json!({"repo": did, "collection": "app.bsky.feed.post",
+        "record": {"text": format!("load test post number {i}, a typical short post"), "createdAt": "2026-11-26T00:00:00.000Z"}})
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+async fn create_records(server: &Server, clients: usize, duration: Duration) {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
+    let mut sessions = Vec::new();
+    for c in 0..clients {
+        sessions.push(account(&http, &server.url, &format!("load{clients}x{c}")).await);
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (did, token) in sessions {
+        let (http, url) = (http.clone(), server.url.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut i = 0;
+            while start.elapsed() < duration {
+                let t = Instant::now();
+                let resp = http
+                    .post(format!("{url}/xrpc/com.atproto.repo.createRecord"))
+                    .bearer_auth(&token)
+                    .json(&post_body(&did, i))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap();
+                latencies.push(t.elapsed());
+                i += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    println!(
+        "createRecord, {clients:>2} client(s): {:>7.0} records/s  p50 {:>6.2} ms  p99 {:>6.2} ms  ({} records in {elapsed:.1} s)",
+        all.len() as f64 / elapsed,
+        percentile(&all, 0.5).as_secs_f64() * 1e3,
+        percentile(&all, 0.99).as_secs_f64() * 1e3,
+        all.len(),
+    );
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn get_repo(server: &Server) {
+    let http = reqwest::Client::new();
+    let (did, token) = account(&http, &server.url, "big").await;
+    for batch in 0..50 {
+        let writes: Vec<serde_json::Value> = (0..200)
+            .map(|i| json!({"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post",
+                "value": {"text": format!("record {batch}-{i} with some ordinary text in it"), "createdAt": "2026-11-26T00:00:00.000Z"}}))
+            .collect();
+        let resp = http
+            .post(format!("{}/xrpc/com.atproto.repo.applyWrites", server.url))
+            .bearer_auth(&token)
+            .json(&json!({"repo": did, "writes": writes}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    }
+    let before = peak_rss_kb();
+    let mut best = f64::MAX;
+    let mut size = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let body = http
+            .get(format!(
+                "{}/xrpc/com.atproto.sync.getRepo?did={did}",
+                server.url
+            ))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        best = best.min(t.elapsed().as_secs_f64());
+        size = body.len();
+    }
+    println!(
+        "getRepo of 10,000 records: {:.1} MB in {:.1} ms = {:.0} MB/s; peak RSS {} MB -> {} MB (whole process)",
+        size as f64 / 1e6,
+        best * 1e3,
+        size as f64 / 1e6 / best,
+        before / 1024,
+        peak_rss_kb() / 1024,
+    );
+}
+
+/// A stand-in for the Lambda Runtime API: hands out one invocation (GET /xrpc/_health as an
+/// API Gateway v2 event) and reports when the function posts its response.
+async fn lambda_cold_start() {
+    let bin = env!("CARGO_BIN_EXE_lambda");
+    // The bench profile keeps symbols for profiling; what ships is the stripped release build.
+    let stripped = std::env::temp_dir().join("arroba-bootstrap-stripped");
+    let _ = std::process::Command::new("strip").arg("-o").arg(&stripped).arg(bin).status();
+    let size = std::fs::metadata(&stripped).or_else(|_| std::fs::metadata(bin)).map(|m| m.len()).unwrap_or(0);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let done = Arc::new(tokio::sync::Mutex::new(Some(done_tx)));
+    let event = json!({"version": "2.0", "routeKey": "$default", "rawPath": "/xrpc/_health", "rawQueryString": "", "headers": {},
+        "requestContext": {"accountId": "1", "apiId": "a", "domainName": "a.test", "domainPrefix": "a", "http": {"method": "GET", "path": "/xrpc/_health",
+        "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"}, "requestId": "r", "routeKey": "$default", "stage": "$default",
+        "time": "26/Nov/2026:00:00:00 +0000", "timeEpoch": 0}, "isBase64Encoded": false});
+    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let app = axum::Router::new()
+        .route(
+            "/2018-06-01/runtime/invocation/next",
+            axum::routing::get({
+                let served = served.clone();
+                move || {
+                    let event = event.clone();
+                    let served = served.clone();
+                    async move {
+                        if served.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            std::future::pending::<()>().await;
+                        }
+                        (
+                            [
+                                ("lambda-runtime-aws-request-id", "r1"),
+                                ("lambda-runtime-deadline-ms", "9999999999999"),
+                                (
+                                    "lambda-runtime-invoked-function-arn",
+                                    "arn:aws:lambda:us-east-1:1:function:f",
+                                ),
+                            ],
+                            axum::Json(event),
+                        )
+                    }
+                }
+            }),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            axum::routing::post(move || {
+                let done = done.clone();
+                async move {
+                    if let Some(tx) = done.lock().await.take() {
+                        let _ = tx.send(());
+                    }
+                    "ok"
+                }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let dir = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let mut child = tokio::process::Command::new(bin)
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "arroba")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("PDS_DEV_MODE", "true")
+        .env("PDS_DID_PLC_URL", "http://127.0.0.1:9")
+        .env("PDS_DATA_DIRECTORY", dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(20), done_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    let elapsed = start.elapsed();
+    let _ = child.kill().await;
+    println!(
+        "Lambda binary: {:.1} MB; process start to first response {:.1} ms",
+        size as f64 / 1e6,
+        elapsed.as_secs_f64() * 1e3
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let server = start().await;
+        create_records(&server, 1, Duration::from_secs(5)).await;
+        create_records(&server, 16, Duration::from_secs(5)).await;
+        get_repo(&server).await;
+        lambda_cold_start().await;
+    });
+}
