@@ -196,8 +196,15 @@ async fn lambda_cold_start() {
     let bin = env!("CARGO_BIN_EXE_lambda");
     // The bench profile keeps symbols for profiling; what ships is the stripped release build.
     let stripped = std::env::temp_dir().join("arroba-bootstrap-stripped");
-    let _ = std::process::Command::new("strip").arg("-o").arg(&stripped).arg(bin).status();
-    let size = std::fs::metadata(&stripped).or_else(|_| std::fs::metadata(bin)).map(|m| m.len()).unwrap_or(0);
+    let _ = std::process::Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(bin)
+        .status();
+    let size = std::fs::metadata(&stripped)
+        .or_else(|_| std::fs::metadata(bin))
+        .map(|m| m.len())
+        .unwrap_or(0);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
     let done = Arc::new(tokio::sync::Mutex::new(Some(done_tx)));
     let event = json!({"version": "2.0", "routeKey": "$default", "rawPath": "/xrpc/_health", "rawQueryString": "", "headers": {},

@@ -405,8 +405,28 @@ async fn get_repo_exports_exactly_what_was_written_and_verifies() {
         .await;
     assert_eq!(resp.headers()["content-type"], "application/vnd.ipld.car");
     let car = resp.bytes().await.unwrap();
-    let report = verify_repo_car(&car, Some(&signing_key(&pds, &alice.did).await)).unwrap();
+    let key = signing_key(&pds, &alice.did).await;
+    let report = verify_repo_car(&car, Some(&key)).unwrap();
     assert_eq!(report.records, 30);
+    // The operator's tool agrees.
+    let file = pds.dir.path().join("export.car");
+    std::fs::write(&file, &car).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .args([
+            "repo",
+            "verify",
+            file.to_str().unwrap(),
+            "--key",
+            &key.to_did_key(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 30 records"));
     assert_eq!(report.commit_cid.to_string(), pds.head(&alice.did).await);
     let parsed = arroba::car::read_car(&car).unwrap();
     assert_eq!(parsed.order[0], report.commit_cid, "the commit comes first");
