@@ -28,6 +28,7 @@ pub mod cbor;
 pub mod cid;
 pub mod cli;
 pub mod crypto;
+pub mod firehose;
 pub mod identity;
 pub mod lexicon;
 pub mod mst;

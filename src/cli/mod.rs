@@ -6,6 +6,7 @@
 //! (one line on stderr says why), 2 bad usage.
 
 mod dynamodb;
+mod firehose;
 mod plc;
 mod repo;
 mod serve;
@@ -30,6 +31,8 @@ enum Command {
     Plc(plc::PlcCommand),
     /// Run the PDS (configured by PDS_* variables; PDS_DEV_MODE=true for a local setup).
     Serve(serve::ServeArgs),
+    /// Run the firehose alone (subscribeRepos), as the AWS ECS task does.
+    Firehose(firehose::FirehoseArgs),
     /// Manage the DynamoDB tables.
     #[command(subcommand)]
     Dynamodb(dynamodb::DynamoCommand),
@@ -43,6 +46,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Plc(cmd) => plc::run(cmd),
         Command::Dynamodb(cmd) => dynamodb::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Firehose(args) => firehose::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

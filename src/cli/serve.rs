@@ -1,4 +1,4 @@
-//! `arroba serve`: the whole PDS in one process (XRPC, and the firehose once it lands) on the
+//! `arroba serve`: the whole PDS in one process (XRPC and the firehose on one port) on the
 //! embedded store by default, configured by `PDS_*` variables.
 
 use std::collections::HashMap;

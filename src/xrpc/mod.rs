@@ -160,10 +160,6 @@ pub fn router() -> Router<AppState> {
         )
         .route(&x("com.atproto.sync.getBlob"), get(sync::get_blob))
         .route(&x("com.atproto.sync.listBlobs"), get(sync::list_blobs))
-        .route(
-            &x("com.atproto.sync.subscribeRepos"),
-            get(sync::subscribe_repos_unavailable),
-        )
         // com.atproto.identity
         .route(
             &x("com.atproto.identity.resolveHandle"),

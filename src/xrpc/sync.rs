@@ -331,11 +331,3 @@ pub(super) async fn list_blobs(State(state): State<AppState>, params: Params) ->
     }
     Ok(Json(out))
 }
-
-pub(super) async fn subscribe_repos_unavailable() -> XrpcError {
-    XrpcError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "MethodNotImplemented",
-        "subscribeRepos is served by the firehose",
-    )
-}

@@ -1,0 +1,220 @@
+//! [`Hub`]: one tailer per process, a bounded broadcast ring of encoded frames, and crawler
+//! notifications.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::frames::event_frame;
+use crate::storage::{Seq, Sequencer, Storage};
+
+/// How the firehose behaves.
+#[derive(Debug, Clone)]
+pub struct FirehoseConfig {
+    /// How long to sleep when the log has nothing new. Idle, the hub makes one read per
+    /// interval (the sequence counter).
+    pub poll_interval: Duration,
+    /// How long a missing sequence number is waited for before it is marked skipped.
+    pub gap_grace: Duration,
+    /// Frames a subscriber may fall behind before `ConsumerTooSlow`.
+    pub buffer: usize,
+    /// How far back a cursor may reach, in time.
+    pub window: Duration,
+    /// How far back a cursor may reach, in events (None: time only).
+    pub window_events: Option<u64>,
+    /// Relays to notify (`PDS_CRAWLERS`), with this PDS's hostname.
+    pub crawlers: Vec<String>,
+    /// This PDS's hostname, sent to crawlers.
+    pub hostname: String,
+    /// Least time between two `requestCrawl` rounds (the reference PDS's 20 minutes).
+    pub crawl_interval: Duration,
+}
+
+impl Default for FirehoseConfig {
+    fn default() -> Self {
+        FirehoseConfig {
+            poll_interval: Duration::from_millis(20),
+            gap_grace: Duration::from_secs(10),
+            buffer: 1000,
+            window: Duration::from_secs(72 * 3600),
+            window_events: None,
+            crawlers: Vec::new(),
+            hostname: String::new(),
+            crawl_interval: Duration::from_secs(20 * 60),
+        }
+    }
+}
+
+/// One encoded event.
+#[derive(Debug)]
+pub struct Frame {
+    /// Its sequence number.
+    pub seq: Seq,
+    /// The WebSocket message.
+    pub bytes: Bytes,
+}
+
+/// The process's firehose: its position in the log and the live ring.
+#[derive(Debug)]
+pub struct Hub {
+    storage: Arc<dyn Storage>,
+    config: FirehoseConfig,
+    sender: broadcast::Sender<Arc<Frame>>,
+    /// Every sequence number up to this one is resolved (an event or skipped), and every event
+    /// above it will go through the ring.
+    position: AtomicU64,
+    /// Set when the process is shutting down: connections send a close frame and end.
+    closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Hub {
+    /// Starts the tailer. Before broadcasting it silently resolves everything up to the log's
+    /// current end (waiting out gaps), so that what it has not broadcast is exactly what comes
+    /// after its position. It stops when `shutdown` completes; subscribers then see the ring
+    /// close.
+    pub async fn start(
+        storage: Arc<dyn Storage>,
+        config: FirehoseConfig,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<Arc<Hub>, crate::storage::StorageError> {
+        // The shared ring outlasts any one subscriber's queue, so a loop that falls behind it is
+        // rare (and recovers from storage).
+        let (sender, _) = broadcast::channel(config.buffer.max(4096));
+        let end = storage.last_seq().await?.unwrap_or(0);
+        let mut sequencer = Sequencer::new(
+            storage.clone(),
+            end.saturating_sub(10_000),
+            config.gap_grace,
+        );
+        while sequencer.cursor() < end {
+            if sequencer.next_batch(1000).await?.is_empty() {
+                tokio::time::sleep(config.poll_interval).await;
+            }
+        }
+        let (closing, _) = tokio::sync::watch::channel(false);
+        let hub = Arc::new(Hub {
+            storage,
+            position: AtomicU64::new(sequencer.cursor()),
+            sender,
+            config,
+            closing,
+        });
+        let tail = hub.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = tail.clone().run(sequencer) => {}
+                _ = shutdown => {}
+            }
+            tail.closing.send_replace(true);
+            tracing::info!("firehose tailer stopped");
+        });
+        Ok(hub)
+    }
+
+    async fn run(self: Arc<Self>, mut sequencer: Sequencer) {
+        let mut last_crawl: Option<tokio::time::Instant> = None;
+        loop {
+            let batch = match sequencer.next_batch(500).await {
+                Ok(b) => b,
+                Err(e) => {
+                    // One failed read is logged and retried; it never stops the stream.
+                    tracing::error!(error = %e, "firehose read failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if batch.is_empty() {
+                self.position.store(sequencer.cursor(), Ordering::SeqCst);
+                tokio::time::sleep(self.config.poll_interval).await;
+                continue;
+            }
+            for event in &batch {
+                let bytes = loop {
+                    match event_frame(&*self.storage, event).await {
+                        Ok(b) => break b,
+                        Err(e) => {
+                            tracing::error!(seq = event.seq, error = %e, "could not build a firehose frame; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                };
+                // Position first, then send: a subscriber that reads the position after
+                // subscribing is sure to receive everything above it from the ring.
+                self.position.store(event.seq, Ordering::SeqCst);
+                let _ = self.sender.send(Arc::new(Frame {
+                    seq: event.seq,
+                    bytes,
+                }));
+            }
+            self.position.store(sequencer.cursor(), Ordering::SeqCst);
+            if !self.config.crawlers.is_empty()
+                && last_crawl.is_none_or(|t| t.elapsed() >= self.config.crawl_interval)
+            {
+                last_crawl = Some(tokio::time::Instant::now());
+                self.request_crawl();
+            }
+        }
+    }
+
+    /// Tells each configured relay this host has new events.
+    fn request_crawl(&self) {
+        let body = serde_json::json!({ "hostname": self.config.hostname });
+        for crawler in self.config.crawlers.clone() {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let url = format!(
+                    "{}/xrpc/com.atproto.sync.requestCrawl",
+                    crawler.trim_end_matches('/')
+                );
+                match reqwest::Client::new()
+                    .post(&url)
+                    .json(&body)
+                    .timeout(Duration::from_secs(10))
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status().is_success() => tracing::info!(%url, "requested a crawl"),
+                    Ok(r) => {
+                        tracing::warn!(%url, status = r.status().as_u16(), "requestCrawl refused")
+                    }
+                    Err(e) => tracing::warn!(%url, error = %e, "requestCrawl failed"),
+                }
+            });
+        }
+    }
+
+    /// A receiver of every frame after the returned position.
+    pub fn subscribe(&self) -> (broadcast::Receiver<Arc<Frame>>, Seq) {
+        let rx = self.sender.subscribe();
+        (rx, self.position.load(Ordering::SeqCst))
+    }
+
+    /// Everything up to here is resolved.
+    pub fn position(&self) -> Seq {
+        self.position.load(Ordering::SeqCst)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &FirehoseConfig {
+        &self.config
+    }
+
+    /// The storage the hub reads.
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Completes when the process starts shutting down.
+    pub async fn closing(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|c| *c).await;
+    }
+
+    /// Number of connected subscribers.
+    pub fn subscribers(&self) -> usize {
+        self.sender.receiver_count()
+    }
+}
