@@ -446,3 +446,56 @@ async fn a_consumer_that_never_reads_gets_consumer_too_slow_and_others_are_unaff
         Some("ConsumerTooSlow")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_dynamodb_the_stream_verifies_and_backfills_the_same() {
+    let storage: Arc<dyn arroba::storage::Storage> = common::dynamo_storage().await;
+    let blobs: Arc<dyn arroba::storage::BlobStore> = Arc::new(arroba::storage::DiskBlobStore::new(std::env::temp_dir().join("arroba-fh-blobs")));
+    let pds = Pds::start_with(tempfile::tempdir().unwrap(), storage, blobs, &[]).await;
+    let fh = firehose(&pds, test_config()).await;
+    let mut ws = connect(&fh.url, None).await;
+    let alice = pds.create_account("alice").await;
+    for i in 0..3 {
+        pds.create_post(&alice, &format!("dynamo {i}")).await;
+    }
+    let got = frames(&mut ws, 7).await;
+    let mut relay = Relay::default();
+    for f in got.iter().filter(|f| f.t() == "#commit") {
+        relay.check(&pds, f).await;
+    }
+    let first = got[0].seq();
+    drop(ws);
+    let mut ws = connect(&fh.url, Some(first)).await;
+    let replayed = frames(&mut ws, 6).await;
+    assert_eq!(replayed.iter().map(Frame::seq).collect::<Vec<_>>(), got[1..].iter().map(Frame::seq).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_events_notify_crawlers_at_most_once_per_interval() {
+    let calls = Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/xrpc/com.atproto.sync.requestCrawl",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            let seen = seen.clone();
+            async move {
+                seen.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let relay = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let pds = Pds::start(&[]).await;
+    let config = FirehoseConfig { crawlers: vec![relay], hostname: "pds.test".into(), ..test_config() };
+    let _fh = firehose(&pds, config).await;
+    let alice = pds.create_account("alice").await;
+    for i in 0..3 {
+        pds.create_post(&alice, &format!("{i}")).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let calls = calls.lock().unwrap().clone();
+    assert_eq!(calls, vec![json!({"hostname": "pds.test"})], "one requestCrawl within the 20-minute interval");
+}
