@@ -31,6 +31,8 @@ run:
 bench:
 	$(CARGO) bench --bench repo
 	$(CARGO) bench --bench xrpc
+	localstack/emulator.sh start $(EMULATOR_PORT)
+	status=0; $(TEST_ENV) $(CARGO) bench --bench firehose || status=$$?; localstack/emulator.sh stop; exit $$status
 
 fmt:
 	$(CARGO) fmt --all

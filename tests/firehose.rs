@@ -450,7 +450,9 @@ async fn a_consumer_that_never_reads_gets_consumer_too_slow_and_others_are_unaff
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_dynamodb_the_stream_verifies_and_backfills_the_same() {
     let storage: Arc<dyn arroba::storage::Storage> = common::dynamo_storage().await;
-    let blobs: Arc<dyn arroba::storage::BlobStore> = Arc::new(arroba::storage::DiskBlobStore::new(std::env::temp_dir().join("arroba-fh-blobs")));
+    let blobs: Arc<dyn arroba::storage::BlobStore> = Arc::new(arroba::storage::DiskBlobStore::new(
+        std::env::temp_dir().join("arroba-fh-blobs"),
+    ));
     let pds = Pds::start_with(tempfile::tempdir().unwrap(), storage, blobs, &[]).await;
     let fh = firehose(&pds, test_config()).await;
     let mut ws = connect(&fh.url, None).await;
@@ -467,7 +469,10 @@ async fn on_dynamodb_the_stream_verifies_and_backfills_the_same() {
     drop(ws);
     let mut ws = connect(&fh.url, Some(first)).await;
     let replayed = frames(&mut ws, 6).await;
-    assert_eq!(replayed.iter().map(Frame::seq).collect::<Vec<_>>(), got[1..].iter().map(Frame::seq).collect::<Vec<_>>());
+    assert_eq!(
+        replayed.iter().map(Frame::seq).collect::<Vec<_>>(),
+        got[1..].iter().map(Frame::seq).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,7 +493,11 @@ async fn new_events_notify_crawlers_at_most_once_per_interval() {
     let relay = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let pds = Pds::start(&[]).await;
-    let config = FirehoseConfig { crawlers: vec![relay], hostname: "pds.test".into(), ..test_config() };
+    let config = FirehoseConfig {
+        crawlers: vec![relay],
+        hostname: "pds.test".into(),
+        ..test_config()
+    };
     let _fh = firehose(&pds, config).await;
     let alice = pds.create_account("alice").await;
     for i in 0..3 {
@@ -497,5 +506,9 @@ async fn new_events_notify_crawlers_at_most_once_per_interval() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let calls = calls.lock().unwrap().clone();
-    assert_eq!(calls, vec![json!({"hostname": "pds.test"})], "one requestCrawl within the 20-minute interval");
+    assert_eq!(
+        calls,
+        vec![json!({"hostname": "pds.test"})],
+        "one requestCrawl within the 20-minute interval"
+    );
 }

@@ -51,12 +51,16 @@ async fn subscribe_repos(
         },
     };
     match ws {
-        // Frames can be 5 MB; tungstenite's default message cap is larger, so nothing to raise.
-        Ok(ws) => ws.on_upgrade(move |socket| async move {
-            if let Err(e) = serve(hub, socket, cursor).await {
-                tracing::debug!(error = %e, "subscriber ended");
-            }
-        }),
+        // Subscribers send nothing but control frames, so a small read buffer will do (the
+        // default is 128 KiB per connection); writes go out as they are queued.
+        Ok(ws) => ws
+            .read_buffer_size(4 * 1024)
+            .write_buffer_size(0)
+            .on_upgrade(move |socket| async move {
+                if let Err(e) = serve(hub, socket, cursor).await {
+                    tracing::debug!(error = %e, "subscriber ended");
+                }
+            }),
         Err(_) => XrpcError::new(
             StatusCode::UPGRADE_REQUIRED,
             "InvalidRequest",
