@@ -1,13 +1,14 @@
-//! The `arroba` binary: installs logging (`RUST_LOG`, default `info`), then everything happens
-//! in [`arroba::cli`].
+//! The `arroba` binary: installs logging (`RUST_LOG`, default `info`; JSON lines when
+//! `ARROBA_LOG_FORMAT=json`, as the container sets), then everything happens in [`arroba::cli`].
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("ARROBA_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     arroba::cli::main()
 }
