@@ -3,19 +3,20 @@
 
 CARGO ?= cargo
 
-.PHONY: test run bench fmt lint build clean emulator-start emulator-stop
+.PHONY: test run bench fmt lint build clean emulator-start emulator-stop infra-test lambda deploy
 
 EMULATOR_PORT ?= 4566
 # Test credentials for the emulator; real AWS credentials are never needed by the tests.
 TEST_ENV = AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 
-## Every check and test: formatting, clippy with warnings as errors, then all tests, with the
-## DynamoDB/S3 emulator started before and stopped after (even when a test fails).
+## Every check and test: formatting, clippy with warnings as errors, the infrastructure checks,
+## then all tests, with the DynamoDB/S3 emulator started before and stopped after (even when a test fails).
 test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) build --all-targets
+	$(MAKE) infra-test
 	localstack/emulator.sh start $(EMULATOR_PORT)
 	status=0; $(TEST_ENV) $(CARGO) test --all-targets || status=$$?; \
 	  [ $$status -eq 0 ] && { $(TEST_ENV) $(CARGO) test --doc || status=$$?; }; \
@@ -51,3 +52,47 @@ emulator-start:
 
 emulator-stop:
 	localstack/emulator.sh stop
+
+# Two virtualenvs: checkov pins its own fork of the hcl2 module, which shadows python-hcl2.
+HCL_VENV = .local/hcl-venv
+CHECKOV_VENV = .local/checkov-venv
+## The deployment definitions without an AWS account: the CDK stack compiles, synthesises with
+## cdk-nag clean and passes its assertions; cfn-lint on the template; the Terraform module parses
+## and has the same shape; checkov on both (skips justified in infra/checkov.yaml).
+## (tests/infra.rs, in `cargo test`, keeps infra/tables.json equal to the Rust definitions.)
+infra-test:
+	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npm test && npx cdk synth --quiet
+	[ -x $(HCL_VENV)/bin/python ] || python3 -m venv $(HCL_VENV)
+	$(HCL_VENV)/bin/pip install -q python-hcl2==8.1.4
+	$(HCL_VENV)/bin/python infra/terraform/check.py
+	[ -x $(CHECKOV_VENV)/bin/python ] || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q cfn-lint==1.58.0 checkov==3.3.30
+	# W3005 (a DependsOn next to a Ref) and W3045 (the log bucket's ACL, which S3 server access
+	# logging needs) are how CDK itself writes the template.
+	$(CHECKOV_VENV)/bin/cfn-lint --ignore-checks W3005 W3045 -- infra/cdk/cdk.out/Arroba.template.json
+	$(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml -d infra/terraform --framework terraform
+	$(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml -f infra/cdk/cdk.out/Arroba.template.json \
+	  --framework cloudformation
+
+# The Lambda architecture follows the build host unless LAMBDA_TARGET names a cross target
+# (e.g. aarch64-unknown-linux-gnu with a cross linker configured).
+LAMBDA_TARGET ?=
+LAMBDA_ARCH ?= $(if $(findstring aarch64,$(or $(LAMBDA_TARGET),$(shell uname -m))),arm64,x86_64)
+LAMBDA_BIN = target/$(if $(LAMBDA_TARGET),$(LAMBDA_TARGET)/,)release/lambda
+
+## The Lambda package: target/lambda/bootstrap (the CDK asset) and target/arroba-lambda.zip (for Terraform).
+lambda:
+	$(CARGO) build --release --bin lambda $(if $(LAMBDA_TARGET),--target $(LAMBDA_TARGET),)
+	mkdir -p target/lambda
+	cp $(LAMBDA_BIN) target/lambda/bootstrap
+	strip target/lambda/bootstrap 2>/dev/null || true
+	cd target/lambda && python3 -c 'import zipfile; z = zipfile.ZipFile("../arroba-lambda.zip", "w", zipfile.ZIP_DEFLATED); i = zipfile.ZipInfo("bootstrap"); i.external_attr = 0o100755 << 16; i.compress_type = zipfile.ZIP_DEFLATED; z.writestr(i, open("bootstrap", "rb").read()); z.close()'
+	@echo "target/arroba-lambda.zip ($(LAMBDA_ARCH))"
+
+## Deploy with CDK to the account in the environment: PDS_HOSTNAME=pds.example.com make deploy
+## (CERTIFICATE_ARN and PDS_CRAWLERS optional; docs/deploy.md walks through the first deploy).
+deploy: lambda
+	@[ -n "$(PDS_HOSTNAME)" ] || { echo "set PDS_HOSTNAME" >&2; exit 1; }
+	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc && npx cdk deploy \
+	  -c hostname=$(PDS_HOSTNAME) -c architecture=$(LAMBDA_ARCH) -c lambdaAsset=$(CURDIR)/target/lambda \
+	  -c crawlers=$(PDS_CRAWLERS) $(if $(CERTIFICATE_ARN),-c certificateArn=$(CERTIFICATE_ARN),)

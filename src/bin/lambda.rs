@@ -1,6 +1,17 @@
 //! The AWS Lambda entry point: the same XRPC router as `arroba serve`, behind API Gateway
 //! (HTTP API or REST) or a Function URL, on DynamoDB and S3. Configured by `PDS_*` variables
-//! (`PDS_STORAGE=dynamodb`, `PDS_BLOBSTORE_S3_BUCKET`, …); logs are JSON.
+//! (`PDS_STORAGE=dynamodb`, `PDS_BLOBSTORE_S3_BUCKET`, …); a secret may instead be given as
+//! `<NAME>_ARN` (e.g. `PDS_JWT_SECRET_ARN`) and is then read from Secrets Manager at start-up, so
+//! it never sits in the function's configuration. Logs are JSON.
+
+use std::collections::HashMap;
+
+/// Secrets the stack passes by ARN.
+const SECRETS: &[&str] = &[
+    "PDS_JWT_SECRET",
+    "PDS_ADMIN_PASSWORD",
+    "ARROBA_KEY_ENCRYPTION_KEYS",
+];
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -12,8 +23,21 @@ async fn main() -> Result<(), lambda_http::Error> {
         )
         .without_time()
         .init();
-    let env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    let mut env: HashMap<String, String> = std::env::vars().collect();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    for name in SECRETS {
+        if let Some(arn) = env.get(&format!("{name}_ARN")).cloned() {
+            let value = secrets.get_secret_value().secret_id(&arn).send().await?;
+            let text = value
+                .secret_string()
+                .ok_or_else(|| format!("{arn} has no string value"))?;
+            env.insert((*name).to_owned(), text.to_owned());
+        }
+    }
     let config = arroba::xrpc::ServerConfig::from_env(&env)?;
-    let state = arroba::xrpc::AppState::from_config(config, None).await?;
+    let state = arroba::xrpc::AppState::from_config(config, Some(&sdk)).await?;
     lambda_http::run(arroba::xrpc::router().with_state(state)).await
 }

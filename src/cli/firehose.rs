@@ -1,5 +1,6 @@
-//! `arroba firehose`: the firehose on its own (the ECS task): `subscribeRepos` and a health
-//! check, configured by the same `PDS_*` variables as the server.
+//! `arroba firehose`: the firehose on its own (the ECS task): `subscribeRepos`, the whole-repo
+//! exports Lambda cannot return (over 6 MB) and a health check, configured by the same `PDS_*`
+//! variables as the server.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,12 +63,14 @@ pub(crate) fn run(args: FirehoseArgs) -> anyhow::Result<()> {
         let hub: Arc<Hub> = Hub::start(state.storage_arc(), fc, super::shutdown_signal())
             .await
             .context("starting the tailer")?;
-        let app = crate::firehose::router(hub.clone()).route(
-            "/xrpc/_health",
-            axum::routing::get(|| async {
-                axum::Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
-            }),
-        );
+        let app = crate::firehose::router(hub.clone())
+            .merge(crate::xrpc::repo_export_routes().with_state(state))
+            .route(
+                "/xrpc/_health",
+                axum::routing::get(|| async {
+                    axum::Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
+                }),
+            );
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), port))
             .await
             .with_context(|| format!("binding port {port}"))?;

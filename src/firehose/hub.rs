@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use super::frames::event_frame;
@@ -116,6 +117,7 @@ impl Hub {
 
     async fn run(self: Arc<Self>, mut sequencer: Sequencer) {
         let mut last_crawl: Option<tokio::time::Instant> = None;
+        let mut lag = LagReport::default();
         loop {
             let batch = match sequencer.next_batch(500).await {
                 Ok(b) => b,
@@ -150,6 +152,9 @@ impl Hub {
                 }));
             }
             self.position.store(sequencer.cursor(), Ordering::SeqCst);
+            if let Some(last) = batch.last() {
+                lag.observe(last.time, sequencer.cursor());
+            }
             if !self.config.crawlers.is_empty()
                 && last_crawl.is_none_or(|t| t.elapsed() >= self.config.crawl_interval)
             {
@@ -216,5 +221,28 @@ impl Hub {
     /// Number of connected subscribers.
     pub fn subscribers(&self) -> usize {
         self.sender.receiver_count()
+    }
+}
+
+/// How far behind the writers the firehose broadcasts: the age of each batch's newest event when
+/// it went out. The worst value is logged every 10 s as the `lag` field (milliseconds), which the
+/// deployment turns into the `FirehoseLag` metric and alarm (docs/deploy.md).
+#[derive(Default)]
+struct LagReport {
+    worst_ms: i64,
+    last_report: Option<tokio::time::Instant>,
+}
+
+impl LagReport {
+    const EVERY: Duration = Duration::from_secs(10);
+
+    fn observe(&mut self, newest: DateTime<Utc>, position: Seq) {
+        let ms = (Utc::now() - newest).num_milliseconds().max(0);
+        self.worst_ms = self.worst_ms.max(ms);
+        if self.last_report.is_none_or(|t| t.elapsed() >= Self::EVERY) {
+            tracing::info!(lag = self.worst_ms, position, "firehose lag");
+            self.worst_ms = 0;
+            self.last_report = Some(tokio::time::Instant::now());
+        }
     }
 }

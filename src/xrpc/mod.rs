@@ -39,6 +39,15 @@ fn x(nsid: &str) -> String {
     format!("/xrpc/{nsid}")
 }
 
+/// The whole-repo exports (`getRepo`, `getCheckout`), part of [`router`]. The firehose task
+/// serves them too: their responses are unbounded, and Lambda caps a response at 6 MB, so a
+/// deployment routes these paths to the task (docs/deploy.md). They only read storage.
+pub fn repo_export_routes() -> Router<AppState> {
+    Router::new()
+        .route(&x("com.atproto.sync.getRepo"), get(sync::get_repo))
+        .route(&x("com.atproto.sync.getCheckout"), get(sync::get_repo))
+}
+
 /// The router for every XRPC method and well-known route.
 ///
 /// Layers, outermost first: CORS (`*`, as atproto clients in browsers need), then the per-route
@@ -144,8 +153,7 @@ pub fn router() -> Router<AppState> {
             post(repo::upload_blob).layer(DefaultBodyLimit::disable()),
         )
         // com.atproto.sync
-        .route(&x("com.atproto.sync.getRepo"), get(sync::get_repo))
-        .route(&x("com.atproto.sync.getCheckout"), get(sync::get_repo))
+        .merge(repo_export_routes())
         .route(
             &x("com.atproto.sync.getLatestCommit"),
             get(sync::get_latest_commit),

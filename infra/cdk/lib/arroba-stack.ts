@@ -1,0 +1,278 @@
+// The whole PDS on AWS: the XRPC Lambda behind an HTTP API, the DynamoDB tables (exactly as
+// `arroba dynamodb tables --json` defines them, via ../tables.json), the S3 blob bucket, the
+// firehose as an ECS Fargate service behind an ALB, secrets in Secrets Manager, least-privilege
+// roles, log retention and alarms.
+import * as fs from 'fs';
+import * as path from 'path';
+import {
+  App, CfnOutput, Duration, RemovalPolicy, Stack, StackProps,
+  aws_apigatewayv2 as apigw, aws_apigatewayv2_integrations as integrations,
+  aws_cloudwatch as cw, aws_dynamodb as ddb, aws_ec2 as ec2, aws_ecs as ecs,
+  aws_elasticloadbalancingv2 as elbv2, aws_iam as iam, aws_lambda as lambda, aws_logs as logs,
+  aws_s3 as s3, aws_secretsmanager as sm, aws_certificatemanager as acm,
+} from 'aws-cdk-lib';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+
+/** A table definition from `arroba dynamodb tables --json`. */
+export interface TableDef {
+  suffix: string;
+  partition: { name: string; type: 'S' | 'N' | 'B' };
+  sort: { name: string; type: 'S' | 'N' | 'B' } | null;
+  indexes: { name: string; partition: { name: string; type: 'S' | 'N' | 'B' }; sort: { name: string; type: 'S' | 'N' | 'B' } | null }[];
+  ttl: string | null;
+}
+
+export interface ArrobaProps extends StackProps {
+  hostname: string;
+  handleDomains: string;
+  plcUrl: string;
+  crawlers: string;
+  architecture: 'arm64' | 'x86_64';
+  /** A directory holding the Lambda `bootstrap` (from `make lambda`). */
+  lambdaAsset: string;
+  /** An ACM certificate for the firehose's HTTPS listener; without one it listens on HTTP 80. */
+  certificateArn?: string;
+  tablePrefix: string;
+}
+
+export function propsFromContext(app: App): ArrobaProps {
+  const ctx = (key: string, fallback?: string): string => {
+    const v = app.node.tryGetContext(key) ?? fallback;
+    if (v === undefined) throw new Error(`missing context value ${key}`);
+    return String(v);
+  };
+  const arch = ctx('architecture', 'arm64');
+  if (arch !== 'arm64' && arch !== 'x86_64') throw new Error('architecture must be arm64 or x86_64');
+  return {
+    hostname: ctx('hostname'),
+    handleDomains: ctx('handleDomains', ''),
+    plcUrl: ctx('plcUrl', 'https://plc.directory'),
+    crawlers: ctx('crawlers', ''),
+    architecture: arch,
+    lambdaAsset: ctx('lambdaAsset', path.join(__dirname, '..', '..', '..', 'lambda-placeholder')),
+    certificateArn: app.node.tryGetContext('certificateArn'),
+    tablePrefix: ctx('tablePrefix', 'arroba-'),
+  };
+}
+
+const attrType = (t: 'S' | 'N' | 'B') =>
+  t === 'S' ? ddb.AttributeType.STRING : t === 'N' ? ddb.AttributeType.NUMBER : ddb.AttributeType.BINARY;
+
+export function tableDefinitions(): TableDef[] {
+  return JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', '..', 'tables.json'), 'utf8'));
+}
+
+export class ArrobaStack extends Stack {
+  constructor(scope: Construct, id: string, props: ArrobaProps) {
+    super(scope, id, props);
+
+    // Tables: on-demand, point-in-time recovery, deletion protection, TTL where defined.
+    const tables: Record<string, ddb.Table> = {};
+    for (const def of tableDefinitions()) {
+      const table = new ddb.Table(this, `Table-${def.suffix}`, {
+        tableName: `${props.tablePrefix}${def.suffix}`,
+        partitionKey: { name: def.partition.name, type: attrType(def.partition.type) },
+        sortKey: def.sort ? { name: def.sort.name, type: attrType(def.sort.type) } : undefined,
+        billingMode: ddb.BillingMode.PAY_PER_REQUEST,
+        pointInTimeRecovery: true,
+        deletionProtection: true,
+        timeToLiveAttribute: def.ttl ?? undefined,
+        encryption: ddb.TableEncryption.AWS_MANAGED,
+        removalPolicy: RemovalPolicy.RETAIN,
+      });
+      for (const index of def.indexes) {
+        table.addGlobalSecondaryIndex({
+          indexName: index.name,
+          partitionKey: { name: index.partition.name, type: attrType(index.partition.type) },
+          sortKey: index.sort ? { name: index.sort.name, type: attrType(index.sort.type) } : undefined,
+          projectionType: ddb.ProjectionType.KEYS_ONLY,
+        });
+      }
+      tables[def.suffix] = table;
+    }
+
+    // Blobs: private, encrypted, TLS only, access-logged; incomplete uploads cleaned up.
+    const logBucket = new s3.Bucket(this, 'AccessLogs', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      objectOwnership: s3.ObjectOwnership.OBJECT_WRITER,
+      lifecycleRules: [{ expiration: Duration.days(90), abortIncompleteMultipartUploadAfter: Duration.days(1) }],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    const blobs = new s3.Bucket(this, 'Blobs', {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      versioned: true,
+      serverAccessLogsBucket: logBucket,
+      serverAccessLogsPrefix: 'blobs/',
+      lifecycleRules: [
+        // Temporary blobs are swept by the PDS; these catch what a crash leaves behind.
+        { abortIncompleteMultipartUploadAfter: Duration.days(1), noncurrentVersionExpiration: Duration.days(7) },
+      ],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // Secrets: generated in Secrets Manager, never in the template or plain environment values.
+    const jwtSecret = new sm.Secret(this, 'JwtSecret', { generateSecretString: { passwordLength: 48, excludePunctuation: true } });
+    const adminPassword = new sm.Secret(this, 'AdminPassword', { generateSecretString: { passwordLength: 32, excludePunctuation: true } });
+    const keyEncryptionKeys = new sm.Secret(this, 'KeyEncryptionKeys', {
+      description: 'id:base64key[,id:base64key] - set a real 32-byte key before the first deploy (docs/deploy.md)',
+      generateSecretString: { passwordLength: 44, excludePunctuation: true },
+    });
+
+    const environment: Record<string, string> = {
+      PDS_HOSTNAME: props.hostname,
+      PDS_SERVICE_HANDLE_DOMAINS: props.handleDomains || `.${props.hostname}`,
+      PDS_DID_PLC_URL: props.plcUrl,
+      PDS_CRAWLERS: props.crawlers,
+      PDS_STORAGE: 'dynamodb',
+      ARROBA_TABLE_PREFIX: props.tablePrefix,
+      PDS_BLOBSTORE_S3_BUCKET: blobs.bucketName,
+      RUST_LOG: 'info',
+      // JSON logs: the firehose lag metric filter reads the `lag` field.
+      ARROBA_LOG_FORMAT: 'json',
+    };
+
+    // The XRPC Lambda. Secrets arrive as ARNs, read at start-up (src/bin/lambda.rs).
+    const lambdaLogs = new logs.LogGroup(this, 'XrpcLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+    const xrpcRole = new iam.Role(this, 'XrpcRole', { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
+    lambdaLogs.grantWrite(xrpcRole);
+    const xrpc = new lambda.Function(this, 'Xrpc', {
+      runtime: lambda.Runtime.PROVIDED_AL2023,
+      architecture: props.architecture === 'arm64' ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64,
+      handler: 'bootstrap',
+      code: lambda.Code.fromAsset(props.lambdaAsset),
+      memorySize: 1024,
+      timeout: Duration.seconds(30),
+      role: xrpcRole,
+      logGroup: lambdaLogs,
+      environment: {
+        ...environment,
+        PDS_JWT_SECRET_ARN: jwtSecret.secretArn,
+        PDS_ADMIN_PASSWORD_ARN: adminPassword.secretArn,
+        ARROBA_KEY_ENCRYPTION_KEYS_ARN: keyEncryptionKeys.secretArn,
+      },
+    });
+    for (const t of Object.values(tables)) t.grantReadWriteData(xrpcRole);
+    blobs.grantReadWrite(xrpcRole);
+    for (const s of [jwtSecret, adminPassword, keyEncryptionKeys]) s.grantRead(xrpcRole);
+
+    // The HTTP API (payload limit 10 MB; Lambda's own 6 MB applies, see docs/xrpc.md).
+    const apiLogs = new logs.LogGroup(this, 'ApiLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+    const api = new apigw.HttpApi(this, 'Api', {
+      defaultIntegration: new integrations.HttpLambdaIntegration('XrpcIntegration', xrpc),
+    });
+    const stage = api.defaultStage?.node.defaultChild as apigw.CfnStage;
+    stage.accessLogSettings = {
+      destinationArn: apiLogs.logGroupArn,
+      format: JSON.stringify({ requestId: '$context.requestId', ip: '$context.identity.sourceIp', method: '$context.httpMethod', path: '$context.path', status: '$context.status', latency: '$context.responseLatency' }),
+    };
+
+    // The firehose: Fargate tasks in two AZs behind an ALB with a WebSocket-friendly idle timeout.
+    const flowLogs = new logs.LogGroup(this, 'VpcFlowLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+    const vpc = new ec2.Vpc(this, 'Vpc', {
+      maxAzs: 2,
+      natGateways: 0,
+      subnetConfiguration: [{ name: 'public', subnetType: ec2.SubnetType.PUBLIC }],
+      flowLogs: {
+        all: { trafficType: ec2.FlowLogTrafficType.REJECT, destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs) },
+      },
+    });
+    const cluster = new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
+    const firehoseLogs = new logs.LogGroup(this, 'FirehoseLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
+    const task = new ecs.FargateTaskDefinition(this, 'FirehoseTask', {
+      cpu: 512,
+      memoryLimitMiB: 1024,
+      runtimePlatform: {
+        cpuArchitecture: props.architecture === 'arm64' ? ecs.CpuArchitecture.ARM64 : ecs.CpuArchitecture.X86_64,
+        operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
+      },
+    });
+    task.addContainer('firehose', {
+      image: ecs.ContainerImage.fromAsset(path.join(__dirname, '..', '..', '..', '..'), {
+        file: 'infra/docker/Dockerfile',
+        exclude: ['target', '.local', '.git', 'infra/cdk/node_modules', 'infra/cdk/cdk.out', 'infra/cdk/dist'],
+      }),
+      environment,
+      secrets: {
+        PDS_JWT_SECRET: ecs.Secret.fromSecretsManager(jwtSecret),
+        PDS_ADMIN_PASSWORD: ecs.Secret.fromSecretsManager(adminPassword),
+        ARROBA_KEY_ENCRYPTION_KEYS: ecs.Secret.fromSecretsManager(keyEncryptionKeys),
+      },
+      portMappings: [{ containerPort: 2584 }],
+      logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'firehose', logGroup: firehoseLogs }),
+      stopTimeout: Duration.seconds(30),
+      // With DynamoDB and S3 configured the task writes nothing locally.
+      readonlyRootFilesystem: true,
+    });
+    // The firehose reads the log and writes only skipped markers (events) and nothing else.
+    for (const name of ['events', 'blocks', 'counters', 'repos']) tables[name].grantReadData(task.taskRole);
+    tables['events'].grantWriteData(task.taskRole);
+
+    const albSg = new ec2.SecurityGroup(this, 'AlbSecurityGroup', { vpc, description: 'public firehose' });
+    const alb = new elbv2.ApplicationLoadBalancer(this, 'Alb', { vpc, internetFacing: true, securityGroup: albSg, idleTimeout: Duration.seconds(3600), dropInvalidHeaderFields: true });
+    alb.logAccessLogs(logBucket, 'alb');
+    const listener = props.certificateArn
+      ? alb.addListener('Https', { port: 443, certificates: [acm.Certificate.fromCertificateArn(this, 'Certificate', props.certificateArn)], sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS })
+      : alb.addListener('Http', { port: 80 });
+    albSg.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(props.certificateArn ? 443 : 80), 'relays and consumers');
+    const serviceSg = new ec2.SecurityGroup(this, 'FirehoseSecurityGroup', { vpc, description: 'firehose tasks' });
+    serviceSg.addIngressRule(albSg, ec2.Port.tcp(2584), 'from the load balancer');
+    const service = new ecs.FargateService(this, 'Firehose', {
+      cluster,
+      taskDefinition: task,
+      desiredCount: 2,
+      minHealthyPercent: 100,
+      maxHealthyPercent: 200,
+      assignPublicIp: true,
+      securityGroups: [serviceSg],
+      circuitBreaker: { rollback: true },
+    });
+    const targets = listener.addTargets('Firehose', {
+      port: 2584,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targets: [service],
+      healthCheck: { path: '/xrpc/_health', healthyHttpCodes: '200', interval: Duration.seconds(15) },
+      deregistrationDelay: Duration.seconds(35),
+    });
+
+    // Alarms: 5xx, throttles, firehose lag, task health.
+    const alarm = (id: string, metric: cw.IMetric, threshold: number) =>
+      new cw.Alarm(this, id, { metric, threshold, evaluationPeriods: 3, comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, treatMissingData: cw.TreatMissingData.NOT_BREACHING });
+    alarm('Xrpc5xx', api.metricServerError({ period: Duration.minutes(1) }), 5);
+    alarm('XrpcErrors', xrpc.metricErrors({ period: Duration.minutes(1) }), 1);
+    for (const [name, t] of Object.entries(tables)) {
+      alarm(`Throttles-${name}`, t.metric('ThrottledRequests', { period: Duration.minutes(1), statistic: 'Sum' }), 1);
+    }
+    const lag = new logs.MetricFilter(this, 'FirehoseLagFilter', {
+      logGroup: firehoseLogs,
+      metricNamespace: 'Arroba',
+      metricName: 'FirehoseLag',
+      filterPattern: logs.FilterPattern.exists('$.fields.lag'),
+      metricValue: '$.fields.lag',
+    });
+    alarm('FirehoseLag', lag.metric({ statistic: 'Maximum', period: Duration.minutes(1) }), 1000);
+    new cw.Alarm(this, 'FirehoseUnhealthy', {
+      metric: targets.metrics.healthyHostCount({ statistic: 'Minimum', period: Duration.minutes(1) }),
+      threshold: 1,
+      evaluationPeriods: 3,
+      comparisonOperator: cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+      treatMissingData: cw.TreatMissingData.BREACHING,
+    });
+
+    new CfnOutput(this, 'XrpcUrl', { value: api.apiEndpoint });
+    new CfnOutput(this, 'FirehoseUrl', { value: `${props.certificateArn ? 'wss' : 'ws'}://${alb.loadBalancerDnsName}/xrpc/com.atproto.sync.subscribeRepos` });
+
+    // cdk-nag findings we accept, each with its reason.
+    NagSuppressions.addStackSuppressions(this, [
+      { id: 'AwsSolutions-IAM5', reason: 'DynamoDB grants include the tables\' index/* ARNs and S3 grants objects under the bucket; both are scoped to these resources.' },
+      { id: 'AwsSolutions-SMG4', reason: 'The JWT secret, admin password and key-encryption keys are rotated by the operator (rotation invalidates sessions or must keep old KEKs); docs/deploy.md describes it.' },
+      { id: 'AwsSolutions-APIG4', reason: 'XRPC methods authenticate themselves (session JWTs, admin Basic auth); most are public by protocol.' },
+      { id: 'AwsSolutions-EC23', reason: 'The firehose is a public endpoint by design: relays and consumers connect from anywhere.' },
+      { id: 'AwsSolutions-ECS2', reason: 'Environment variables hold only non-secret settings; secrets use ECS secrets from Secrets Manager.' },
+    ]);
+  }
+}

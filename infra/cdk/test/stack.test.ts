@@ -1,0 +1,156 @@
+// Synthesises the stack with representative parameters and checks every property the deployment
+// promises, that cdk-nag (AwsSolutions) finds nothing unsuppressed, and that the tables match the
+// Rust definitions (../../tables.json, itself checked against the code by tests/infra.rs).
+import { test } from 'node:test';
+import * as assert from 'node:assert/strict';
+import * as path from 'path';
+import { App, Aspects } from 'aws-cdk-lib';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { ArrobaStack, tableDefinitions } from '../lib/arroba-stack';
+
+function synth(extra: Record<string, string> = {}) {
+  const app = new App();
+  const stack = new ArrobaStack(app, 'Test', {
+    hostname: 'pds.example.com',
+    handleDomains: '.pds.example.com',
+    plcUrl: 'https://plc.directory',
+    crawlers: 'https://bsky.network',
+    architecture: 'arm64',
+    lambdaAsset: path.join(__dirname, '..', '..', '..', 'lambda-placeholder'),
+    tablePrefix: 'arroba-',
+    env: { region: 'us-east-1', account: '123456789012' },
+    ...extra,
+  });
+  Aspects.of(stack).add(new AwsSolutionsChecks());
+  return { stack, template: Template.fromStack(stack) };
+}
+
+const { stack, template } = synth();
+
+test('cdk-nag AwsSolutions finds nothing unsuppressed', () => {
+  const errors = Annotations.fromStack(stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*'));
+  const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*'));
+  assert.deepEqual([...errors, ...warnings].map((e) => e.entry.data), []);
+});
+
+test('tables match the Rust definitions: keys, indexes, TTL, on-demand, PITR, deletion protection', () => {
+  const defs = tableDefinitions();
+  const tables = template.findResources('AWS::DynamoDB::Table');
+  assert.equal(Object.keys(tables).length, defs.length);
+  for (const def of defs) {
+    const [, table] = Object.entries(tables).find(([, t]: any) => t.Properties.TableName === `arroba-${def.suffix}`) as [string, any];
+    const p = table.Properties;
+    assert.equal(p.BillingMode, 'PAY_PER_REQUEST');
+    assert.equal(p.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, true);
+    assert.equal(p.DeletionProtectionEnabled, true);
+    assert.equal(table.DeletionPolicy, 'Retain');
+    const keys = [{ AttributeName: def.partition.name, KeyType: 'HASH' }];
+    if (def.sort) keys.push({ AttributeName: def.sort.name, KeyType: 'RANGE' });
+    assert.deepEqual(p.KeySchema, keys);
+    const attrs = new Map<string, string>([[def.partition.name, def.partition.type]]);
+    if (def.sort) attrs.set(def.sort.name, def.sort.type);
+    for (const i of def.indexes) {
+      attrs.set(i.partition.name, i.partition.type);
+      if (i.sort) attrs.set(i.sort.name, i.sort.type);
+    }
+    assert.deepEqual(
+      [...p.AttributeDefinitions].sort((a: any, b: any) => a.AttributeName.localeCompare(b.AttributeName)),
+      [...attrs.entries()].map(([AttributeName, AttributeType]) => ({ AttributeName, AttributeType })).sort((a, b) => a.AttributeName.localeCompare(b.AttributeName)),
+    );
+    const gsis = (p.GlobalSecondaryIndexes ?? []).map((g: any) => ({ name: g.IndexName, keys: g.KeySchema, projection: g.Projection.ProjectionType }));
+    assert.deepEqual(gsis, def.indexes.map((i) => ({
+      name: i.name,
+      keys: [{ AttributeName: i.partition.name, KeyType: 'HASH' }, ...(i.sort ? [{ AttributeName: i.sort.name, KeyType: 'RANGE' }] : [])],
+      projection: 'KEYS_ONLY',
+    })));
+    if (def.ttl) assert.deepEqual(p.TimeToLiveSpecification, { AttributeName: def.ttl, Enabled: true });
+    else assert.equal(p.TimeToLiveSpecification, undefined);
+  }
+});
+
+test('the blob bucket is private, encrypted, TLS-only and cleans up incomplete uploads', () => {
+  template.hasResourceProperties('AWS::S3::Bucket', {
+    PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+    BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 } })]) },
+    LoggingConfiguration: Match.anyValue(),
+  });
+  template.hasResourceProperties('AWS::S3::BucketPolicy', {
+    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+  });
+});
+
+test('the XRPC Lambda: provided.al2023, the chosen architecture, secrets only by ARN', () => {
+  const fns = template.findResources('AWS::Lambda::Function');
+  const [fn] = Object.values(fns) as any[];
+  assert.equal(fn.Properties.Runtime, 'provided.al2023');
+  assert.deepEqual(fn.Properties.Architectures, ['arm64']);
+  const env = fn.Properties.Environment.Variables;
+  for (const secret of ['PDS_JWT_SECRET', 'PDS_ADMIN_PASSWORD', 'ARROBA_KEY_ENCRYPTION_KEYS']) {
+    assert.equal(env[secret], undefined, `${secret} must not be a plain environment value`);
+    assert.ok(env[`${secret}_ARN`], `${secret} is passed by ARN`);
+  }
+  assert.equal(env.PDS_STORAGE, 'dynamodb');
+  const x86 = synth({ architecture: 'x86_64' } as any).template;
+  assert.deepEqual((Object.values(x86.findResources('AWS::Lambda::Function'))[0] as any).Properties.Architectures, ['x86_64']);
+  template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
+  template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { AccessLogSettings: Match.anyValue() });
+});
+
+test('secrets live in Secrets Manager and the template holds no secret values', () => {
+  template.resourceCountIs('AWS::SecretsManager::Secret', 3);
+  const json = JSON.stringify(template.toJSON());
+  assert.ok(!/insecure-development|hunter2/.test(json));
+  const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;
+  const container = task.Properties.ContainerDefinitions[0];
+  assert.deepEqual(container.Secrets.map((s: any) => s.Name).sort(), ['ARROBA_KEY_ENCRYPTION_KEYS', 'PDS_ADMIN_PASSWORD', 'PDS_JWT_SECRET']);
+  assert.ok(!container.Environment.some((e: any) => /SECRET|PASSWORD|KEYS$/.test(e.Name)));
+});
+
+test('the firehose: two Fargate tasks behind an ALB with a long idle timeout, health checks, draining', () => {
+  template.hasResourceProperties('AWS::ECS::Service', {
+    DesiredCount: 2,
+    LaunchType: 'FARGATE',
+    DeploymentConfiguration: Match.objectLike({ MinimumHealthyPercent: 100, DeploymentCircuitBreaker: { Enable: true, Rollback: true } }),
+  });
+  template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
+    Scheme: 'internet-facing',
+    LoadBalancerAttributes: Match.arrayWith([{ Key: 'idle_timeout.timeout_seconds', Value: '3600' }, { Key: 'access_logs.s3.enabled', Value: 'true' }]),
+  });
+  template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+    HealthCheckPath: '/xrpc/_health',
+    Port: 2584,
+    TargetGroupAttributes: Match.arrayWith([{ Key: 'deregistration_delay.timeout_seconds', Value: '35' }]),
+  });
+  const subnets = template.findResources('AWS::EC2::Subnet');
+  const azs = new Set(Object.values(subnets).map((s: any) => JSON.stringify(s.Properties.AvailabilityZone)));
+  assert.equal(azs.size, 2, 'tasks spread over two AZs');
+  const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;
+  assert.equal(task.Properties.ContainerDefinitions[0].PortMappings[0].ContainerPort, 2584);
+});
+
+test('least privilege: the firehose role cannot touch blobs or secrets beyond its own, and writes only events', () => {
+  const policies = template.findResources('AWS::IAM::Policy');
+  const taskPolicy = Object.entries(policies).find(([id]) => id.startsWith('FirehoseTaskTaskRole')) as [string, any];
+  const statements = JSON.stringify(taskPolicy[1].Properties.PolicyDocument.Statement);
+  assert.ok(!statements.includes('s3:'), 'no S3 access');
+  assert.ok(!statements.includes('secretsmanager'), 'secrets arrive through the execution role only');
+  const writes = taskPolicy[1].Properties.PolicyDocument.Statement.filter((s: any) => [].concat(s.Action).some((a: string) => a.includes('PutItem')));
+  assert.equal(writes.length, 1);
+  assert.ok(JSON.stringify(writes[0].Resource).includes('Tableevents'));
+});
+
+test('logs have retention and alarms cover 5xx, throttles, firehose lag and task health', () => {
+  const groups = Object.values(template.findResources('AWS::Logs::LogGroup')) as any[];
+  assert.ok(groups.length >= 3 && groups.every((g) => g.Properties.RetentionInDays === 30));
+  const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as any[];
+  const names = alarms.map((a) => a.Properties.MetricName);
+  for (const m of ['5xx', 'Errors', 'ThrottledRequests', 'FirehoseLag', 'HealthyHostCount']) assert.ok(names.includes(m), `an alarm on ${m}`);
+  // The lag metric comes from the firehose's JSON logs (src/firehose/hub.rs logs `lag`).
+  const filter = Object.values(template.findResources('AWS::Logs::MetricFilter'))[0] as any;
+  assert.equal(filter.Properties.MetricTransformations[0].MetricValue, '$.fields.lag');
+  const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;
+  const env = task.Properties.ContainerDefinitions[0].Environment;
+  assert.ok(env.some((e: any) => e.Name === 'ARROBA_LOG_FORMAT' && e.Value === 'json'));
+});

@@ -1,0 +1,110 @@
+"""Static checks of the Terraform module, run by `make infra-test` (no AWS account, no terraform
+binary needed): every file parses as HCL, and the module has the resources and settings the CDK
+stack has — tables from tables.json with PITR and deletion protection, private TLS-only blobs,
+secrets only by ARN, log retention everywhere, and the alarms."""
+
+import json
+import pathlib
+import sys
+
+import hcl2
+
+HERE = pathlib.Path(__file__).parent
+MODULE = HERE / "modules" / "arroba"
+
+
+def unquote(value):
+    """python-hcl2 8 keeps string literals quoted; strip that so values compare as plain data."""
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    if isinstance(value, dict):
+        return {unquote(k): unquote(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unquote(v) for v in value]
+    return value
+
+
+def load(path):
+    with open(path) as f:
+        return unquote(hcl2.load(f))
+
+
+def resources(parsed):
+    found = {}
+    for block in parsed.get("resource", []):
+        for kind, named in block.items():
+            for name, body in named.items():
+                found[(kind, name)] = body
+    return found
+
+
+def main():
+    failures = []
+
+    def check(ok, what):
+        if not ok:
+            failures.append(what)
+
+    files = sorted(HERE.rglob("*.tf"))
+    check(len(files) >= 8, f"expected the module and example files, found {len(files)}")
+    module = {}
+    for path in files:
+        parsed = load(path)
+        if MODULE in path.parents:
+            module.update(resources(parsed))
+    text = "\n".join(p.read_text() for p in MODULE.glob("*.tf"))
+
+    table = module.get(("aws_dynamodb_table", "this"))
+    check(table is not None, "aws_dynamodb_table.this exists")
+    if table:
+        check("tables.json" in json.dumps(table.get("for_each", "")) or "local.table_defs" in json.dumps(table.get("for_each", "")),
+              "tables come from tables.json")
+        check(table.get("billing_mode") == "PAY_PER_REQUEST", "on-demand billing")
+        check(table.get("deletion_protection_enabled") is True, "deletion protection")
+        check(table.get("point_in_time_recovery", [{}])[0].get("enabled") is True, "point-in-time recovery")
+    check("tables.json" in (MODULE / "dynamodb.tf").read_text(), "dynamodb.tf reads tables.json")
+    tables = json.loads((HERE.parent / "tables.json").read_text())
+    check({t["suffix"] for t in tables} >= {"repos", "blocks", "events", "counters"}, "tables.json has the core tables")
+
+    for bucket in ["blobs", "access_logs"]:
+        block = module.get(("aws_s3_bucket_public_access_block", bucket), {})
+        check(all(block.get(k) is True for k in ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"]),
+              f"{bucket} blocks public access")
+        check(("aws_s3_bucket_server_side_encryption_configuration", bucket) in module, f"{bucket} is encrypted")
+        check(("aws_s3_bucket_policy", bucket) in module, f"{bucket} has a TLS-only policy")
+    check(text.count('"aws:SecureTransport" = "false"') >= 2, "both buckets deny plain HTTP")
+
+    lam = module.get(("aws_lambda_function", "xrpc"), {})
+    check(lam.get("runtime") == "provided.al2023", "Lambda runs provided.al2023")
+    env = json.dumps(lam.get("environment", ""))
+    for arn in ["PDS_JWT_SECRET_ARN", "PDS_ADMIN_PASSWORD_ARN", "ARROBA_KEY_ENCRYPTION_KEYS_ARN"]:
+        check(arn in env, f"Lambda gets {arn}")
+    check("PDS_JWT_SECRET\"" not in env, "no plain secret in the Lambda environment")
+
+    groups = [b for (k, _), b in module.items() if k == "aws_cloudwatch_log_group"]
+    check(len(groups) >= 4, "log groups for Lambda, API, firehose and flow logs")
+    check(all("log_retention_days" in json.dumps(g.get("retention_in_days")) for g in groups), "every log group has retention")
+
+    metrics = {b.get("metric_name") for (k, _), b in module.items() if k == "aws_cloudwatch_metric_alarm"}
+    for metric in ["5xx", "Errors", "ThrottledRequests", "FirehoseLag", "HealthyHostCount"]:
+        check(metric in metrics, f"an alarm on {metric}")
+
+    check('ARROBA_LOG_FORMAT          = "json"' in text, "JSON logs, which the lag metric filter reads")
+    check(module.get(("aws_lb", "firehose"), {}).get("idle_timeout") == 3600, "ALB idle timeout suits WebSockets")
+    tg = module.get(("aws_lb_target_group", "firehose"), {})
+    check("/xrpc/_health" in json.dumps(tg.get("health_check")), "firehose health check")
+    task_policy = json.dumps(module.get(("aws_iam_role_policy", "firehose_task"), {}))
+    check("s3:" not in task_policy and "secretsmanager" not in task_policy, "firehose task role touches no blobs or secrets")
+
+    for path in files:
+        body = path.read_text()
+        check("insecure-development" not in body and "hunter2" not in body, f"{path.name} holds no secret values")
+
+    if failures:
+        print("terraform check failed:\n  " + "\n  ".join(failures))
+        sys.exit(1)
+    print(f"terraform: {len(files)} files parse, {len(module)} resources, all checks pass")
+
+
+if __name__ == "__main__":
+    main()

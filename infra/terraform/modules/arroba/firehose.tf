@@ -1,0 +1,287 @@
+# The firehose: Fargate tasks in two AZs (public subnets, no NAT) behind an ALB whose idle timeout
+# suits long-lived WebSockets; health checks on /xrpc/_health and a 35 s drain on deploys.
+locals {
+  azs = slice(data.aws_availability_zones.available.names, 0, 2)
+}
+
+resource "aws_vpc" "this" {
+  cidr_block           = "10.42.0.0/16"
+  enable_dns_hostnames = true
+  tags                 = { Name = "arroba" }
+}
+
+resource "aws_default_security_group" "this" {
+  # Locks down the VPC's default group: nothing uses it.
+  vpc_id = aws_vpc.this.id
+}
+
+resource "aws_internet_gateway" "this" {
+  vpc_id = aws_vpc.this.id
+}
+
+resource "aws_subnet" "public" {
+  count             = 2
+  vpc_id            = aws_vpc.this.id
+  availability_zone = local.azs[count.index]
+  cidr_block        = cidrsubnet(aws_vpc.this.cidr_block, 8, count.index)
+  tags              = { Name = "arroba-public-${count.index}" }
+}
+
+resource "aws_route_table" "public" {
+  vpc_id = aws_vpc.this.id
+  route {
+    cidr_block = "0.0.0.0/0"
+    gateway_id = aws_internet_gateway.this.id
+  }
+}
+
+resource "aws_route_table_association" "public" {
+  count          = 2
+  subnet_id      = aws_subnet.public[count.index].id
+  route_table_id = aws_route_table.public.id
+}
+
+resource "aws_cloudwatch_log_group" "flow_logs" {
+  name              = "/arroba/vpc-flow-logs"
+  retention_in_days = var.log_retention_days
+}
+
+resource "aws_iam_role" "flow_logs" {
+  name_prefix = "arroba-flow-logs-"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Principal = { Service = "vpc-flow-logs.amazonaws.com" }, Action = "sts:AssumeRole" }]
+  })
+}
+
+resource "aws_iam_role_policy" "flow_logs" {
+  role = aws_iam_role.flow_logs.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect   = "Allow"
+      Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+      Resource = "${aws_cloudwatch_log_group.flow_logs.arn}:*"
+    }]
+  })
+}
+
+resource "aws_flow_log" "this" {
+  vpc_id          = aws_vpc.this.id
+  traffic_type    = "REJECT"
+  log_destination = aws_cloudwatch_log_group.flow_logs.arn
+  iam_role_arn    = aws_iam_role.flow_logs.arn
+}
+
+resource "aws_security_group" "alb" {
+  name_prefix = "arroba-alb-"
+  description = "public firehose"
+  vpc_id      = aws_vpc.this.id
+  ingress {
+    description = "relays and consumers"
+    protocol    = "tcp"
+    from_port   = var.certificate_arn != "" ? 443 : 80
+    to_port     = var.certificate_arn != "" ? 443 : 80
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+  egress {
+    description     = "to the firehose tasks"
+    protocol        = "tcp"
+    from_port       = 2584
+    to_port         = 2584
+    cidr_blocks     = [aws_vpc.this.cidr_block]
+  }
+}
+
+resource "aws_security_group" "firehose" {
+  name_prefix = "arroba-firehose-"
+  description = "firehose tasks"
+  vpc_id      = aws_vpc.this.id
+  ingress {
+    description     = "from the load balancer"
+    protocol        = "tcp"
+    from_port       = 2584
+    to_port         = 2584
+    security_groups = [aws_security_group.alb.id]
+  }
+  egress {
+    description = "DynamoDB, Secrets Manager, ECR and CloudWatch over HTTPS"
+    protocol    = "tcp"
+    from_port   = 443
+    to_port     = 443
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
+resource "aws_lb" "firehose" {
+  name_prefix                = "arroba"
+  load_balancer_type         = "application"
+  internal                   = false
+  subnets                    = aws_subnet.public[*].id
+  security_groups            = [aws_security_group.alb.id]
+  idle_timeout               = 3600
+  drop_invalid_header_fields = true
+  access_logs {
+    bucket  = aws_s3_bucket.access_logs.id
+    prefix  = "alb"
+    enabled = true
+  }
+  depends_on = [aws_s3_bucket_policy.access_logs]
+}
+
+resource "aws_lb_target_group" "firehose" {
+  name_prefix          = "arroba"
+  port                 = 2584
+  protocol             = "HTTP"
+  target_type          = "ip"
+  vpc_id               = aws_vpc.this.id
+  deregistration_delay = 35
+  health_check {
+    path     = "/xrpc/_health"
+    matcher  = "200"
+    interval = 15
+  }
+}
+
+resource "aws_lb_listener" "firehose" {
+  load_balancer_arn = aws_lb.firehose.arn
+  port              = var.certificate_arn != "" ? 443 : 80
+  protocol          = var.certificate_arn != "" ? "HTTPS" : "HTTP"
+  certificate_arn   = var.certificate_arn != "" ? var.certificate_arn : null
+  ssl_policy        = var.certificate_arn != "" ? "ELBSecurityPolicy-TLS13-1-2-2021-06" : null
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.firehose.arn
+  }
+}
+
+resource "aws_ecs_cluster" "this" {
+  name = "arroba"
+  setting {
+    name  = "containerInsights"
+    value = "enhanced"
+  }
+}
+
+resource "aws_cloudwatch_log_group" "firehose" {
+  name              = "/arroba/firehose"
+  retention_in_days = var.log_retention_days
+}
+
+data "aws_iam_policy_document" "ecs_tasks_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+  }
+}
+
+# The execution role pulls the image, writes logs and injects the secrets.
+resource "aws_iam_role" "firehose_execution" {
+  name_prefix        = "arroba-fh-exec-"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+resource "aws_iam_role_policy_attachment" "firehose_execution" {
+  role       = aws_iam_role.firehose_execution.name
+  policy_arn = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
+}
+
+resource "aws_iam_role_policy" "firehose_execution_secrets" {
+  role = aws_iam_role.firehose_execution.id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = local.secret_arns }]
+  })
+}
+
+# The task role reads the log and writes only skipped-sequence markers into events.
+resource "aws_iam_role" "firehose_task" {
+  name_prefix        = "arroba-fh-task-"
+  assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+resource "aws_iam_role_policy" "firehose_task" {
+  role = aws_iam_role.firehose_task.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect = "Allow"
+        Action = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DescribeTable"]
+        Resource = flatten([
+          for name in ["events", "blocks", "counters", "repos"] :
+          [aws_dynamodb_table.this[name].arn, "${aws_dynamodb_table.this[name].arn}/index/*"]
+        ])
+      },
+      {
+        Effect   = "Allow"
+        Action   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
+        Resource = [aws_dynamodb_table.this["events"].arn]
+      },
+    ]
+  })
+}
+
+resource "aws_ecs_task_definition" "firehose" {
+  family                   = "arroba-firehose"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = "512"
+  memory                   = "1024"
+  execution_role_arn       = aws_iam_role.firehose_execution.arn
+  task_role_arn            = aws_iam_role.firehose_task.arn
+  runtime_platform {
+    cpu_architecture        = var.architecture == "arm64" ? "ARM64" : "X86_64"
+    operating_system_family = "LINUX"
+  }
+  container_definitions = jsonencode([{
+    name                   = "firehose"
+    image                  = var.firehose_image
+    essential              = true
+    stopTimeout            = 30
+    readonlyRootFilesystem = true
+    portMappings           = [{ containerPort = 2584, protocol = "tcp" }]
+    environment            = [for k, v in local.environment : { name = k, value = v }]
+    secrets = [
+      { name = "PDS_JWT_SECRET", valueFrom = aws_secretsmanager_secret.jwt.arn },
+      { name = "PDS_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.admin_password.arn },
+      { name = "ARROBA_KEY_ENCRYPTION_KEYS", valueFrom = aws_secretsmanager_secret.key_encryption_keys.arn },
+    ]
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.firehose.name
+        awslogs-region        = data.aws_region.current.name
+        awslogs-stream-prefix = "firehose"
+      }
+    }
+  }])
+}
+
+resource "aws_ecs_service" "firehose" {
+  name                               = "arroba-firehose"
+  cluster                            = aws_ecs_cluster.this.id
+  task_definition                    = aws_ecs_task_definition.firehose.arn
+  desired_count                      = var.firehose_task_count
+  launch_type                        = "FARGATE"
+  deployment_minimum_healthy_percent = 100
+  deployment_maximum_percent         = 200
+  deployment_circuit_breaker {
+    enable   = true
+    rollback = true
+  }
+  network_configuration {
+    subnets          = aws_subnet.public[*].id
+    security_groups  = [aws_security_group.firehose.id]
+    assign_public_ip = true
+  }
+  load_balancer {
+    target_group_arn = aws_lb_target_group.firehose.arn
+    container_name   = "firehose"
+    container_port   = 2584
+  }
+  depends_on = [aws_lb_listener.firehose]
+}

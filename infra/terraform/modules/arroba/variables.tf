@@ -1,0 +1,66 @@
+variable "hostname" {
+  description = "The PDS hostname (PDS_HOSTNAME); the service DID is did:web:<hostname>."
+  type        = string
+}
+
+variable "handle_domains" {
+  description = "Comma-separated handle suffixes (PDS_SERVICE_HANDLE_DOMAINS); defaults to .<hostname>."
+  type        = string
+  default     = ""
+}
+
+variable "plc_url" {
+  description = "The PLC directory (PDS_DID_PLC_URL)."
+  type        = string
+  default     = "https://plc.directory"
+}
+
+variable "crawlers" {
+  description = "Comma-separated relay URLs to notify with requestCrawl (PDS_CRAWLERS)."
+  type        = string
+  default     = ""
+}
+
+variable "architecture" {
+  description = "CPU architecture of the Lambda and the firehose tasks."
+  type        = string
+  default     = "arm64"
+  validation {
+    condition     = contains(["arm64", "x86_64"], var.architecture)
+    error_message = "architecture must be arm64 or x86_64."
+  }
+}
+
+variable "lambda_zip" {
+  description = "Path to the Lambda zip holding `bootstrap` (make lambda writes target/arroba-lambda.zip)."
+  type        = string
+}
+
+variable "firehose_image" {
+  description = "The firehose container image URI (built from infra/docker/Dockerfile and pushed to ECR)."
+  type        = string
+}
+
+variable "certificate_arn" {
+  description = "ACM certificate for the firehose HTTPS listener; empty listens on HTTP 80."
+  type        = string
+  default     = ""
+}
+
+variable "table_prefix" {
+  description = "Prefix of every DynamoDB table name (ARROBA_TABLE_PREFIX)."
+  type        = string
+  default     = "arroba-"
+}
+
+variable "firehose_task_count" {
+  description = "Number of firehose tasks (spread over two AZs)."
+  type        = number
+  default     = 2
+}
+
+variable "log_retention_days" {
+  description = "Retention of every log group."
+  type        = number
+  default     = 30
+}
