@@ -1,0 +1,181 @@
+//! The built Lambda `bootstrap` against a stand-in Lambda Runtime API: it reads its secrets from
+//! Secrets Manager (the emulator) by the ARNs the stack passes, serves an invocation with them,
+//! and refuses to start when a secret ARN is wrong.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+
+/// A Runtime API that hands out one API Gateway v2 event and forwards what the function posts
+/// (its response, or an init error) to the returned channel.
+async fn runtime_api(event: Value) -> (String, mpsc::UnboundedReceiver<(String, Value)>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(Mutex::new(Some(event)));
+    let report = move |kind: &'static str| {
+        let tx = tx.clone();
+        move |body: String| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((
+                    kind.to_owned(),
+                    serde_json::from_str(&body).unwrap_or(Value::Null),
+                ));
+                "ok"
+            }
+        }
+    };
+    let app = axum::Router::new()
+        .route(
+            "/2018-06-01/runtime/invocation/next",
+            axum::routing::get(move || {
+                let pending = pending.clone();
+                async move {
+                    let Some(event) = pending.lock().await.take() else {
+                        return std::future::pending().await;
+                    };
+                    (
+                        [
+                            ("lambda-runtime-aws-request-id", "r1"),
+                            ("lambda-runtime-deadline-ms", "9999999999999"),
+                            (
+                                "lambda-runtime-invoked-function-arn",
+                                "arn:aws:lambda:us-east-1:1:function:f",
+                            ),
+                        ],
+                        axum::Json(event),
+                    )
+                }
+            }),
+        )
+        .route(
+            "/2018-06-01/runtime/invocation/{id}/response",
+            axum::routing::post(report("response")),
+        )
+        .route(
+            "/2018-06-01/runtime/init/error",
+            axum::routing::post(report("init-error")),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, rx)
+}
+
+fn admin_event(password: &str) -> Value {
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"));
+    json!({"version": "2.0", "routeKey": "$default", "rawPath": "/xrpc/com.atproto.admin.getAccountInfos",
+        "rawQueryString": "dids=did:plc:ewvi7nxzyoun6zhxrhs64oiz", "headers": {"authorization": format!("Basic {auth}")},
+        "requestContext": {"accountId": "1", "apiId": "a", "domainName": "a.test", "domainPrefix": "a",
+            "http": {"method": "GET", "path": "/xrpc/com.atproto.admin.getAccountInfos", "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1", "userAgent": "test"},
+            "requestId": "r", "routeKey": "$default", "stage": "$default", "time": "26/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
+        "isBase64Encoded": false})
+}
+
+async fn secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String {
+    let name = format!("arroba-test-{}", hex::encode(rand::random::<[u8; 6]>()));
+    let out = client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .unwrap();
+    out.arn().unwrap().to_owned()
+}
+
+fn bootstrap(api: &str, dir: &std::path::Path, secrets: &[(&str, &str)]) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lambda"));
+    cmd.env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "arroba")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_ENDPOINT_URL", common::dynamo_endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("PDS_DEV_MODE", "true")
+        .env("PDS_DID_PLC_URL", "http://127.0.0.1:9")
+        .env("PDS_DATA_DIRECTORY", dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    for (k, v) in secrets {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+#[tokio::test]
+async fn the_bootstrap_reads_its_secrets_by_arn_and_serves_with_them() {
+    let client = aws_sdk_secretsmanager::Client::new(&common::sdk_config().await);
+    let password = "from-secrets-manager-7f3a";
+    let admin_arn = secret(&client, password).await;
+    let jwt_arn = secret(&client, "jwt-secret-from-secrets-manager-0123456789").await;
+    let dir = tempfile::tempdir().unwrap();
+
+    let (api, mut reports) = runtime_api(admin_event(password)).await;
+    let _child = bootstrap(
+        &api,
+        dir.path(),
+        &[
+            ("PDS_ADMIN_PASSWORD_ARN", &admin_arn),
+            ("PDS_JWT_SECRET_ARN", &jwt_arn),
+        ],
+    );
+    let (kind, body) = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kind, "response");
+    assert_eq!(
+        body["statusCode"], 200,
+        "admin auth with the password from the secret: {body}"
+    );
+
+    // The dev default password is not accepted: the secret replaced it.
+    let other_dir = tempfile::tempdir().unwrap();
+    let (api, mut reports) = runtime_api(admin_event("admin")).await;
+    let _other = bootstrap(
+        &api,
+        other_dir.path(),
+        &[("PDS_ADMIN_PASSWORD_ARN", &admin_arn)],
+    );
+    let (_, body) = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body["statusCode"], 401, "{body}");
+}
+
+#[tokio::test]
+async fn a_missing_secret_stops_the_bootstrap_before_it_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, mut reports) = runtime_api(admin_event("admin")).await;
+    let mut child = bootstrap(
+        &api,
+        dir.path(),
+        &[(
+            "PDS_ADMIN_PASSWORD_ARN",
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf",
+        )],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        !matches!(reports.try_recv(), Ok((kind, _)) if kind == "response"),
+        "no invocation was served"
+    );
+}
