@@ -53,6 +53,10 @@ emulator-start:
 emulator-stop:
 	localstack/emulator.sh stop
 
+# A production-shaped synth (certificates, the edge, DNS) for cfn-lint and checkov to scan.
+INFRA_SYNTH_CONTEXT = -c certificateArn=arn:aws:acm:us-east-1:123456789012:certificate/regional \
+	-c edgeCertificateArn=arn:aws:acm:us-east-1:123456789012:certificate/edge \
+	-c hostedZoneId=Z0123456789 -c zoneName=example.com
 # Two virtualenvs: checkov pins its own fork of the hcl2 module, which shadows python-hcl2.
 HCL_VENV = .local/hcl-venv
 CHECKOV_VENV = .local/checkov-venv
@@ -61,7 +65,8 @@ CHECKOV_VENV = .local/checkov-venv
 ## and has the same shape; checkov on both (skips justified in infra/checkov.yaml).
 ## (tests/infra.rs, in `cargo test`, keeps infra/tables.json equal to the Rust definitions.)
 infra-test:
-	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npm test && npx cdk synth --quiet
+	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npm test && npx cdk synth --quiet \
+	  $(INFRA_SYNTH_CONTEXT)
 	[ -x $(HCL_VENV)/bin/python ] || python3 -m venv $(HCL_VENV)
 	$(HCL_VENV)/bin/pip install -q python-hcl2==8.1.4
 	$(HCL_VENV)/bin/python infra/terraform/check.py
@@ -90,9 +95,12 @@ lambda:
 	@echo "target/arroba-lambda.zip ($(LAMBDA_ARCH))"
 
 ## Deploy with CDK to the account in the environment: PDS_HOSTNAME=pds.example.com make deploy
-## (CERTIFICATE_ARN and PDS_CRAWLERS optional; docs/deploy.md walks through the first deploy).
+## (CERTIFICATE_ARN, EDGE_CERTIFICATE_ARN, HOSTED_ZONE_ID + ZONE_NAME and PDS_CRAWLERS optional;
+## docs/deploy.md walks through the first deploy).
 deploy: lambda
 	@[ -n "$(PDS_HOSTNAME)" ] || { echo "set PDS_HOSTNAME" >&2; exit 1; }
 	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc && npx cdk deploy \
 	  -c hostname=$(PDS_HOSTNAME) -c architecture=$(LAMBDA_ARCH) -c lambdaAsset=$(CURDIR)/target/lambda \
-	  -c crawlers=$(PDS_CRAWLERS) $(if $(CERTIFICATE_ARN),-c certificateArn=$(CERTIFICATE_ARN),)
+	  -c crawlers=$(PDS_CRAWLERS) $(if $(CERTIFICATE_ARN),-c certificateArn=$(CERTIFICATE_ARN),) \
+	  $(if $(EDGE_CERTIFICATE_ARN),-c edgeCertificateArn=$(EDGE_CERTIFICATE_ARN),) \
+	  $(if $(HOSTED_ZONE_ID),-c hostedZoneId=$(HOSTED_ZONE_ID) -c zoneName=$(ZONE_NAME),)

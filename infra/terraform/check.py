@@ -96,6 +96,14 @@ def main():
     task_policy = json.dumps(module.get(("aws_iam_role_policy", "firehose_task"), {}))
     check("s3:" not in task_policy and "secretsmanager" not in task_policy, "firehose task role touches no blobs or secrets")
 
+    dist = module.get(("aws_cloudfront_distribution", "edge"), {})
+    check(dist.get("aliases") == "${local.edge_names}", "the edge serves hostname and *.hostname")
+    behaviours = dist.get("dynamic", [{}])
+    check("local.firehose_paths" in json.dumps(behaviours), "firehose paths go to the ALB origin")
+    check("216adef6-5c7f-47e4-b989-5492eafa07d3" in text, "the edge forwards Host (AllViewer)")
+    check(("aws_apigatewayv2_domain_name", "edge") in module and ("aws_apigatewayv2_api_mapping", "edge") in module,
+          "API Gateway custom domains accept the forwarded Host")
+    check(("aws_route53_record", "edge") in module, "optional DNS records")
     for path in files:
         body = path.read_text()
         check("insecure-development" not in body and "hunter2" not in body, f"{path.name} holds no secret values")

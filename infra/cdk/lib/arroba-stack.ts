@@ -10,6 +10,8 @@ import {
   aws_cloudwatch as cw, aws_dynamodb as ddb, aws_ec2 as ec2, aws_ecs as ecs,
   aws_elasticloadbalancingv2 as elbv2, aws_iam as iam, aws_lambda as lambda, aws_logs as logs,
   aws_s3 as s3, aws_secretsmanager as sm, aws_certificatemanager as acm,
+  aws_cloudfront as cloudfront, aws_cloudfront_origins as origins, aws_route53 as route53,
+  aws_route53_targets as r53targets,
 } from 'aws-cdk-lib';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -33,6 +35,15 @@ export interface ArrobaProps extends StackProps {
   lambdaAsset: string;
   /** An ACM certificate for the firehose's HTTPS listener; without one it listens on HTTP 80. */
   certificateArn?: string;
+  /**
+   * An ACM certificate in us-east-1 for `hostname` and `*.hostname`. With it (and
+   * `certificateArn`, the regional one) the stack builds the edge: a CloudFront distribution
+   * serving both names, XRPC to the API's custom domains, the firehose paths to the ALB.
+   */
+  edgeCertificateArn?: string;
+  /** A Route 53 zone (id and name) to create the `hostname` and `*.hostname` alias records in. */
+  hostedZoneId?: string;
+  zoneName?: string;
   tablePrefix: string;
 }
 
@@ -52,6 +63,9 @@ export function propsFromContext(app: App): ArrobaProps {
     architecture: arch,
     lambdaAsset: ctx('lambdaAsset', path.join(__dirname, '..', '..', '..', 'lambda-placeholder')),
     certificateArn: app.node.tryGetContext('certificateArn'),
+    edgeCertificateArn: app.node.tryGetContext('edgeCertificateArn'),
+    hostedZoneId: app.node.tryGetContext('hostedZoneId'),
+    zoneName: app.node.tryGetContext('zoneName'),
     tablePrefix: ctx('tablePrefix', 'arroba-'),
   };
 }
@@ -215,8 +229,9 @@ export class ArrobaStack extends Stack {
     const albSg = new ec2.SecurityGroup(this, 'AlbSecurityGroup', { vpc, description: 'public firehose' });
     const alb = new elbv2.ApplicationLoadBalancer(this, 'Alb', { vpc, internetFacing: true, securityGroup: albSg, idleTimeout: Duration.seconds(3600), dropInvalidHeaderFields: true });
     alb.logAccessLogs(logBucket, 'alb');
-    const listener = props.certificateArn
-      ? alb.addListener('Https', { port: 443, certificates: [acm.Certificate.fromCertificateArn(this, 'Certificate', props.certificateArn)], sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS })
+    const certificate = props.certificateArn ? acm.Certificate.fromCertificateArn(this, 'Certificate', props.certificateArn) : undefined;
+    const listener = certificate
+      ? alb.addListener('Https', { port: 443, certificates: [certificate], sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS })
       : alb.addListener('Http', { port: 80 });
     albSg.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(props.certificateArn ? 443 : 80), 'relays and consumers');
     const serviceSg = new ec2.SecurityGroup(this, 'FirehoseSecurityGroup', { vpc, description: 'firehose tasks' });
@@ -263,6 +278,48 @@ export class ArrobaStack extends Stack {
       treatMissingData: cw.TreatMissingData.BREACHING,
     });
 
+    // The edge: one hostname (and its handle subdomains) for XRPC and the firehose. CloudFront
+    // forwards the viewer's Host, because the PDS answers /.well-known/atproto-did by it; API
+    // Gateway accepts that Host through custom domains for both names. The firehose and the two
+    // whole-repo exports (responses beyond Lambda's 6 MB) go to the ALB.
+    if (props.edgeCertificateArn) {
+      if (!certificate) throw new Error('edgeCertificateArn needs certificateArn (the regional certificate for the API and the ALB)');
+      const names = [props.hostname, `*.${props.hostname}`];
+      const domains = names.map((domainName, i) => {
+        const domain = new apigw.DomainName(this, `ApiDomain${i}`, { domainName, certificate });
+        new apigw.ApiMapping(this, `ApiMapping${i}`, { api, domainName: domain, stage: api.defaultStage });
+        return domain;
+      });
+      const passThrough = {
+        cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
+        originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER,
+        viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
+      };
+      const albOrigin = new origins.LoadBalancerV2Origin(alb, { protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY });
+      const firehosePaths = ['subscribeRepos', 'getRepo', 'getCheckout'].map((m) => `/xrpc/com.atproto.sync.${m}`);
+      const edge = new cloudfront.Distribution(this, 'Edge', {
+        domainNames: names,
+        certificate: acm.Certificate.fromCertificateArn(this, 'EdgeCertificate', props.edgeCertificateArn),
+        minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+        defaultBehavior: {
+          origin: new origins.HttpOrigin(domains[0].regionalDomainName, { protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY }),
+          allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
+          ...passThrough,
+        },
+        additionalBehaviors: Object.fromEntries(firehosePaths.map((p) => [p, { origin: albOrigin, ...passThrough }])),
+        enableLogging: true,
+        logBucket,
+        logFilePrefix: 'cloudfront/',
+      });
+      if (props.hostedZoneId && props.zoneName) {
+        const zone = route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId: props.hostedZoneId, zoneName: props.zoneName });
+        names.forEach((recordName, i) => new route53.ARecord(this, `EdgeRecord${i}`, {
+          zone, recordName, target: route53.RecordTarget.fromAlias(new r53targets.CloudFrontTarget(edge)),
+        }));
+      }
+      new CfnOutput(this, 'EdgeDomain', { value: edge.distributionDomainName });
+    }
+
     new CfnOutput(this, 'XrpcUrl', { value: api.apiEndpoint });
     new CfnOutput(this, 'FirehoseUrl', { value: `${props.certificateArn ? 'wss' : 'ws'}://${alb.loadBalancerDnsName}/xrpc/com.atproto.sync.subscribeRepos` });
 
@@ -272,6 +329,8 @@ export class ArrobaStack extends Stack {
       { id: 'AwsSolutions-SMG4', reason: 'The JWT secret, admin password and key-encryption keys are rotated by the operator (rotation invalidates sessions or must keep old KEKs); docs/deploy.md describes it.' },
       { id: 'AwsSolutions-APIG4', reason: 'XRPC methods authenticate themselves (session JWTs, admin Basic auth); most are public by protocol.' },
       { id: 'AwsSolutions-EC23', reason: 'The firehose is a public endpoint by design: relays and consumers connect from anywhere.' },
+      { id: 'AwsSolutions-CFR1', reason: 'A PDS serves its users and relays worldwide; no geo restriction.' },
+      { id: 'AwsSolutions-CFR2', reason: 'No WAF on the edge: XRPC rate limits and auth live in the PDS, and WAF bills per request; operators may attach one.' },
       { id: 'AwsSolutions-ECS2', reason: 'Environment variables hold only non-secret settings; secrets use ECS secrets from Secrets Manager.' },
     ]);
   }

@@ -154,3 +154,47 @@ test('logs have retention and alarms cover 5xx, throttles, firehose lag and task
   const env = task.Properties.ContainerDefinitions[0].Environment;
   assert.ok(env.some((e: any) => e.Name === 'ARROBA_LOG_FORMAT' && e.Value === 'json'));
 });
+
+test('the edge: one hostname and its handle subdomains, Host forwarded, firehose paths to the ALB, DNS records', () => {
+  const edge = synth({
+    certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/regional',
+    edgeCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/edge',
+    hostedZoneId: 'Z0123456789',
+    zoneName: 'example.com',
+  } as any);
+  const nag = [
+    ...Annotations.fromStack(edge.stack).findError('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+    ...Annotations.fromStack(edge.stack).findWarning('*', Match.stringLikeRegexp('AwsSolutions-.*')),
+  ];
+  assert.deepEqual(nag.map((e) => e.entry.data), []);
+  const t = edge.template;
+  const dist = (Object.values(t.findResources('AWS::CloudFront::Distribution'))[0] as any).Properties.DistributionConfig;
+  assert.deepEqual(dist.Aliases, ['pds.example.com', '*.pds.example.com']);
+  assert.equal(dist.ViewerCertificate.MinimumProtocolVersion, 'TLSv1.2_2021');
+  // AllViewer forwards Host (handles resolve by it); CachingDisabled keeps XRPC uncached.
+  const allViewer = '216adef6-5c7f-47e4-b989-5492eafa07d3';
+  const cachingDisabled = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
+  assert.equal(dist.DefaultCacheBehavior.OriginRequestPolicyId, allViewer);
+  assert.equal(dist.DefaultCacheBehavior.CachePolicyId, cachingDisabled);
+  assert.ok(dist.DefaultCacheBehavior.AllowedMethods.includes('POST'));
+  const paths = dist.CacheBehaviors.map((b: any) => b.PathPattern).sort();
+  assert.deepEqual(paths, ['/xrpc/com.atproto.sync.getCheckout', '/xrpc/com.atproto.sync.getRepo', '/xrpc/com.atproto.sync.subscribeRepos']);
+  const albOriginId = dist.CacheBehaviors[0].TargetOriginId;
+  assert.notEqual(albOriginId, dist.DefaultCacheBehavior.TargetOriginId);
+  const albOrigin = dist.Origins.find((o: any) => o.Id === albOriginId);
+  assert.ok(JSON.stringify(albOrigin.DomainName).includes('Alb'), 'the firehose paths go to the ALB');
+  for (const b of dist.CacheBehaviors) assert.equal(b.OriginRequestPolicyId, allViewer);
+  // API Gateway accepts both names (custom domains mapped to the API).
+  const names = Object.values(t.findResources('AWS::ApiGatewayV2::DomainName')).map((d: any) => d.Properties.DomainName).sort();
+  assert.deepEqual(names, ['*.pds.example.com', 'pds.example.com']);
+  assert.equal(Object.keys(t.findResources('AWS::ApiGatewayV2::ApiMapping')).length, 2);
+  const records = Object.values(t.findResources('AWS::Route53::RecordSet')).map((r: any) => r.Properties.Name).sort();
+  assert.deepEqual(records, ['*.pds.example.com.', 'pds.example.com.']);
+  // The ALB listens on HTTPS with the regional certificate.
+  t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'HTTPS' });
+});
+
+test('without an edge certificate the stack has no distribution, and an edge needs the regional certificate', () => {
+  assert.equal(Object.keys(template.findResources('AWS::CloudFront::Distribution')).length, 0);
+  assert.throws(() => synth({ edgeCertificateArn: 'arn:aws:acm:us-east-1:1:certificate/e' } as any), /needs certificateArn/);
+});

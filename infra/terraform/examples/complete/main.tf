@@ -22,6 +22,16 @@ variable "firehose_image" {
 }
 
 variable "certificate_arn" {
+  description = "Regional ACM certificate for hostname and *.hostname (the API domains and the ALB)."
+  type        = string
+}
+
+variable "edge_certificate_arn" {
+  description = "The same names in us-east-1, for CloudFront (the same ARN when region is us-east-1)."
+  type        = string
+}
+
+variable "hosted_zone_id" {
   type    = string
   default = ""
 }
@@ -34,6 +44,9 @@ module "arroba" {
   lambda_zip      = "${path.root}/../../../../target/arroba-lambda.zip"
   firehose_image  = var.firehose_image
   certificate_arn = var.certificate_arn
+
+  edge_certificate_arn = var.edge_certificate_arn
+  hosted_zone_id       = var.hosted_zone_id
 }
 
 output "xrpc_url" {
@@ -42,4 +55,8 @@ output "xrpc_url" {
 
 output "firehose_url" {
   value = module.arroba.firehose_url
+}
+
+output "edge_domain" {
+  value = module.arroba.edge_domain
 }

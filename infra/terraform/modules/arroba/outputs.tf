@@ -20,3 +20,8 @@ output "key_encryption_keys_secret_arn" {
   description = "Set its value (id:base64key) before the first deploy."
   value       = aws_secretsmanager_secret.key_encryption_keys.arn
 }
+
+output "edge_domain" {
+  description = "The CloudFront domain (alias target for hostname and *.hostname), when the edge is built."
+  value       = local.edge ? aws_cloudfront_distribution.edge[0].domain_name : ""
+}

@@ -64,3 +64,19 @@ variable "log_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "edge_certificate_arn" {
+  description = "ACM certificate in us-east-1 for hostname and *.hostname; with it (and certificate_arn) the module builds the CloudFront edge."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.edge_certificate_arn == "" || var.certificate_arn != ""
+    error_message = "edge_certificate_arn needs certificate_arn (the regional certificate for the API and the ALB)."
+  }
+}
+
+variable "hosted_zone_id" {
+  description = "Route 53 zone for the hostname and *.hostname alias records; empty creates no records."
+  type        = string
+  default     = ""
+}

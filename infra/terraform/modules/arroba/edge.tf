@@ -1,0 +1,109 @@
+# The edge: one hostname (and its handle subdomains) for XRPC and the firehose. CloudFront
+# forwards the viewer's Host, because the PDS answers /.well-known/atproto-did by it; API Gateway
+# accepts that Host through custom domains for both names. The firehose and the two whole-repo
+# exports (responses beyond Lambda's 6 MB) go to the ALB.
+locals {
+  edge           = var.edge_certificate_arn != ""
+  edge_names     = [var.hostname, "*.${var.hostname}"]
+  firehose_paths = ["subscribeRepos", "getRepo", "getCheckout"]
+  # AWS managed policies: CachingDisabled and AllViewer (forwards Host).
+  caching_disabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+  all_viewer       = "216adef6-5c7f-47e4-b989-5492eafa07d3"
+}
+
+resource "aws_apigatewayv2_domain_name" "edge" {
+  count       = local.edge ? 2 : 0
+  domain_name = local.edge_names[count.index]
+  domain_name_configuration {
+    certificate_arn = var.certificate_arn
+    endpoint_type   = "REGIONAL"
+    security_policy = "TLS_1_2"
+  }
+}
+
+resource "aws_apigatewayv2_api_mapping" "edge" {
+  count       = local.edge ? 2 : 0
+  api_id      = aws_apigatewayv2_api.xrpc.id
+  domain_name = aws_apigatewayv2_domain_name.edge[count.index].id
+  stage       = aws_apigatewayv2_stage.default.id
+}
+
+resource "aws_cloudfront_distribution" "edge" {
+  count        = local.edge ? 1 : 0
+  enabled      = true
+  aliases      = local.edge_names
+  http_version = "http2"
+
+  origin {
+    origin_id   = "xrpc"
+    domain_name = aws_apigatewayv2_domain_name.edge[0].domain_name_configuration[0].target_domain_name
+    custom_origin_config {
+      http_port              = 80
+      https_port             = 443
+      origin_protocol_policy = "https-only"
+      origin_ssl_protocols   = ["TLSv1.2"]
+    }
+  }
+
+  origin {
+    origin_id   = "firehose"
+    domain_name = aws_lb.firehose.dns_name
+    custom_origin_config {
+      http_port              = 80
+      https_port             = 443
+      origin_protocol_policy = "https-only"
+      origin_ssl_protocols   = ["TLSv1.2"]
+    }
+  }
+
+  default_cache_behavior {
+    target_origin_id         = "xrpc"
+    allowed_methods          = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
+    cached_methods           = ["GET", "HEAD"]
+    viewer_protocol_policy   = "https-only"
+    cache_policy_id          = local.caching_disabled
+    origin_request_policy_id = local.all_viewer
+  }
+
+  dynamic "ordered_cache_behavior" {
+    for_each = local.firehose_paths
+    content {
+      path_pattern             = "/xrpc/com.atproto.sync.${ordered_cache_behavior.value}"
+      target_origin_id         = "firehose"
+      allowed_methods          = ["GET", "HEAD"]
+      cached_methods           = ["GET", "HEAD"]
+      viewer_protocol_policy   = "https-only"
+      cache_policy_id          = local.caching_disabled
+      origin_request_policy_id = local.all_viewer
+    }
+  }
+
+  viewer_certificate {
+    acm_certificate_arn      = var.edge_certificate_arn
+    ssl_support_method       = "sni-only"
+    minimum_protocol_version = "TLSv1.2_2021"
+  }
+
+  restrictions {
+    geo_restriction {
+      restriction_type = "none"
+    }
+  }
+
+  logging_config {
+    bucket = aws_s3_bucket.access_logs.bucket_domain_name
+    prefix = "cloudfront/"
+  }
+}
+
+resource "aws_route53_record" "edge" {
+  count   = local.edge && var.hosted_zone_id != "" ? 2 : 0
+  zone_id = var.hosted_zone_id
+  name    = local.edge_names[count.index]
+  type    = "A"
+  alias {
+    name                   = aws_cloudfront_distribution.edge[0].domain_name
+    zone_id                = aws_cloudfront_distribution.edge[0].hosted_zone_id
+    evaluate_target_health = false
+  }
+}
