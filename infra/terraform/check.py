@@ -66,11 +66,15 @@ def main():
     tables = json.loads((HERE.parent / "tables.json").read_text())
     check({t["suffix"] for t in tables} >= {"repos", "blocks", "events", "counters"}, "tables.json has the core tables")
 
+    check("local.buckets" in json.dumps(module.get(("aws_s3_bucket_public_access_block", "this"), {}).get("for_each")),
+          "the public access block covers both buckets")
+    block = module.get(("aws_s3_bucket_public_access_block", "this"), {})
+    check(all(block.get(k) is True for k in ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"]),
+          "buckets block every kind of public access")
+    check("local.buckets" in json.dumps(module.get(("aws_s3_bucket_server_side_encryption_configuration", "this"), {}).get("for_each")),
+          "both buckets are encrypted")
     for bucket in ["blobs", "access_logs"]:
-        block = module.get(("aws_s3_bucket_public_access_block", bucket), {})
-        check(all(block.get(k) is True for k in ["block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"]),
-              f"{bucket} blocks public access")
-        check(("aws_s3_bucket_server_side_encryption_configuration", bucket) in module, f"{bucket} is encrypted")
+        check(f"{bucket} = aws_s3_bucket.{bucket}" in text, f"{bucket} is in local.buckets")
         check(("aws_s3_bucket_policy", bucket) in module, f"{bucket} has a TLS-only policy")
     check(text.count('"aws:SecureTransport" = "false"') >= 2, "both buckets deny plain HTTP")
 

@@ -3,23 +3,6 @@ resource "aws_s3_bucket" "access_logs" {
   bucket_prefix = "arroba-access-logs-"
 }
 
-resource "aws_s3_bucket_public_access_block" "access_logs" {
-  bucket                  = aws_s3_bucket.access_logs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "access_logs" {
-  bucket = aws_s3_bucket.access_logs.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
-}
-
 resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
   bucket = aws_s3_bucket.access_logs.id
   rule {
@@ -31,6 +14,30 @@ resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
     }
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
+    }
+  }
+}
+
+locals {
+  buckets = { access_logs = aws_s3_bucket.access_logs, blobs = aws_s3_bucket.blobs }
+}
+
+# Both buckets: no public access of any kind, SSE-S3 encryption.
+resource "aws_s3_bucket_public_access_block" "this" {
+  for_each                = local.buckets
+  bucket                  = each.value.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
+  for_each = local.buckets
+  bucket   = each.value.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
     }
   }
 }
@@ -70,23 +77,6 @@ resource "aws_s3_bucket_policy" "access_logs" {
 
 resource "aws_s3_bucket" "blobs" {
   bucket_prefix = "arroba-blobs-"
-}
-
-resource "aws_s3_bucket_public_access_block" "blobs" {
-  bucket                  = aws_s3_bucket.blobs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "blobs" {
-  bucket = aws_s3_bucket.blobs.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
 }
 
 resource "aws_s3_bucket_versioning" "blobs" {
