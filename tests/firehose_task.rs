@@ -1,6 +1,6 @@
 //! `arroba firehose` as the ECS task runs it: the built binary on DynamoDB (the emulator), fed
 //! by a PDS writing to the same tables. It streams the writes, serves the whole-repo export
-//! byte for byte as the PDS does, and drains on SIGTERM.
+//! byte for byte as the PDS does, logs its lag as JSON, and drains on SIGTERM.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -53,6 +53,7 @@ async fn the_task_streams_commits_serves_get_repo_and_drains_on_sigterm() {
     let pds = Pds::start_with(dir, storage, blobs, &[]).await;
 
     let port = free_port();
+    let log_path = pds.dir.path().join("firehose.log");
     let child = Command::new(env!("CARGO_BIN_EXE_arroba"))
         .args([
             "firehose",
@@ -72,8 +73,10 @@ async fn the_task_streams_commits_serves_get_repo_and_drains_on_sigterm() {
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
+        .env("ARROBA_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log_path).unwrap()))
         .spawn()
         .unwrap();
     let mut task = Task(child);
@@ -153,4 +156,14 @@ async fn the_task_streams_commits_serves_get_repo_and_drains_on_sigterm() {
         .await
         .unwrap();
     assert!(status.success(), "{status:?}");
+
+    // The JSON log carries the lag field the deployment's FirehoseLag metric filter reads.
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let lags: Vec<i64> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["fields"]["lag"].as_i64())
+        .collect();
+    assert!(!lags.is_empty(), "a lag report in:\n{log}");
+    assert!(lags.iter().all(|&ms| (0..10_000).contains(&ms)), "{lags:?}");
 }
