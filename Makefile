@@ -95,12 +95,13 @@ lambda:
 	@echo "target/arroba-lambda.zip ($(LAMBDA_ARCH))"
 
 ## Deploy with CDK to the account in the environment: PDS_HOSTNAME=pds.example.com make deploy
-## (CERTIFICATE_ARN, EDGE_CERTIFICATE_ARN, HOSTED_ZONE_ID + ZONE_NAME and PDS_CRAWLERS optional;
-## docs/deploy.md walks through the first deploy).
+## (CERTIFICATE_ARN, EDGE_CERTIFICATE_ARN, HOSTED_ZONE_ID + ZONE_NAME, CREATE_CERTIFICATE=true and
+## PDS_CRAWLERS optional; docs/deploy.md walks through the first deploy).
 deploy: lambda
 	@[ -n "$(PDS_HOSTNAME)" ] || { echo "set PDS_HOSTNAME" >&2; exit 1; }
 	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc && npx cdk deploy \
 	  -c hostname=$(PDS_HOSTNAME) -c architecture=$(LAMBDA_ARCH) -c lambdaAsset=$(CURDIR)/target/lambda \
 	  -c crawlers=$(PDS_CRAWLERS) $(if $(CERTIFICATE_ARN),-c certificateArn=$(CERTIFICATE_ARN),) \
 	  $(if $(EDGE_CERTIFICATE_ARN),-c edgeCertificateArn=$(EDGE_CERTIFICATE_ARN),) \
-	  $(if $(HOSTED_ZONE_ID),-c hostedZoneId=$(HOSTED_ZONE_ID) -c zoneName=$(ZONE_NAME),)
+	  $(if $(HOSTED_ZONE_ID),-c hostedZoneId=$(HOSTED_ZONE_ID) -c zoneName=$(ZONE_NAME),) \
+	  $(if $(CREATE_CERTIFICATE),-c createCertificate=$(CREATE_CERTIFICATE),)

@@ -108,6 +108,10 @@ def main():
     check(("aws_apigatewayv2_domain_name", "edge") in module and ("aws_apigatewayv2_api_mapping", "edge") in module,
           "API Gateway custom domains accept the forwarded Host")
     check(("aws_route53_record", "edge") in module, "optional DNS records")
+    cert = module.get(("aws_acm_certificate", "this"), {})
+    check(cert.get("validation_method") == "DNS" and cert.get("subject_alternative_names") == ["*.${var.hostname}"],
+          "a new certificate covers hostname and *.hostname, DNS-validated")
+    check(("aws_acm_certificate_validation", "this") in module, "the new certificate is used only once validated")
     for path in files:
         body = path.read_text()
         check("insecure-development" not in body and "hunter2" not in body, f"{path.name} holds no secret values")

@@ -44,6 +44,11 @@ export interface ArrobaProps extends StackProps {
   /** A Route 53 zone (id and name) to create the `hostname` and `*.hostname` alias records in. */
   hostedZoneId?: string;
   zoneName?: string;
+  /**
+   * Create a DNS-validated certificate for `hostname` and `*.hostname` in the zone instead of
+   * passing ARNs (us-east-1 only, where one certificate serves both CloudFront and the region).
+   */
+  createCertificate?: boolean;
   tablePrefix: string;
 }
 
@@ -66,6 +71,7 @@ export function propsFromContext(app: App): ArrobaProps {
     edgeCertificateArn: app.node.tryGetContext('edgeCertificateArn'),
     hostedZoneId: app.node.tryGetContext('hostedZoneId'),
     zoneName: app.node.tryGetContext('zoneName'),
+    createCertificate: String(app.node.tryGetContext('createCertificate') ?? 'false') === 'true',
     tablePrefix: ctx('tablePrefix', 'arroba-'),
   };
 }
@@ -229,11 +235,29 @@ export class ArrobaStack extends Stack {
     const albSg = new ec2.SecurityGroup(this, 'AlbSecurityGroup', { vpc, description: 'public firehose' });
     const alb = new elbv2.ApplicationLoadBalancer(this, 'Alb', { vpc, internetFacing: true, securityGroup: albSg, idleTimeout: Duration.seconds(3600), dropInvalidHeaderFields: true });
     alb.logAccessLogs(logBucket, 'alb');
-    const certificate = props.certificateArn ? acm.Certificate.fromCertificateArn(this, 'Certificate', props.certificateArn) : undefined;
+    // Certificates: existing ones by ARN, or a new one validated in the zone.
+    const zone = props.hostedZoneId && props.zoneName
+      ? route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId: props.hostedZoneId, zoneName: props.zoneName })
+      : undefined;
+    let certificate: acm.ICertificate | undefined;
+    let edgeCertificateArn = props.edgeCertificateArn;
+    if (props.certificateArn) {
+      certificate = acm.Certificate.fromCertificateArn(this, 'Certificate', props.certificateArn);
+    } else if (props.createCertificate) {
+      if (!zone) throw new Error('createCertificate needs hostedZoneId and zoneName');
+      if (this.region !== 'us-east-1') throw new Error('createCertificate works in us-east-1; elsewhere pass certificateArn and edgeCertificateArn');
+      const created = new acm.Certificate(this, 'Certificate', {
+        domainName: props.hostname,
+        subjectAlternativeNames: [`*.${props.hostname}`],
+        validation: acm.CertificateValidation.fromDns(zone),
+      });
+      certificate = created;
+      edgeCertificateArn = edgeCertificateArn ?? created.certificateArn;
+    }
     const listener = certificate
       ? alb.addListener('Https', { port: 443, certificates: [certificate], sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS })
       : alb.addListener('Http', { port: 80 });
-    albSg.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(props.certificateArn ? 443 : 80), 'relays and consumers');
+    albSg.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(certificate ? 443 : 80), 'relays and consumers');
     const serviceSg = new ec2.SecurityGroup(this, 'FirehoseSecurityGroup', { vpc, description: 'firehose tasks' });
     serviceSg.addIngressRule(albSg, ec2.Port.tcp(2584), 'from the load balancer');
     const service = new ecs.FargateService(this, 'Firehose', {
@@ -282,7 +306,7 @@ export class ArrobaStack extends Stack {
     // forwards the viewer's Host, because the PDS answers /.well-known/atproto-did by it; API
     // Gateway accepts that Host through custom domains for both names. The firehose and the two
     // whole-repo exports (responses beyond Lambda's 6 MB) go to the ALB.
-    if (props.edgeCertificateArn) {
+    if (edgeCertificateArn) {
       if (!certificate) throw new Error('edgeCertificateArn needs certificateArn (the regional certificate for the API and the ALB)');
       const names = [props.hostname, `*.${props.hostname}`];
       const domains = names.map((domainName, i) => {
@@ -299,7 +323,7 @@ export class ArrobaStack extends Stack {
       const firehosePaths = ['subscribeRepos', 'getRepo', 'getCheckout'].map((m) => `/xrpc/com.atproto.sync.${m}`);
       const edge = new cloudfront.Distribution(this, 'Edge', {
         domainNames: names,
-        certificate: acm.Certificate.fromCertificateArn(this, 'EdgeCertificate', props.edgeCertificateArn),
+        certificate: acm.Certificate.fromCertificateArn(this, 'EdgeCertificate', edgeCertificateArn),
         minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
         defaultBehavior: {
           origin: new origins.HttpOrigin(domains[0].regionalDomainName, { protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY }),
@@ -311,8 +335,7 @@ export class ArrobaStack extends Stack {
         logBucket,
         logFilePrefix: 'cloudfront/',
       });
-      if (props.hostedZoneId && props.zoneName) {
-        const zone = route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId: props.hostedZoneId, zoneName: props.zoneName });
+      if (zone) {
         names.forEach((recordName, i) => new route53.ARecord(this, `EdgeRecord${i}`, {
           zone, recordName, target: route53.RecordTarget.fromAlias(new r53targets.CloudFrontTarget(edge)),
         }));
@@ -321,7 +344,7 @@ export class ArrobaStack extends Stack {
     }
 
     new CfnOutput(this, 'XrpcUrl', { value: api.apiEndpoint });
-    new CfnOutput(this, 'FirehoseUrl', { value: `${props.certificateArn ? 'wss' : 'ws'}://${alb.loadBalancerDnsName}/xrpc/com.atproto.sync.subscribeRepos` });
+    new CfnOutput(this, 'FirehoseUrl', { value: `${certificate ? 'wss' : 'ws'}://${alb.loadBalancerDnsName}/xrpc/com.atproto.sync.subscribeRepos` });
 
     // cdk-nag findings we accept, each with its reason.
     NagSuppressions.addStackSuppressions(this, [

@@ -198,3 +198,23 @@ test('without an edge certificate the stack has no distribution, and an edge nee
   assert.equal(Object.keys(template.findResources('AWS::CloudFront::Distribution')).length, 0);
   assert.throws(() => synth({ edgeCertificateArn: 'arn:aws:acm:us-east-1:1:certificate/e' } as any), /needs certificateArn/);
 });
+
+test('a new certificate: DNS-validated in the zone for hostname and *.hostname, used by the ALB, the API and the edge', () => {
+  const created = synth({ hostedZoneId: 'Z0123456789', zoneName: 'example.com', createCertificate: true } as any).template;
+  const certs = Object.entries(created.findResources('AWS::CertificateManager::Certificate')) as [string, any][];
+  assert.equal(certs.length, 1);
+  const [certId, cert] = certs[0];
+  assert.equal(cert.Properties.DomainName, 'pds.example.com');
+  assert.deepEqual(cert.Properties.SubjectAlternativeNames, ['*.pds.example.com']);
+  assert.equal(cert.Properties.ValidationMethod, 'DNS');
+  assert.equal(cert.Properties.DomainValidationOptions[0].HostedZoneId, 'Z0123456789');
+  const ref = JSON.stringify({ Ref: certId });
+  const dist = Object.values(created.findResources('AWS::CloudFront::Distribution'))[0] as any;
+  assert.equal(JSON.stringify(dist.Properties.DistributionConfig.ViewerCertificate.AcmCertificateArn), ref);
+  created.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Certificates: [{ CertificateArn: { Ref: certId } }] });
+  assert.throws(() => synth({ createCertificate: true } as any), /needs hostedZoneId/);
+  assert.throws(
+    () => synth({ hostedZoneId: 'Z1', zoneName: 'example.com', createCertificate: true, env: { region: 'eu-west-1', account: '123456789012' } } as any),
+    /us-east-1/,
+  );
+});

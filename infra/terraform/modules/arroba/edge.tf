@@ -3,7 +3,7 @@
 # accepts that Host through custom domains for both names. The firehose and the two whole-repo
 # exports (responses beyond Lambda's 6 MB) go to the ALB.
 locals {
-  edge           = var.edge_certificate_arn != ""
+  edge           = var.edge_certificate_arn != "" || var.create_certificate
   edge_names     = [var.hostname, "*.${var.hostname}"]
   firehose_paths = ["subscribeRepos", "getRepo", "getCheckout"]
   # AWS managed policies: CachingDisabled and AllViewer (forwards Host).
@@ -15,7 +15,7 @@ resource "aws_apigatewayv2_domain_name" "edge" {
   count       = local.edge ? 2 : 0
   domain_name = local.edge_names[count.index]
   domain_name_configuration {
-    certificate_arn = var.certificate_arn
+    certificate_arn = local.certificate_arn
     endpoint_type   = "REGIONAL"
     security_policy = "TLS_1_2"
   }
@@ -79,7 +79,7 @@ resource "aws_cloudfront_distribution" "edge" {
   }
 
   viewer_certificate {
-    acm_certificate_arn      = var.edge_certificate_arn
+    acm_certificate_arn      = local.edge_certificate_arn
     ssl_support_method       = "sni-only"
     minimum_protocol_version = "TLSv1.2_2021"
   }

@@ -80,8 +80,8 @@ resource "aws_security_group" "alb" {
   ingress {
     description = "relays and consumers"
     protocol    = "tcp"
-    from_port   = var.certificate_arn != "" ? 443 : 80
-    to_port     = var.certificate_arn != "" ? 443 : 80
+    from_port   = local.https ? 443 : 80
+    to_port     = local.https ? 443 : 80
     cidr_blocks = ["0.0.0.0/0"]
   }
   egress {
@@ -145,10 +145,10 @@ resource "aws_lb_target_group" "firehose" {
 
 resource "aws_lb_listener" "firehose" {
   load_balancer_arn = aws_lb.firehose.arn
-  port              = var.certificate_arn != "" ? 443 : 80
-  protocol          = var.certificate_arn != "" ? "HTTPS" : "HTTP"
-  certificate_arn   = var.certificate_arn != "" ? var.certificate_arn : null
-  ssl_policy        = var.certificate_arn != "" ? "ELBSecurityPolicy-TLS13-1-2-2021-06" : null
+  port              = local.https ? 443 : 80
+  protocol          = local.https ? "HTTPS" : "HTTP"
+  certificate_arn   = local.https ? local.certificate_arn : null
+  ssl_policy        = local.https ? "ELBSecurityPolicy-TLS13-1-2-2021-06" : null
   default_action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.firehose.arn

@@ -5,7 +5,7 @@ output "xrpc_url" {
 
 output "firehose_url" {
   description = "The subscribeRepos WebSocket URL."
-  value       = "${var.certificate_arn != "" ? "wss" : "ws"}://${aws_lb.firehose.dns_name}/xrpc/com.atproto.sync.subscribeRepos"
+  value       = "${local.https ? "wss" : "ws"}://${aws_lb.firehose.dns_name}/xrpc/com.atproto.sync.subscribeRepos"
 }
 
 output "blob_bucket" {

@@ -80,3 +80,9 @@ variable "hosted_zone_id" {
   type        = string
   default     = ""
 }
+
+variable "create_certificate" {
+  description = "Create a DNS-validated certificate for hostname and *.hostname in hosted_zone_id instead of passing ARNs (us-east-1 only, where one certificate serves CloudFront and the region)."
+  type        = bool
+  default     = false
+}
