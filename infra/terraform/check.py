@@ -89,9 +89,10 @@ def main():
     check(len(groups) >= 4, "log groups for Lambda, API, firehose and flow logs")
     check(all("log_retention_days" in json.dumps(g.get("retention_in_days")) for g in groups), "every log group has retention")
 
-    metrics = {b.get("metric_name") for (k, _), b in module.items() if k == "aws_cloudwatch_metric_alarm"}
+    alarms = (MODULE / "alarms.tf").read_text()
     for metric in ["5xx", "Errors", "ThrottledRequests", "FirehoseLag", "HealthyHostCount"]:
-        check(metric in metrics, f"an alarm on {metric}")
+        check(f'metric = "{metric}"' in alarms or f'metric_name         = "{metric}"' in alarms, f"an alarm on {metric}")
+    check("aws_dynamodb_table.this" in alarms, "a throttle alarm for every table")
 
     check('ARROBA_LOG_FORMAT          = "json"' in text, "JSON logs, which the lag metric filter reads")
     check(module.get(("aws_lb", "firehose"), {}).get("idle_timeout") == 3600, "ALB idle timeout suits WebSockets")
