@@ -19,6 +19,7 @@ mod driver;
 pub mod dynamo;
 mod error;
 mod memory;
+mod repo_cache;
 mod sealed;
 mod sequencer;
 mod types;

@@ -1,8 +1,7 @@
 //! [`DiskStorage`]: tables, reads and the write jobs.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
@@ -13,6 +12,7 @@ use super::writer::Writer;
 use crate::block::BlockMap;
 use crate::cid::Cid;
 use crate::repo::CommitData;
+use crate::storage::repo_cache::RepoRecordCache;
 use crate::storage::{
     Event, EventBody, KeySealer, KvCondition, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq,
     Storage, StorageError,
@@ -43,10 +43,8 @@ pub struct DiskStorage {
     writer: Writer,
     sealer: KeySealer,
     path: PathBuf,
-    /// Decoded repo records for writers (`load_repo_cached`): decoding unseals keys and derives
-    /// a public key, which would otherwise dominate a small commit. An entry may be stale; a
-    /// stale head only costs the writer a conflict and a fresh read.
-    records: Arc<Mutex<HashMap<Did, RepoRecord>>>,
+    /// Decoded repo records for writers (`load_repo_cached`).
+    records: Arc<RepoRecordCache>,
 }
 
 impl std::fmt::Debug for DiskStorage {
@@ -83,21 +81,6 @@ impl DiskStorage {
             path,
             records: Default::default(),
         })
-    }
-
-    fn remember(&self, record: &RepoRecord) {
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        if records.len() >= 10_000 {
-            records.clear();
-        }
-        records.insert(record.did.clone(), record.clone());
-    }
-
-    fn forget(&self, did: &Did) {
-        self.records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(did);
     }
 
     /// Runs a read on a blocking thread with a snapshot.
@@ -221,7 +204,7 @@ impl Storage for DiskStorage {
                 append(txn, &repo.did, events)
             })
             .await?;
-        self.remember(&record);
+        self.records.remember(&record);
         Ok(seqs)
     }
 
@@ -231,19 +214,13 @@ impl Storage for DiskStorage {
             .read(move |txn, sealer| read_repo(txn, &did, sealer))
             .await?;
         if let Some(r) = &record {
-            self.remember(r);
+            self.records.remember(r);
         }
         Ok(record)
     }
 
     async fn load_repo_cached(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
-        let cached = self
-            .records
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(did)
-            .cloned();
-        match cached {
+        match self.records.get(did) {
             Some(r) => Ok(Some(r)),
             None => self.load_repo(did).await,
         }
@@ -316,16 +293,9 @@ impl Storage for DiskStorage {
                 Ok(append(txn, &data.did, vec![EventBody::Commit((&data).into())])?[0])
             })
             .await;
-        let mut records = self.records.lock().unwrap_or_else(|e| e.into_inner());
-        match (&result, records.get_mut(&data.did)) {
-            (Ok(_), Some(r)) => {
-                r.head = data.cid;
-                r.rev = data.rev();
-            }
-            (Err(_), Some(_)) => {
-                records.remove(&data.did);
-            }
-            _ => {}
+        match &result {
+            Ok(_) => self.records.advance(&data.did, data.cid, data.rev()),
+            Err(_) => self.records.forget(&data.did),
         }
         result
     }
@@ -347,7 +317,7 @@ impl Storage for DiskStorage {
                 append(txn, &owned, events)
             })
             .await;
-        self.forget(did);
+        self.records.forget(did);
         result
     }
 
@@ -386,7 +356,7 @@ impl Storage for DiskStorage {
                 append(txn, &did, events)
             })
             .await;
-        self.forget(did);
+        self.records.forget(did);
         result
     }
 

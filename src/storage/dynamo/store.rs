@@ -25,6 +25,7 @@ use super::tables::{self, KeyType, REPO_LIST_PK};
 use crate::block::BlockMap;
 use crate::cid::{self, Cid};
 use crate::repo::CommitData;
+use crate::storage::repo_cache::RepoRecordCache;
 use crate::storage::{
     Event, EventBody, KvCondition, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq, Storage,
     StorageError,
@@ -42,7 +43,7 @@ pub struct DynamoStorage {
     config: DynamoConfig,
     metrics: Arc<MetricsCell>,
     /// Repo records as this process last wrote or read them (heads may be stale).
-    repos: Mutex<HashMap<Did, RepoRecord>>,
+    repos: RepoRecordCache,
     blocks: Mutex<BlockCacheLru>,
 }
 
@@ -131,7 +132,7 @@ impl DynamoStorage {
             client: Client::from_conf(conf),
             config,
             metrics,
-            repos: Mutex::new(HashMap::new()),
+            repos: RepoRecordCache::default(),
             blocks: Mutex::new(BlockCacheLru::default()),
         }
     }
@@ -149,7 +150,7 @@ impl DynamoStorage {
     /// Forgets every cached block and repo record (for cold-start measurements and tests).
     pub fn clear_caches(&self) {
         *self.blocks.lock().unwrap_or_else(|e| e.into_inner()) = BlockCacheLru::default();
-        self.repos.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.repos.clear();
     }
 
     fn table(&self, suffix: &str) -> String {
@@ -158,21 +159,6 @@ impl DynamoStorage {
 
     fn expires_at(&self) -> i64 {
         Utc::now().timestamp() + self.config.event_retention.as_secs() as i64
-    }
-
-    fn cache_repo(&self, record: &RepoRecord) {
-        let mut repos = self.repos.lock().unwrap_or_else(|e| e.into_inner());
-        if repos.len() >= 10_000 {
-            repos.clear();
-        }
-        repos.insert(record.did.clone(), record.clone());
-    }
-
-    fn forget_repo(&self, did: &Did) {
-        self.repos
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(did);
     }
 
     fn cache_blocks(&self, blocks: &BlockMap) {
@@ -552,7 +538,7 @@ impl DynamoStorage {
 
     /// Why a conditional update of `did`'s record failed: gone, inactive, or moved on.
     async fn explain_repo_failure(&self, did: &Did) -> StorageError {
-        self.forget_repo(did);
+        self.repos.forget(did);
         match self.load_repo(did).await {
             Ok(None) => StorageError::RepoNotFound(did.clone()),
             Ok(Some(r)) if !r.status.is_active() => {
@@ -604,7 +590,7 @@ impl Storage for DynamoStorage {
                 (_, Some(h)) => StorageError::HandleTaken(h.clone()),
             })
             .await?;
-        self.cache_repo(&repo);
+        self.repos.remember(&repo);
         Ok(seqs)
     }
 
@@ -616,18 +602,12 @@ impl Storage for DynamoStorage {
             return Ok(None);
         };
         let record = repo_from_item(&item, &self.config.sealer)?;
-        self.cache_repo(&record);
+        self.repos.remember(&record);
         Ok(Some(record))
     }
 
     async fn load_repo_cached(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
-        let cached = self
-            .repos
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(did)
-            .cloned();
-        match cached {
+        match self.repos.get(did) {
             Some(r) => Ok(Some(r)),
             None => self.load_repo(did).await,
         }
@@ -720,22 +700,12 @@ impl Storage for DynamoStorage {
             .await;
         match result {
             Ok(seqs) => {
-                let cached = self
-                    .repos
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&data.did)
-                    .cloned();
-                if let Some(mut record) = cached {
-                    record.head = data.cid;
-                    record.rev = data.rev();
-                    self.cache_repo(&record);
-                }
+                self.repos.advance(&data.did, data.cid, data.rev());
                 Ok(seqs[0])
             }
             Err(StorageError::Conflict(did)) => Err(self.explain_repo_failure(&did).await),
             Err(e) => {
-                self.forget_repo(&data.did);
+                self.repos.forget(&data.did);
                 Err(e)
             }
         }
@@ -759,7 +729,7 @@ impl Storage for DynamoStorage {
                 StorageError::RepoNotFound(did.clone())
             })
             .await?;
-        self.forget_repo(did);
+        self.repos.forget(did);
         Ok(seqs)
     }
 
@@ -833,7 +803,7 @@ impl Storage for DynamoStorage {
                     _ => StorageError::Conflict(did.clone()),
                 })
                 .await;
-            self.forget_repo(did);
+            self.repos.forget(did);
             match result {
                 Err(StorageError::Conflict(_)) => continue,
                 other => return other,
