@@ -16,6 +16,7 @@ use super::writes::{self, prepare_record, readable_repo, writable_repo};
 use super::{AppState, XrpcError};
 use crate::cbor::{self, Value};
 use crate::cid::{self, Cid, parse_cid};
+use crate::lexicon::Validation;
 use crate::repo::{CommitData, Repo, RepoError, Write, WriteAction};
 use crate::storage::{CommitPreconditions, load_repo_state, with_blocks};
 use crate::syntax::{AtUri, Did, Nsid, RecordKey};
@@ -53,18 +54,7 @@ pub(super) async fn create_record(
                 .to_string(),
         )?,
     };
-    let value = input
-        .0
-        .get("record")
-        .ok_or_else(|| XrpcError::invalid("Missing required field: record"))?;
-    let (value, validation) = prepare_record(
-        &state,
-        &collection,
-        &rkey,
-        value,
-        input.opt_bool("validate")?,
-    )?;
-    let cid = cid::cid_for_cbor(&cbor::encode(&value));
+    let (value, cid, validation) = record_input(&state, &input, &collection, &rkey)?;
     let pre = CommitPreconditions {
         swap_commit: opt_cid(&input, "swapCommit")?,
         swap_records: vec![],
@@ -82,22 +72,25 @@ pub(super) async fn create_record(
     })))
 }
 
-pub(super) async fn put_record(State(state): State<AppState>, access: Access, input: Input) -> Out {
-    let record = writable_repo(&state, &access, input.str("repo")?).await?;
-    let collection: Nsid = input.parse("collection")?;
-    let rkey: RecordKey = input.parse("rkey")?;
+/// The `record` input of createRecord and putRecord, checked by [`prepare_record`].
+fn record_input(
+    state: &AppState,
+    input: &Input,
+    collection: &Nsid,
+    rkey: &RecordKey,
+) -> Result<(Value, Cid, Validation), XrpcError> {
     let value = input
         .0
         .get("record")
         .ok_or_else(|| XrpcError::invalid("Missing required field: record"))?;
-    let (value, validation) = prepare_record(
-        &state,
-        &collection,
-        &rkey,
-        value,
-        input.opt_bool("validate")?,
-    )?;
-    let cid = cid::cid_for_cbor(&cbor::encode(&value));
+    prepare_record(state, collection, rkey, value, input.opt_bool("validate")?)
+}
+
+pub(super) async fn put_record(State(state): State<AppState>, access: Access, input: Input) -> Out {
+    let record = writable_repo(&state, &access, input.str("repo")?).await?;
+    let collection: Nsid = input.parse("collection")?;
+    let rkey: RecordKey = input.parse("rkey")?;
+    let (value, cid, validation) = record_input(&state, &input, &collection, &rkey)?;
     let path = format!("{collection}/{rkey}");
     let mut pre = CommitPreconditions {
         swap_commit: opt_cid(&input, "swapCommit")?,
@@ -219,8 +212,7 @@ pub(super) async fn apply_writes(
         let value = item
             .get("value")
             .ok_or_else(|| XrpcError::invalid("create and update writes need a value"))?;
-        let (value, validation) = prepare_record(&state, &collection, &rkey, value, validate)?;
-        let cid = cid::cid_for_cbor(&cbor::encode(&value));
+        let (value, cid, validation) = prepare_record(&state, &collection, &rkey, value, validate)?;
         let kind = if action == WriteAction::Create {
             "createResult"
         } else {

@@ -64,13 +64,14 @@ pub(super) async fn writable_repo(
 
 /// Checks a record for `collection`: an object whose `$type` is the collection (added if
 /// missing), valid against its lexicon as `validate` asks, with a key of the lexicon's key type.
+/// Returns the record as it will be stored, its CID and the validation outcome.
 pub(super) fn prepare_record(
     state: &AppState,
     collection: &Nsid,
     rkey: &RecordKey,
     record: &Value,
     validate: Option<bool>,
-) -> Result<(Value, Validation), XrpcError> {
+) -> Result<(Value, Cid, Validation), XrpcError> {
     let Value::Map(mut map) = record.clone() else {
         return Err(XrpcError::invalid("record must be an object"));
     };
@@ -111,7 +112,8 @@ pub(super) fn prepare_record(
             )));
         }
     }
-    Ok((record, validation))
+    let cid = crate::cid::cid_for_cbor(&crate::cbor::encode(&record));
+    Ok((record, cid, validation))
 }
 
 /// The blob CIDs a record references (`{"$type": "blob", "ref": …}` anywhere in it).
