@@ -27,16 +27,20 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
+    // The secrets are fetched concurrently: each is a round trip on the cold-start path.
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    for name in SECRETS {
-        if let Some(arn) = env.get(&format!("{name}_ARN")).cloned() {
+    let fetches = SECRETS.iter().filter_map(|name| {
+        let arn = env.get(&format!("{name}_ARN"))?.clone();
+        let secrets = secrets.clone();
+        Some(async move {
             let value = secrets.get_secret_value().secret_id(&arn).send().await?;
             let text = value
                 .secret_string()
                 .ok_or_else(|| format!("{arn} has no string value"))?;
-            env.insert((*name).to_owned(), text.to_owned());
-        }
-    }
+            Ok::<_, lambda_http::Error>(((*name).to_owned(), text.to_owned()))
+        })
+    });
+    env.extend(futures::future::try_join_all(fetches).await?);
     let config = arroba::xrpc::ServerConfig::from_env(&env)?;
     let state = arroba::xrpc::AppState::from_config(config, Some(&sdk)).await?;
     lambda_http::run(arroba::xrpc::router().with_state(state)).await
