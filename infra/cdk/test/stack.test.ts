@@ -1,16 +1,23 @@
 // Synthesises the stack with representative parameters and checks every property the deployment
 // promises, that cdk-nag (AwsSolutions) finds nothing unsuppressed, and that the tables match the
 // Rust definitions (../../tables.json, itself checked against the code by tests/infra.rs).
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import * as assert from 'node:assert/strict';
+import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 import { App, Aspects } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ArrobaStack, tableDefinitions } from '../lib/arroba-stack';
 
+// Every synth writes its cloud assembly under one temporary folder, removed when the tests end
+// (an App without an outdir leaves a new cdk.out folder in the system temp dir each time).
+const assemblies = fs.mkdtempSync(path.join(os.tmpdir(), 'arroba-cdk-test-'));
+after(() => fs.rmSync(assemblies, { recursive: true, force: true }));
+
 function synth(extra: Record<string, string> = {}) {
-  const app = new App();
+  const app = new App({ outdir: fs.mkdtempSync(path.join(assemblies, 'assembly-')) });
   const stack = new ArrobaStack(app, 'Test', {
     hostname: 'pds.example.com',
     handleDomains: '.pds.example.com',
