@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test run bench fmt lint build clean emulator-start emulator-stop infra-test lambda deploy
+.PHONY: test run bench fmt lint build clean emulator-start emulator-stop infra-test lambda lambda-check deploy
 
 EMULATOR_PORT ?= 4566
 # Test credentials for the emulator; real AWS credentials are never needed by the tests.
@@ -79,20 +79,39 @@ infra-test:
 	$(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml -f infra/cdk/cdk.out/Arroba.template.json \
 	  --framework cloudformation
 
-# The Lambda architecture follows the build host unless LAMBDA_TARGET names a cross target
-# (e.g. aarch64-unknown-linux-gnu with a cross linker configured).
-LAMBDA_TARGET ?=
-LAMBDA_ARCH ?= $(if $(findstring aarch64,$(or $(LAMBDA_TARGET),$(shell uname -m))),arm64,x86_64)
-LAMBDA_BIN = target/$(if $(LAMBDA_TARGET),$(LAMBDA_TARGET)/,)release/lambda
+# The Lambda is built by cargo-lambda, which cross-compiles for either architecture from any host
+# (it links with zig); both come from PyPI into .local/cargo-lambda on first use. Our own release
+# profile (Cargo.toml) applies, not cargo-lambda's defaults (which include panic = "abort").
+LAMBDA_ARCH ?= arm64
+CARGO_LAMBDA_VENV = .local/cargo-lambda
+CARGO_LAMBDA_PINS = cargo-lambda==1.9.2 ziglang==0.17.1
+LAMBDA_CPU = $(if $(filter arm64,$(LAMBDA_ARCH)),aarch64,x86_64)
+LAMBDA_TRIPLE = $(LAMBDA_CPU)-unknown-linux-gnu
 
-## The Lambda package: target/lambda/bootstrap (the CDK asset) and target/arroba-lambda.zip (for Terraform).
+## The Lambda package for LAMBDA_ARCH (arm64, the default, or x86_64): target/lambda/bootstrap
+## (the CDK asset) and target/arroba-lambda.zip (for Terraform).
 lambda:
-	$(CARGO) build --release --bin lambda $(if $(LAMBDA_TARGET),--target $(LAMBDA_TARGET),)
-	mkdir -p target/lambda
-	cp $(LAMBDA_BIN) target/lambda/bootstrap
-	strip target/lambda/bootstrap 2>/dev/null || true
+	@case "$(LAMBDA_ARCH)" in arm64|x86_64) ;; *) echo "LAMBDA_ARCH must be arm64 or x86_64" >&2; exit 1;; esac
+	[ -x $(CARGO_LAMBDA_VENV)/bin/cargo-lambda ] || { python3 -m venv $(CARGO_LAMBDA_VENV) && \
+	  $(CARGO_LAMBDA_VENV)/bin/pip install -q --disable-pip-version-check $(CARGO_LAMBDA_PINS); }
+	rustup target list --installed | grep -qx $(LAMBDA_TRIPLE) || rustup target add $(LAMBDA_TRIPLE)
+	PATH="$(CURDIR)/$(CARGO_LAMBDA_VENV)/bin:$$PATH" $(CARGO) lambda build --release --bin lambda \
+	  --$(if $(filter arm64,$(LAMBDA_ARCH)),arm64,x86-64) --disable-optimizations \
+	  --lambda-dir target/lambda --flatten lambda
 	cd target/lambda && python3 -c 'import zipfile; z = zipfile.ZipFile("../arroba-lambda.zip", "w", zipfile.ZIP_DEFLATED); i = zipfile.ZipInfo("bootstrap"); i.external_attr = 0o100755 << 16; i.compress_type = zipfile.ZIP_DEFLATED; z.writestr(i, open("bootstrap", "rb").read()); z.close()'
-	@echo "target/arroba-lambda.zip ($(LAMBDA_ARCH))"
+	@echo "target/lambda/bootstrap, target/arroba-lambda.zip ($(LAMBDA_ARCH))"
+
+# Runs tests/lambda_runtime.rs against the packaged bootstrap rather than the debug build; a
+# package for the other architecture runs under qemu-user (Debian's qemu-user, with
+# libc6-arm64-cross or libc6-amd64-cross for its C library).
+LAMBDA_RUNNER ?= $(if $(filter-out $(shell uname -m),$(LAMBDA_CPU)),qemu-$(LAMBDA_CPU) -L /usr/$(LAMBDA_CPU)-linux-gnu,)
+## The packaged Lambda against the stand-in Runtime API and the emulator (not part of `make test`:
+## it needs the cross build and, for arm64 on x86_64, qemu-user).
+lambda-check: lambda
+	localstack/emulator.sh start $(EMULATOR_PORT)
+	status=0; $(TEST_ENV) ARROBA_LAMBDA_BOOTSTRAP=$(CURDIR)/target/lambda/bootstrap \
+	  ARROBA_LAMBDA_RUNNER="$(LAMBDA_RUNNER)" $(CARGO) test --test lambda_runtime || status=$$?; \
+	  localstack/emulator.sh stop; exit $$status
 
 ## Deploy with CDK to the account in the environment: PDS_HOSTNAME=pds.example.com make deploy
 ## (CERTIFICATE_ARN, EDGE_CERTIFICATE_ARN, HOSTED_ZONE_ID + ZONE_NAME, CREATE_CERTIFICATE=true and

@@ -11,7 +11,7 @@ import {
   aws_elasticloadbalancingv2 as elbv2, aws_iam as iam, aws_lambda as lambda, aws_logs as logs,
   aws_s3 as s3, aws_secretsmanager as sm, aws_certificatemanager as acm,
   aws_cloudfront as cloudfront, aws_cloudfront_origins as origins, aws_route53 as route53,
-  aws_route53_targets as r53targets,
+  aws_route53_targets as r53targets, aws_ecr_assets as ecrAssets,
 } from 'aws-cdk-lib';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -214,6 +214,9 @@ export class ArrobaStack extends Stack {
     task.addContainer('firehose', {
       image: ecs.ContainerImage.fromAsset(path.join(__dirname, '..', '..', '..', '..'), {
         file: 'infra/docker/Dockerfile',
+        // The image must match the tasks' CPU whatever the deploying machine is (an arm64 image
+        // from an x86_64 host needs Docker's buildx with qemu binfmt; docs/deploy.md).
+        platform: props.architecture === 'arm64' ? ecrAssets.Platform.LINUX_ARM64 : ecrAssets.Platform.LINUX_AMD64,
         exclude: ['target', '.local', '.git', 'infra/cdk/node_modules', 'infra/cdk/cdk.out', 'infra/cdk/dist'],
       }),
       environment,

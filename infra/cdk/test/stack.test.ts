@@ -17,7 +17,8 @@ const assemblies = fs.mkdtempSync(path.join(os.tmpdir(), 'arroba-cdk-test-'));
 after(() => fs.rmSync(assemblies, { recursive: true, force: true }));
 
 function synth(extra: Record<string, string> = {}) {
-  const app = new App({ outdir: fs.mkdtempSync(path.join(assemblies, 'assembly-')) });
+  const outdir = fs.mkdtempSync(path.join(assemblies, 'assembly-'));
+  const app = new App({ outdir });
   const stack = new ArrobaStack(app, 'Test', {
     hostname: 'pds.example.com',
     handleDomains: '.pds.example.com',
@@ -30,7 +31,10 @@ function synth(extra: Record<string, string> = {}) {
     ...extra,
   });
   Aspects.of(stack).add(new AwsSolutionsChecks());
-  return { stack, template: Template.fromStack(stack) };
+  const template = Template.fromStack(stack);
+  // The asset manifest says how CDK will build each image (written by the synth just done).
+  const assets = () => JSON.parse(fs.readFileSync(path.join(outdir, `${stack.artifactId}.assets.json`), 'utf8'));
+  return { stack, template, assets };
 }
 
 const { stack, template } = synth();
@@ -135,6 +139,19 @@ test('the firehose: two Fargate tasks behind an ALB with a long idle timeout, he
   assert.equal(azs.size, 2, 'tasks spread over two AZs');
   const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;
   assert.equal(task.Properties.ContainerDefinitions[0].PortMappings[0].ContainerPort, 2584);
+});
+
+test('the firehose image is built for the tasks\' architecture, from the project Dockerfile', () => {
+  for (const architecture of ['arm64', 'x86_64'] as const) {
+    const { template, assets } = synth({ architecture });
+    const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;
+    const cpu = task.Properties.RuntimePlatform.CpuArchitecture;
+    const images = Object.values(assets().dockerImages) as any[];
+    assert.equal(images.length, 1);
+    assert.equal(images[0].source.dockerFile, 'infra/docker/Dockerfile');
+    assert.equal(cpu, architecture === 'arm64' ? 'ARM64' : 'X86_64');
+    assert.equal(images[0].source.platform, architecture === 'arm64' ? 'linux/arm64' : 'linux/amd64');
+  }
 });
 
 test('least privilege: the firehose role cannot touch blobs or secrets beyond its own, and writes only events', () => {
