@@ -1,6 +1,6 @@
 //! The built Lambda `bootstrap` against a stand-in Lambda Runtime API: it reads its secrets from
 //! Secrets Manager (the emulator) by the ARNs the stack passes, serves an invocation with them,
-//! and refuses to start when a secret ARN is wrong.
+//! and refuses to start when a secret ARN is wrong or a secret's value is unusable.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -185,6 +185,51 @@ async fn a_missing_secret_stops_the_bootstrap_before_it_serves() {
         &[(
             "PDS_ADMIN_PASSWORD_ARN",
             "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf",
+        )],
+    );
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        !matches!(reports.try_recv(), Ok((kind, _)) if kind == "response"),
+        "no invocation was served"
+    );
+}
+
+#[tokio::test]
+async fn the_plc_rotation_key_is_read_by_arn_and_a_malformed_one_stops_the_bootstrap() {
+    use arroba::crypto::{Algorithm, Keypair};
+
+    let client = aws_sdk_secretsmanager::Client::new(&common::sdk_config().await);
+    let operator = Keypair::from_seed(Algorithm::K256, b"operator rotation key");
+    let valid_arn = secret(&client, &hex::encode(operator.to_bytes())).await;
+    let malformed_arn = secret(&client, "not-a-k256-key").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (api, mut reports) = runtime_api(admin_event("admin")).await;
+    let _child = bootstrap(
+        &api,
+        dir.path(),
+        &[("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN", &valid_arn)],
+    );
+    let (kind, body) = tokio::time::timeout(Duration::from_secs(20), reports.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kind, "response");
+    assert_eq!(body["statusCode"], 200, "{body}");
+
+    // The same start with a value that is not a key: the configuration check refuses it.
+    let other_dir = tempfile::tempdir().unwrap();
+    let (api, mut reports) = runtime_api(admin_event("admin")).await;
+    let mut child = bootstrap(
+        &api,
+        other_dir.path(),
+        &[(
+            "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN",
+            &malformed_arn,
         )],
     );
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())

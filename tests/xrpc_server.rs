@@ -823,3 +823,67 @@ async fn admin_methods_need_basic_auth_and_take_accounts_down() {
     );
     let _ = ADMIN_PASSWORD;
 }
+
+#[tokio::test]
+async fn new_dids_list_the_operators_rotation_key_which_alone_can_update_them() {
+    use arroba::crypto::{Algorithm, Keypair};
+    use arroba::syntax::Did;
+
+    let operator = Keypair::from_seed(Algorithm::K256, b"operator rotation key");
+    let secret = hex::encode(operator.to_bytes());
+    let pds = Pds::start(&[("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", &secret)]).await;
+    let recovery = Keypair::from_seed(Algorithm::K256, b"the user's recovery key");
+    let (status, body) = pds
+        .post(
+            "com.atproto.server.createAccount",
+            None,
+            json!({"handle": "carol.test", "password": "carol-pw", "email": "carol@example.com",
+                   "recoveryKey": recovery.public_key().to_did_key()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let did = Did::parse(body["did"].as_str().unwrap()).unwrap();
+    let data = pds
+        .state
+        .plc()
+        .last_operation(&did)
+        .await
+        .unwrap()
+        .data()
+        .unwrap();
+    assert_eq!(data.rotation_keys.len(), 3, "{:?}", data.rotation_keys);
+    assert_eq!(data.rotation_keys[0], recovery.public_key().to_did_key());
+    assert_eq!(data.rotation_keys[2], operator.public_key().to_did_key());
+
+    // The operator's key is enough for the directory to accept a change (as after losing the
+    // account's own keys).
+    pds.state
+        .plc()
+        .update(&did, &operator, |d| {
+            d.also_known_as = vec!["at://carol-recovered.test".into()];
+        })
+        .await
+        .unwrap();
+    let data = pds
+        .state
+        .plc()
+        .last_operation(&did)
+        .await
+        .unwrap()
+        .data()
+        .unwrap();
+    assert_eq!(data.also_known_as, ["at://carol-recovered.test"]);
+
+    // Without the setting a new DID lists only the account's own rotation key.
+    let plain = Pds::start(&[]).await;
+    let dave = plain.create_account("dave").await;
+    let data = plain
+        .state
+        .plc()
+        .last_operation(&Did::parse(&dave.did).unwrap())
+        .await
+        .unwrap()
+        .data()
+        .unwrap();
+    assert_eq!(data.rotation_keys.len(), 1);
+}

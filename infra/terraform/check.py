@@ -81,8 +81,13 @@ def main():
     lam = module.get(("aws_lambda_function", "xrpc"), {})
     check(lam.get("runtime") == "provided.al2023", "Lambda runs provided.al2023")
     env = json.dumps(lam.get("environment", ""))
-    for arn in ["PDS_JWT_SECRET_ARN", "PDS_ADMIN_PASSWORD_ARN", "ARROBA_KEY_ENCRYPTION_KEYS_ARN"]:
+    for arn in ["PDS_JWT_SECRET_ARN", "PDS_ADMIN_PASSWORD_ARN", "ARROBA_KEY_ENCRYPTION_KEYS_ARN",
+                "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN"]:
         check(arn in env, f"Lambda gets {arn}")
+    check(module.get(("random_id", "plc_rotation_key"), {}).get("byte_length") == 32,
+          "the PLC rotation key is 32 random bytes (64 hex digits)")
+    firehose_secrets = (MODULE / "firehose.tf").read_text()
+    check("plc_rotation_key" not in firehose_secrets, "the firehose task never gets the PLC rotation key")
     check("PDS_JWT_SECRET\"" not in env, "no plain secret in the Lambda environment")
 
     groups = [b for (k, _), b in module.items() if k == "aws_cloudwatch_log_group"]

@@ -11,6 +11,7 @@ const SECRETS: &[&str] = &[
     "PDS_JWT_SECRET",
     "PDS_ADMIN_PASSWORD",
     "ARROBA_KEY_ENCRYPTION_KEYS",
+    "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
 ];
 
 #[tokio::main]

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::crypto::{Algorithm, Keypair};
+
 /// Where repos and account data live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageKind {
@@ -80,6 +82,10 @@ pub struct ServerConfig {
     pub storage: StorageKind,
     /// Key-encryption keys for account keys at rest (`ARROBA_KEY_ENCRYPTION_KEYS`).
     pub key_encryption_keys: Option<String>,
+    /// The operator's PLC rotation key (`PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX`, the reference
+    /// PDS's name): listed in the `rotationKeys` of every DID this PDS creates, after the account's
+    /// own rotation key, so the operator can still update those DIDs if account keys are lost.
+    pub plc_rotation_key: Option<Keypair>,
 }
 
 fn flag(env: &HashMap<String, String>, name: &str) -> bool {
@@ -193,6 +199,20 @@ impl ServerConfig {
         if !dev_mode && storage != StorageKind::Disk && key_encryption_keys.is_none() {
             return Err(ConfigError::Missing("ARROBA_KEY_ENCRYPTION_KEYS"));
         }
+        let plc_rotation_key = match env
+            .get("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX")
+            .filter(|v| !v.is_empty())
+        {
+            Some(text) => {
+                let invalid = || ConfigError::Invalid {
+                    name: "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX",
+                    why: "expected a k256 private key as 64 hex digits".into(),
+                };
+                let bytes = hex::decode(text.trim()).map_err(|_| invalid())?;
+                Some(Keypair::from_bytes(Algorithm::K256, &bytes).map_err(|_| invalid())?)
+            }
+            None => None,
+        };
         let public_url = if dev_mode {
             format!("http://localhost:{port}")
         } else {
@@ -219,6 +239,7 @@ impl ServerConfig {
             dev_mode,
             storage,
             key_encryption_keys,
+            plc_rotation_key,
         })
     }
 }
@@ -270,6 +291,10 @@ mod tests {
             ("PDS_PORT", "x"),
             ("PDS_BLOB_UPLOAD_LIMIT", "lots"),
             ("PDS_STORAGE", "mongo"),
+            ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", "not hex"),
+            ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", "abcd"),
+            // Zero is not a private key.
+            ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", &"0".repeat(64)),
         ] {
             let mut e = env(&base);
             e.insert(k.into(), v.into());
@@ -284,5 +309,20 @@ mod tests {
             ("PDS_BLOBSTORE_DISK_LOCATION", "/x"),
         ]);
         assert!(ServerConfig::from_env(&both).is_err());
+    }
+
+    #[test]
+    fn the_operator_rotation_key_is_read_from_hex() {
+        let secret = "4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d";
+        let c = ServerConfig::from_env(&env(&[
+            ("PDS_DEV_MODE", "1"),
+            ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", secret),
+        ]))
+        .unwrap();
+        let key = c.plc_rotation_key.unwrap();
+        assert_eq!(hex::encode(key.to_bytes()), secret);
+        assert_eq!(key.algorithm(), Algorithm::K256);
+        let none = ServerConfig::from_env(&env(&[("PDS_DEV_MODE", "1")])).unwrap();
+        assert!(none.plc_rotation_key.is_none());
     }
 }

@@ -123,8 +123,16 @@ pub(super) async fn create_account(State(state): State<AppState>, input: Input) 
         .map_err(|_| XrpcError::invalid("Invalid recoveryKey"))?;
     let signing = Keypair::generate(Algorithm::K256);
     let rotation = Keypair::generate(Algorithm::K256);
+    // Priority order: the user's recovery key, this account's key, then the operator's key.
     let mut rotation_keys: Vec<PublicKey> = recovery.into_iter().collect();
     rotation_keys.push(rotation.public_key());
+    rotation_keys.extend(
+        state
+            .config()
+            .plc_rotation_key
+            .as_ref()
+            .map(Keypair::public_key),
+    );
     let (did, _) = state
         .plc()
         .create(

@@ -142,6 +142,15 @@ export class ArrobaStack extends Stack {
       description: 'id:base64key[,id:base64key] - set a real 32-byte key before the first deploy (docs/deploy.md)',
       generateSecretString: { passwordLength: 44, excludePunctuation: true },
     });
+    // The operator's PLC rotation key, listed in every new DID: 64 lowercase hex digits is a valid
+    // k256 private key (all but a 2^-128 fraction of them), so Secrets Manager can generate it.
+    const plcRotationKey = new sm.Secret(this, 'PlcRotationKey', {
+      description: 'k256 private key, 64 hex digits: the operator rotation key in every DID this PDS creates (docs/identity.md)',
+      generateSecretString: {
+        passwordLength: 64, excludeUppercase: true, excludePunctuation: true, includeSpace: false,
+        excludeCharacters: 'ghijklmnopqrstuvwxyz',
+      },
+    });
 
     const environment: Record<string, string> = {
       PDS_HOSTNAME: props.hostname,
@@ -174,11 +183,12 @@ export class ArrobaStack extends Stack {
         PDS_JWT_SECRET_ARN: jwtSecret.secretArn,
         PDS_ADMIN_PASSWORD_ARN: adminPassword.secretArn,
         ARROBA_KEY_ENCRYPTION_KEYS_ARN: keyEncryptionKeys.secretArn,
+        PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN: plcRotationKey.secretArn,
       },
     });
     for (const t of Object.values(tables)) t.grantReadWriteData(xrpcRole);
     blobs.grantReadWrite(xrpcRole);
-    for (const s of [jwtSecret, adminPassword, keyEncryptionKeys]) s.grantRead(xrpcRole);
+    for (const s of [jwtSecret, adminPassword, keyEncryptionKeys, plcRotationKey]) s.grantRead(xrpcRole);
 
     // The HTTP API (payload limit 10 MB; Lambda's own 6 MB applies, see docs/xrpc.md).
     const apiLogs = new logs.LogGroup(this, 'ApiLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
@@ -352,7 +362,7 @@ export class ArrobaStack extends Stack {
     // cdk-nag findings we accept, each with its reason.
     NagSuppressions.addStackSuppressions(this, [
       { id: 'AwsSolutions-IAM5', reason: 'DynamoDB grants include the tables\' index/* ARNs and S3 grants objects under the bucket; both are scoped to these resources.' },
-      { id: 'AwsSolutions-SMG4', reason: 'The JWT secret, admin password and key-encryption keys are rotated by the operator (rotation invalidates sessions or must keep old KEKs); docs/deploy.md describes it.' },
+      { id: 'AwsSolutions-SMG4', reason: 'The JWT secret, admin password, key-encryption keys and PLC rotation key are rotated by the operator (rotation invalidates sessions, must keep old KEKs, or needs a PLC operation per DID); docs/deploy.md describes it.' },
       { id: 'AwsSolutions-APIG4', reason: 'XRPC methods authenticate themselves (session JWTs, admin Basic auth); most are public by protocol.' },
       { id: 'AwsSolutions-EC23', reason: 'The firehose is a public endpoint by design: relays and consumers connect from anywhere.' },
       { id: 'AwsSolutions-CFR1', reason: 'A PDS serves its users and relays worldwide; no geo restriction.' },

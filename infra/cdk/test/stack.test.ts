@@ -98,7 +98,7 @@ test('the XRPC Lambda: provided.al2023, the chosen architecture, secrets only by
   assert.equal(fn.Properties.Runtime, 'provided.al2023');
   assert.deepEqual(fn.Properties.Architectures, ['arm64']);
   const env = fn.Properties.Environment.Variables;
-  for (const secret of ['PDS_JWT_SECRET', 'PDS_ADMIN_PASSWORD', 'ARROBA_KEY_ENCRYPTION_KEYS']) {
+  for (const secret of ['PDS_JWT_SECRET', 'PDS_ADMIN_PASSWORD', 'ARROBA_KEY_ENCRYPTION_KEYS', 'PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX']) {
     assert.equal(env[secret], undefined, `${secret} must not be a plain environment value`);
     assert.ok(env[`${secret}_ARN`], `${secret} is passed by ARN`);
   }
@@ -110,7 +110,13 @@ test('the XRPC Lambda: provided.al2023, the chosen architecture, secrets only by
 });
 
 test('secrets live in Secrets Manager and the template holds no secret values', () => {
-  template.resourceCountIs('AWS::SecretsManager::Secret', 3);
+  template.resourceCountIs('AWS::SecretsManager::Secret', 4);
+  // The PLC rotation key is generated as 64 lowercase hex digits (a k256 private key).
+  template.hasResourceProperties('AWS::SecretsManager::Secret', {
+    GenerateSecretString: Match.objectLike({
+      PasswordLength: 64, ExcludeUppercase: true, ExcludePunctuation: true, ExcludeCharacters: 'ghijklmnopqrstuvwxyz',
+    }),
+  });
   const json = JSON.stringify(template.toJSON());
   assert.ok(!/insecure-development|hunter2/.test(json));
   const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;

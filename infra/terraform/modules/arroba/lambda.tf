@@ -45,7 +45,7 @@ resource "aws_iam_role_policy" "xrpc" {
       {
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-        Resource = local.secret_arns
+        Resource = concat(local.secret_arns, [aws_secretsmanager_secret.plc_rotation_key.arn])
       },
     ]
   })
@@ -69,9 +69,10 @@ resource "aws_lambda_function" "xrpc" {
 
   environment {
     variables = merge(local.environment, {
-      PDS_JWT_SECRET_ARN             = aws_secretsmanager_secret.jwt.arn
-      PDS_ADMIN_PASSWORD_ARN         = aws_secretsmanager_secret.admin_password.arn
-      ARROBA_KEY_ENCRYPTION_KEYS_ARN = aws_secretsmanager_secret.key_encryption_keys.arn
+      PDS_JWT_SECRET_ARN                            = aws_secretsmanager_secret.jwt.arn
+      PDS_ADMIN_PASSWORD_ARN                        = aws_secretsmanager_secret.admin_password.arn
+      ARROBA_KEY_ENCRYPTION_KEYS_ARN                = aws_secretsmanager_secret.key_encryption_keys.arn
+      PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN = aws_secretsmanager_secret.plc_rotation_key.arn
     })
   }
 }

@@ -35,7 +35,24 @@ resource "aws_secretsmanager_secret" "key_encryption_keys" {
   description = "id:base64key[,id:base64key] - set a real 32-byte key before the first deploy (docs/deploy.md)"
 }
 
+# The operator's PLC rotation key, listed in every DID the PDS creates (docs/identity.md): a k256
+# private key as 64 hex digits, which random_id generates.
+resource "random_id" "plc_rotation_key" {
+  byte_length = 32
+}
+
+resource "aws_secretsmanager_secret" "plc_rotation_key" {
+  name_prefix = "arroba-plc-rotation-"
+  description = "k256 private key, 64 hex digits: the operator rotation key in every DID this PDS creates"
+}
+
+resource "aws_secretsmanager_secret_version" "plc_rotation_key" {
+  secret_id     = aws_secretsmanager_secret.plc_rotation_key.id
+  secret_string = random_id.plc_rotation_key.hex
+}
+
 locals {
+  # What the firehose task is given; the Lambda also reads the PLC rotation key.
   secret_arns = [
     aws_secretsmanager_secret.jwt.arn,
     aws_secretsmanager_secret.admin_password.arn,
