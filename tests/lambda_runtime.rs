@@ -133,60 +133,25 @@ fn bootstrap(api: &str, dir: &std::path::Path, secrets: &[(&str, &str)]) -> toki
     cmd.spawn().unwrap()
 }
 
-#[tokio::test]
-async fn the_bootstrap_reads_its_secrets_by_arn_and_serves_with_them() {
-    let client = aws_sdk_secretsmanager::Client::new(&common::sdk_config().await);
-    let password = "from-secrets-manager-7f3a";
-    let admin_arn = secret(&client, password).await;
-    let jwt_arn = secret(&client, "jwt-secret-from-secrets-manager-0123456789").await;
+/// Starts a bootstrap with `secrets` (in a fresh data directory) and returns the status code of
+/// its answer to `event`.
+async fn served_status(event: Value, secrets: &[(&str, &str)]) -> u64 {
     let dir = tempfile::tempdir().unwrap();
-
-    let (api, mut reports) = runtime_api(admin_event(password)).await;
-    let _child = bootstrap(
-        &api,
-        dir.path(),
-        &[
-            ("PDS_ADMIN_PASSWORD_ARN", &admin_arn),
-            ("PDS_JWT_SECRET_ARN", &jwt_arn),
-        ],
-    );
+    let (api, mut reports) = runtime_api(event).await;
+    let _child = bootstrap(&api, dir.path(), secrets);
     let (kind, body) = tokio::time::timeout(Duration::from_secs(20), reports.recv())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(kind, "response");
-    assert_eq!(
-        body["statusCode"], 200,
-        "admin auth with the password from the secret: {body}"
-    );
-
-    // The dev default password is not accepted: the secret replaced it.
-    let other_dir = tempfile::tempdir().unwrap();
-    let (api, mut reports) = runtime_api(admin_event("admin")).await;
-    let _other = bootstrap(
-        &api,
-        other_dir.path(),
-        &[("PDS_ADMIN_PASSWORD_ARN", &admin_arn)],
-    );
-    let (_, body) = tokio::time::timeout(Duration::from_secs(20), reports.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(body["statusCode"], 401, "{body}");
+    assert_eq!(kind, "response", "{body}");
+    body["statusCode"].as_u64().unwrap()
 }
 
-#[tokio::test]
-async fn a_missing_secret_stops_the_bootstrap_before_it_serves() {
+/// Starts a bootstrap with `secrets` and checks that it exits with an error, serving nothing.
+async fn refuses_to_start(secrets: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let (api, mut reports) = runtime_api(admin_event("admin")).await;
-    let mut child = bootstrap(
-        &api,
-        dir.path(),
-        &[(
-            "PDS_ADMIN_PASSWORD_ARN",
-            "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf",
-        )],
-    );
+    let mut child = bootstrap(&api, dir.path(), secrets);
     let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
         .unwrap()
@@ -196,6 +161,37 @@ async fn a_missing_secret_stops_the_bootstrap_before_it_serves() {
         !matches!(reports.try_recv(), Ok((kind, _)) if kind == "response"),
         "no invocation was served"
     );
+}
+
+#[tokio::test]
+async fn the_bootstrap_reads_its_secrets_by_arn_and_serves_with_them() {
+    let client = aws_sdk_secretsmanager::Client::new(&common::sdk_config().await);
+    let password = "from-secrets-manager-7f3a";
+    let admin_arn = secret(&client, password).await;
+    let jwt_arn = secret(&client, "jwt-secret-from-secrets-manager-0123456789").await;
+    let secrets = [
+        ("PDS_ADMIN_PASSWORD_ARN", admin_arn.as_str()),
+        ("PDS_JWT_SECRET_ARN", jwt_arn.as_str()),
+    ];
+    assert_eq!(
+        served_status(admin_event(password), &secrets).await,
+        200,
+        "admin auth with the password from the secret"
+    );
+    // The dev default password is not accepted: the secret replaced it.
+    assert_eq!(
+        served_status(admin_event("admin"), &secrets[..1]).await,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_missing_secret_stops_the_bootstrap_before_it_serves() {
+    refuses_to_start(&[(
+        "PDS_ADMIN_PASSWORD_ARN",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:missing-AbCdEf",
+    )])
+    .await;
 }
 
 #[tokio::test]
@@ -206,39 +202,11 @@ async fn the_plc_rotation_key_is_read_by_arn_and_a_malformed_one_stops_the_boots
     let operator = Keypair::from_seed(Algorithm::K256, b"operator rotation key");
     let valid_arn = secret(&client, &hex::encode(operator.to_bytes())).await;
     let malformed_arn = secret(&client, "not-a-k256-key").await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let (api, mut reports) = runtime_api(admin_event("admin")).await;
-    let _child = bootstrap(
-        &api,
-        dir.path(),
-        &[("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN", &valid_arn)],
+    let name = "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN";
+    assert_eq!(
+        served_status(admin_event("admin"), &[(name, &valid_arn)]).await,
+        200
     );
-    let (kind, body) = tokio::time::timeout(Duration::from_secs(20), reports.recv())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(kind, "response");
-    assert_eq!(body["statusCode"], 200, "{body}");
-
     // The same start with a value that is not a key: the configuration check refuses it.
-    let other_dir = tempfile::tempdir().unwrap();
-    let (api, mut reports) = runtime_api(admin_event("admin")).await;
-    let mut child = bootstrap(
-        &api,
-        other_dir.path(),
-        &[(
-            "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN",
-            &malformed_arn,
-        )],
-    );
-    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!status.success());
-    assert!(
-        !matches!(reports.try_recv(), Ok((kind, _)) if kind == "response"),
-        "no invocation was served"
-    );
+    refuses_to_start(&[(name, &malformed_arn)]).await;
 }

@@ -824,10 +824,16 @@ async fn admin_methods_need_basic_auth_and_take_accounts_down() {
     let _ = ADMIN_PASSWORD;
 }
 
+/// The state the PLC directory holds for `did` now.
+async fn plc_state(pds: &Pds, did: &str) -> arroba::identity::plc::PlcData {
+    let did = arroba::syntax::Did::parse(did).unwrap();
+    let last = pds.state.plc().last_operation(&did).await.unwrap();
+    last.data().unwrap()
+}
+
 #[tokio::test]
 async fn new_dids_list_the_operators_rotation_key_which_alone_can_update_them() {
     use arroba::crypto::{Algorithm, Keypair};
-    use arroba::syntax::Did;
 
     let operator = Keypair::from_seed(Algorithm::K256, b"operator rotation key");
     let secret = hex::encode(operator.to_bytes());
@@ -842,15 +848,8 @@ async fn new_dids_list_the_operators_rotation_key_which_alone_can_update_them() 
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let did = Did::parse(body["did"].as_str().unwrap()).unwrap();
-    let data = pds
-        .state
-        .plc()
-        .last_operation(&did)
-        .await
-        .unwrap()
-        .data()
-        .unwrap();
+    let did = body["did"].as_str().unwrap();
+    let data = plc_state(&pds, did).await;
     assert_eq!(data.rotation_keys.len(), 3, "{:?}", data.rotation_keys);
     assert_eq!(data.rotation_keys[0], recovery.public_key().to_did_key());
     assert_eq!(data.rotation_keys[2], operator.public_key().to_did_key());
@@ -859,31 +858,16 @@ async fn new_dids_list_the_operators_rotation_key_which_alone_can_update_them() 
     // account's own keys).
     pds.state
         .plc()
-        .update(&did, &operator, |d| {
+        .update(&arroba::syntax::Did::parse(did).unwrap(), &operator, |d| {
             d.also_known_as = vec!["at://carol-recovered.test".into()];
         })
         .await
         .unwrap();
-    let data = pds
-        .state
-        .plc()
-        .last_operation(&did)
-        .await
-        .unwrap()
-        .data()
-        .unwrap();
+    let data = plc_state(&pds, did).await;
     assert_eq!(data.also_known_as, ["at://carol-recovered.test"]);
 
     // Without the setting a new DID lists only the account's own rotation key.
     let plain = Pds::start(&[]).await;
     let dave = plain.create_account("dave").await;
-    let data = plain
-        .state
-        .plc()
-        .last_operation(&Did::parse(&dave.did).unwrap())
-        .await
-        .unwrap()
-        .data()
-        .unwrap();
-    assert_eq!(data.rotation_keys.len(), 1);
+    assert_eq!(plc_state(&plain, &dave.did).await.rotation_keys.len(), 1);
 }
