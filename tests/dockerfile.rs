@@ -1,5 +1,6 @@
 //! The firehose Dockerfile cannot be built here (no Docker engine); this checks it builds the
-//! right binary, runs it as a non-root user on the firehose port, and starts the firehose.
+//! right binary (cross-compiled by infra/docker/build-firehose.sh in a stage on the build
+//! machine's platform), runs it as a non-root user on the firehose port, and starts the firehose.
 #![allow(clippy::unwrap_used)]
 
 #[test]
@@ -14,18 +15,34 @@ fn the_firehose_image_runs_the_firehose_binary_as_non_root_on_its_port() {
         .map(str::trim)
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .collect();
-    let stages = lines.iter().filter(|l| l.starts_with("FROM ")).count();
-    assert_eq!(stages, 2, "a build stage and a slim runtime stage");
+    let stages: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(stages.len(), 2, "a build stage and a slim runtime stage");
     assert!(
-        lines
-            .iter()
-            .any(|l| l.contains("cargo build --release --locked --bin arroba"))
+        stages[0].starts_with("FROM --platform=$BUILDPLATFORM "),
+        "the build stage runs natively and cross-compiles: {}",
+        stages[0]
     );
+    assert!(lines.contains(&r#"RUN ./build-firehose.sh "$TARGETARCH" /out/arroba"#));
+    assert!(lines.contains(&"COPY --from=build /out/arroba /usr/local/bin/arroba"));
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/infra/docker/build-firehose.sh"
+    ))
+    .unwrap();
     assert!(
-        lines
-            .iter()
-            .any(|l| l.starts_with("COPY --from=build /src/target/release/arroba "))
+        script.contains(r#"cargo build --release --locked --bin arroba --target "$target""#),
+        "the script builds the arroba binary from the locked dependencies"
     );
+    // It names the two platforms Fargate runs and refuses any other.
+    let refused = std::process::Command::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/infra/docker/build-firehose.sh"
+    ))
+    .args(["s390x", "/nonexistent/arroba"])
+    .output()
+    .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("unsupported platform"));
     let user = lines.iter().find(|l| l.starts_with("USER ")).unwrap();
     assert!(
         !user.contains("root") && !user.ends_with(" 0") && !user.contains(" 0:"),
