@@ -7,6 +7,11 @@
 //!   local stand-in for the Lambda Runtime API.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+// Shared with tests/lambda_runtime.rs; written with `pub` for the tests' `common` module.
+#[path = "../tests/common/lambda_api.rs"]
+#[allow(unreachable_pub)]
+mod lambda_api;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -190,8 +195,8 @@ async fn get_repo(server: &Server) {
     );
 }
 
-/// A stand-in for the Lambda Runtime API: hands out one invocation (GET /xrpc/_health as an
-/// API Gateway v2 event) and reports when the function posts its response.
+/// The built bootstrap against the stand-in Lambda Runtime API: one invocation (GET
+/// /xrpc/_health as an API Gateway v2 event), timed from process start to its response.
 async fn lambda_cold_start() {
     let bin = env!("CARGO_BIN_EXE_lambda");
     // The bench profile keeps symbols for profiling; what ships is the stripped release build.
@@ -205,55 +210,11 @@ async fn lambda_cold_start() {
         .or_else(|_| std::fs::metadata(bin))
         .map(|m| m.len())
         .unwrap_or(0);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    let done = Arc::new(tokio::sync::Mutex::new(Some(done_tx)));
     let event = json!({"version": "2.0", "routeKey": "$default", "rawPath": "/xrpc/_health", "rawQueryString": "", "headers": {},
         "requestContext": {"accountId": "1", "apiId": "a", "domainName": "a.test", "domainPrefix": "a", "http": {"method": "GET", "path": "/xrpc/_health",
         "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "bench"}, "requestId": "r", "routeKey": "$default", "stage": "$default",
         "time": "26/Nov/2026:00:00:00 +0000", "timeEpoch": 0}, "isBase64Encoded": false});
-    let served = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let app = axum::Router::new()
-        .route(
-            "/2018-06-01/runtime/invocation/next",
-            axum::routing::get({
-                let served = served.clone();
-                move || {
-                    let event = event.clone();
-                    let served = served.clone();
-                    async move {
-                        if served.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                            std::future::pending::<()>().await;
-                        }
-                        (
-                            [
-                                ("lambda-runtime-aws-request-id", "r1"),
-                                ("lambda-runtime-deadline-ms", "9999999999999"),
-                                (
-                                    "lambda-runtime-invoked-function-arn",
-                                    "arn:aws:lambda:us-east-1:1:function:f",
-                                ),
-                            ],
-                            axum::Json(event),
-                        )
-                    }
-                }
-            }),
-        )
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            axum::routing::post(move || {
-                let done = done.clone();
-                async move {
-                    if let Some(tx) = done.lock().await.take() {
-                        let _ = tx.send(());
-                    }
-                    "ok"
-                }
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (api, mut reports) = lambda_api::runtime_api(event).await;
     let dir = tempfile::tempdir().unwrap();
     let start = Instant::now();
     let mut child = tokio::process::Command::new(bin)
@@ -262,6 +223,11 @@ async fn lambda_cold_start() {
         .env("AWS_LAMBDA_FUNCTION_NAME", "arroba")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
         .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        // Lambda always sets the region and the role's credentials; without them the SDK would
+        // spend the start-up probing instance metadata.
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
         .env("PDS_DEV_MODE", "true")
         .env("PDS_DID_PLC_URL", "http://127.0.0.1:9")
         .env("PDS_DATA_DIRECTORY", dir.path())
@@ -269,11 +235,12 @@ async fn lambda_cold_start() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    tokio::time::timeout(Duration::from_secs(20), done_rx)
+    let (kind, _) = tokio::time::timeout(Duration::from_secs(20), reports.recv())
         .await
         .unwrap()
         .unwrap();
     let elapsed = start.elapsed();
+    assert_eq!(kind, "response");
     let _ = child.kill().await;
     println!(
         "Lambda binary: {:.1} MB; process start to first response {:.1} ms",

@@ -6,67 +6,11 @@
 mod common;
 
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+use common::lambda_api::runtime_api;
 use serde_json::{Value, json};
-use tokio::sync::{Mutex, mpsc};
-
-/// A Runtime API that hands out one API Gateway v2 event and forwards what the function posts
-/// (its response, or an init error) to the returned channel.
-async fn runtime_api(event: Value) -> (String, mpsc::UnboundedReceiver<(String, Value)>) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let pending = Arc::new(Mutex::new(Some(event)));
-    let report = move |kind: &'static str| {
-        let tx = tx.clone();
-        move |body: String| {
-            let tx = tx.clone();
-            async move {
-                let _ = tx.send((
-                    kind.to_owned(),
-                    serde_json::from_str(&body).unwrap_or(Value::Null),
-                ));
-                "ok"
-            }
-        }
-    };
-    let app = axum::Router::new()
-        .route(
-            "/2018-06-01/runtime/invocation/next",
-            axum::routing::get(move || {
-                let pending = pending.clone();
-                async move {
-                    let Some(event) = pending.lock().await.take() else {
-                        return std::future::pending().await;
-                    };
-                    (
-                        [
-                            ("lambda-runtime-aws-request-id", "r1"),
-                            ("lambda-runtime-deadline-ms", "9999999999999"),
-                            (
-                                "lambda-runtime-invoked-function-arn",
-                                "arn:aws:lambda:us-east-1:1:function:f",
-                            ),
-                        ],
-                        axum::Json(event),
-                    )
-                }
-            }),
-        )
-        .route(
-            "/2018-06-01/runtime/invocation/{id}/response",
-            axum::routing::post(report("response")),
-        )
-        .route(
-            "/2018-06-01/runtime/init/error",
-            axum::routing::post(report("init-error")),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (addr, rx)
-}
 
 fn admin_event(password: &str) -> Value {
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("admin:{password}"));

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: where the interop vectors are, and how to read them.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod lambda_api;
+
 use std::path::PathBuf;
 
 /// The atproto interop test vectors, read in place from `../shared/interop`.
