@@ -115,11 +115,17 @@ lambda-check: lambda
 
 ## Deploy with CDK to the account in the environment: PDS_HOSTNAME=pds.example.com make deploy
 ## (CERTIFICATE_ARN, EDGE_CERTIFICATE_ARN, HOSTED_ZONE_ID + ZONE_NAME, CREATE_CERTIFICATE=true and
-## PDS_CRAWLERS optional; docs/deploy.md walks through the first deploy).
-deploy: lambda
+## PDS_CRAWLERS optional; LAMBDA_BOOTSTRAP=path deploys a prebuilt bootstrap for LAMBDA_ARCH
+## instead of building one; docs/deploy.md walks through the first deploy).
+LAMBDA_BOOTSTRAP ?=
+# A prebuilt bootstrap is copied alone into its own asset folder (CDK zips the whole folder).
+LAMBDA_ASSET = $(if $(LAMBDA_BOOTSTRAP),$(CURDIR)/target/lambda-prebuilt,$(CURDIR)/target/lambda)
+deploy: $(if $(LAMBDA_BOOTSTRAP),,lambda)
 	@[ -n "$(PDS_HOSTNAME)" ] || { echo "set PDS_HOSTNAME" >&2; exit 1; }
+	$(if $(LAMBDA_BOOTSTRAP),rm -rf $(LAMBDA_ASSET) && mkdir -p $(LAMBDA_ASSET) && \
+	  install -m 755 $(LAMBDA_BOOTSTRAP) $(LAMBDA_ASSET)/bootstrap,@true)
 	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc && npx cdk deploy \
-	  -c hostname=$(PDS_HOSTNAME) -c architecture=$(LAMBDA_ARCH) -c lambdaAsset=$(CURDIR)/target/lambda \
+	  -c hostname=$(PDS_HOSTNAME) -c architecture=$(LAMBDA_ARCH) -c lambdaAsset=$(LAMBDA_ASSET) \
 	  -c crawlers=$(PDS_CRAWLERS) $(if $(CERTIFICATE_ARN),-c certificateArn=$(CERTIFICATE_ARN),) \
 	  $(if $(EDGE_CERTIFICATE_ARN),-c edgeCertificateArn=$(EDGE_CERTIFICATE_ARN),) \
 	  $(if $(HOSTED_ZONE_ID),-c hostedZoneId=$(HOSTED_ZONE_ID) -c zoneName=$(ZONE_NAME),) \
