@@ -6,19 +6,23 @@
 //!   memory an idle subscriber costs.
 #![allow(missing_docs, clippy::unwrap_used)]
 
+// The tests' PDS on a socket, shared by path (written with `pub` for the tests' `common` module).
+#[path = "../tests/common/pds.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod pds;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arroba::block::BlockCache;
 use arroba::firehose::{FirehoseConfig, Hub};
-use arroba::identity::{IdentityConfig, Resolver};
 use arroba::storage::{
     BlobStore, DiskBlobStore, DiskStorage, KeySealer, MemoryStorage, Storage, commit_writes,
     create_repo,
 };
-use arroba::xrpc::{AppState, ServerConfig, router};
 use futures::StreamExt;
+use pds::{Pds, Session};
 use serde_json::json;
 
 fn rss_kb() -> u64 {
@@ -55,61 +59,20 @@ async fn serve_firehose(storage: Arc<dyn Storage>, buffer: usize) -> String {
 
 async fn latency(label: &str, storage: Arc<dyn Storage>, samples: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let plc_store = arroba::plc::PlcStore::open(&dir.path().join("plc")).unwrap();
-    let plc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plc_url = format!("http://{}", plc.local_addr().unwrap());
-    tokio::spawn(arroba::plc::serve(plc, plc_store, std::future::pending()));
-    let env = [
-        ("PDS_DEV_MODE", "true"),
-        ("PDS_HOSTNAME", "bench.test"),
-        ("PDS_DATA_DIRECTORY", dir.path().to_str().unwrap()),
-    ];
-    let mut config = ServerConfig::from_env(
-        &env.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
-    .unwrap();
-    config.did_plc_url = Some(plc_url.clone());
     let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobStore::new(dir.path().join("blobs")));
-    let resolver = Arc::new(
-        Resolver::new(IdentityConfig {
-            plc_url,
-            allow_private_addresses: true,
-            ..IdentityConfig::default()
-        })
-        .unwrap(),
-    );
-    let state = AppState::new(config, storage.clone(), blobs, resolver);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, router().with_state(state))
-            .await
-            .unwrap()
-    });
+    let server = Pds::start_with(dir, storage.clone(), blobs, &[]).await;
     let ws_url = serve_firehose(storage, 1000).await;
     let http = reqwest::Client::new();
-    let account: serde_json::Value = http
-        .post(format!("{url}/xrpc/com.atproto.server.createAccount"))
-        .json(&json!({"handle": "lat.test", "password": "pw"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (did, token) = (
-        account["did"].as_str().unwrap().to_owned(),
-        account["accessJwt"].as_str().unwrap().to_owned(),
-    );
+    let Session {
+        did, access: token, ..
+    } = server.create_account("lat").await;
     let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
     let mut times = Vec::new();
     for i in 0..samples {
         let start = Instant::now();
         let body = json!({"repo": did, "collection": "app.bsky.feed.post", "record": {"text": format!("{i}"), "createdAt": "2026-11-26T00:00:00.000Z"}});
         let resp: serde_json::Value = http
-            .post(format!("{url}/xrpc/com.atproto.repo.createRecord"))
+            .post(server.xrpc("com.atproto.repo.createRecord"))
             .bearer_auth(&token)
             .json(&body)
             .send()

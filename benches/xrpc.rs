@@ -7,79 +7,19 @@
 //!   local stand-in for the Lambda Runtime API.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-// Shared with tests/lambda_runtime.rs; written with `pub` for the tests' `common` module.
+// The tests' own helpers, shared by path (written with `pub` for the tests' `common` module):
+// the PDS on a socket and the Lambda Runtime API stand-in.
 #[path = "../tests/common/lambda_api.rs"]
 #[allow(unreachable_pub)]
 mod lambda_api;
+#[path = "../tests/common/pds.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod pds;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arroba::identity::{IdentityConfig, Resolver};
-use arroba::storage::{BlobStore, DiskBlobStore, DiskStorage, KeySealer, Storage};
-use arroba::xrpc::{AppState, ServerConfig, router};
+use pds::{Pds, Session};
 use serde_json::json;
-
-struct Server {
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let plc_store = arroba::plc::PlcStore::open(&dir.path().join("plc")).unwrap();
-    let plc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let plc_url = format!("http://{}", plc.local_addr().unwrap());
-    tokio::spawn(arroba::plc::serve(plc, plc_store, std::future::pending()));
-    let env = [
-        ("PDS_DEV_MODE", "true"),
-        ("PDS_HOSTNAME", "bench.test"),
-        ("PDS_DATA_DIRECTORY", dir.path().to_str().unwrap()),
-    ];
-    let mut config = ServerConfig::from_env(
-        &env.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    )
-    .unwrap();
-    config.did_plc_url = Some(plc_url.clone());
-    let storage: Arc<dyn Storage> =
-        Arc::new(DiskStorage::open(&dir.path().join("store"), KeySealer::ephemeral()).unwrap());
-    let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobStore::new(dir.path().join("blobs")));
-    let resolver = Arc::new(
-        Resolver::new(IdentityConfig {
-            plc_url,
-            allow_private_addresses: true,
-            ..IdentityConfig::default()
-        })
-        .unwrap(),
-    );
-    let state = AppState::new(config, storage, blobs, resolver);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, router().with_state(state))
-            .await
-            .unwrap()
-    });
-    Server { url, _dir: dir }
-}
-
-async fn account(client: &reqwest::Client, url: &str, name: &str) -> (String, String) {
-    let r: serde_json::Value = client
-        .post(format!("{url}/xrpc/com.atproto.server.createAccount"))
-        .json(&json!({"handle": format!("{name}.test"), "password": "pw"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    (
-        r["did"].as_str().unwrap().to_owned(),
-        r["accessJwt"].as_str().unwrap().to_owned(),
-    )
-}
 
 fn post_body(did: &str, i: usize) -> serde_json::Value {
     json!({"repo": did, "collection": "app.bsky.feed.post",
@@ -90,18 +30,21 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-async fn create_records(server: &Server, clients: usize, duration: Duration) {
+async fn create_records(server: &Pds, clients: usize, duration: Duration) {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(64)
         .build()
         .unwrap();
     let mut sessions = Vec::new();
     for c in 0..clients {
-        sessions.push(account(&http, &server.url, &format!("load{clients}x{c}")).await);
+        sessions.push(server.create_account(&format!("load{clients}x{c}")).await);
     }
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for (did, token) in sessions {
+    for Session {
+        did, access: token, ..
+    } in sessions
+    {
         let (http, url) = (http.clone(), server.url.clone());
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
@@ -149,9 +92,11 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-async fn get_repo(server: &Server) {
+async fn get_repo(server: &Pds) {
     let http = reqwest::Client::new();
-    let (did, token) = account(&http, &server.url, "big").await;
+    let Session {
+        did, access: token, ..
+    } = server.create_account("big").await;
     for batch in 0..50 {
         let writes: Vec<serde_json::Value> = (0..200)
             .map(|i| json!({"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post",
@@ -255,7 +200,7 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let server = start().await;
+        let server = Pds::start(&[]).await;
         create_records(&server, 1, Duration::from_secs(5)).await;
         create_records(&server, 16, Duration::from_secs(5)).await;
         get_repo(&server).await;

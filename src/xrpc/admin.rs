@@ -13,6 +13,10 @@ use crate::syntax::{Did, Handle, format_datetime};
 
 type Out = Result<Json<Json_>, XrpcError>;
 
+fn account_not_found(did: &Did) -> XrpcError {
+    XrpcError::named("AccountNotFound", format!("Account not found: {did}"))
+}
+
 async fn info(state: &AppState, did: &Did) -> Result<Option<Json_>, XrpcError> {
     let Some(record) = state.storage().load_repo(did).await? else {
         return Ok(None);
@@ -40,7 +44,7 @@ pub(super) async fn get_account_info(
     info(&state, &did)
         .await?
         .map(Json)
-        .ok_or_else(|| XrpcError::named("AccountNotFound", format!("Account not found: {did}")))
+        .ok_or_else(|| account_not_found(&did))
 }
 
 pub(super) async fn get_account_infos(
@@ -72,10 +76,11 @@ pub(super) async fn update_subject_status(
         .and_then(crate::cbor::Value::as_str)
         .ok_or_else(|| XrpcError::invalid("Only account (repoRef) subjects are supported"))?;
     let did = Did::parse(did)?;
-    let record =
-        state.storage().load_repo(&did).await?.ok_or_else(|| {
-            XrpcError::named("AccountNotFound", format!("Account not found: {did}"))
-        })?;
+    let record = state
+        .storage()
+        .load_repo(&did)
+        .await?
+        .ok_or_else(|| account_not_found(&did))?;
     let takedown = input.0.get("takedown");
     if let Some(t) = takedown {
         let applied = matches!(t.get("applied"), Some(crate::cbor::Value::Bool(true)));
@@ -126,7 +131,7 @@ pub(super) async fn update_account_password(
     let mut account = accounts
         .get(&did)
         .await?
-        .ok_or_else(|| XrpcError::named("AccountNotFound", format!("Account not found: {did}")))?;
+        .ok_or_else(|| account_not_found(&did))?;
     account.password_hash = hash_password(password)?;
     accounts.put(&account).await?;
     accounts.revoke_sessions(&did, None).await?;
@@ -140,10 +145,7 @@ pub(super) async fn delete_account(
 ) -> Result<(), XrpcError> {
     let did: Did = input.parse("did")?;
     if state.storage().load_repo(&did).await?.is_none() {
-        return Err(XrpcError::named(
-            "AccountNotFound",
-            format!("Account not found: {did}"),
-        ));
+        return Err(account_not_found(&did));
     }
     super::server::delete_account_data(&state, &did).await
 }

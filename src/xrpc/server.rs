@@ -16,6 +16,24 @@ use crate::syntax::{Did, Handle, Nsid};
 
 type Out = Result<Json<Json_>, XrpcError>;
 
+/// The repo record of the token's own account; a valid token for a repo that is gone is
+/// refused like an unknown account.
+async fn own_repo(state: &AppState, did: &Did) -> Result<RepoRecord, XrpcError> {
+    state
+        .storage()
+        .load_repo(did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))
+}
+
+/// The account data (password, app passwords, email) of the token's own account.
+async fn own_account(accounts: &Accounts<'_>, did: &Did) -> Result<Account, XrpcError> {
+    accounts
+        .get(did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))
+}
+
 pub(super) async fn describe_server(State(state): State<AppState>) -> Out {
     let c = state.config();
     Ok(Json(json!({
@@ -245,11 +263,7 @@ fn merge(out: &mut Json_, extra: Json_) {
 }
 
 pub(super) async fn get_session(State(state): State<AppState>, access: Access) -> Out {
-    let record = state
-        .storage()
-        .load_repo(&access.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = own_repo(&state, &access.did).await?;
     let account = Accounts(state.storage()).get(&access.did).await?;
     let mut out = json!({
         "handle": record.handle, "did": access.did, "email": account.and_then(|a| a.email),
@@ -269,11 +283,7 @@ pub(super) async fn refresh_session(State(state): State<AppState>, refresh: Refr
     if session.expires_at < Utc::now() {
         return Err(XrpcError::named("ExpiredToken", "Token has expired"));
     }
-    let record = state
-        .storage()
-        .load_repo(&refresh.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = own_repo(&state, &refresh.did).await?;
     if matches!(record.status, RepoStatus::Takendown | RepoStatus::Deleted) {
         return Err(XrpcError::new(
             axum::http::StatusCode::UNAUTHORIZED,
@@ -317,11 +327,7 @@ pub(super) async fn get_service_auth(
             "exp must be in the next hour",
         ));
     }
-    let record = state
-        .storage()
-        .load_repo(&access.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = own_repo(&state, &access.did).await?;
     let token = service_auth::create(
         &record.signing_key,
         &access.did,
@@ -347,10 +353,7 @@ pub(super) async fn create_app_password(
     }
     let privileged = input.opt_bool("privileged")?.unwrap_or(false);
     let accounts = Accounts(state.storage());
-    let mut account = accounts
-        .get(&access.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let mut account = own_account(&accounts, &access.did).await?;
     if account.app_passwords.iter().any(|a| a.name == name) {
         return Err(XrpcError::invalid(
             "An app password with this name already exists",
@@ -372,10 +375,7 @@ pub(super) async fn create_app_password(
 
 pub(super) async fn list_app_passwords(State(state): State<AppState>, access: Access) -> Out {
     access.require_full()?;
-    let account = Accounts(state.storage())
-        .get(&access.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let account = own_account(&Accounts(state.storage()), &access.did).await?;
     let passwords: Vec<Json_> = account
         .app_passwords
         .iter()
@@ -392,10 +392,7 @@ pub(super) async fn revoke_app_password(
     access.require_full()?;
     let name = input.str("name")?;
     let accounts = Accounts(state.storage());
-    let mut account = accounts
-        .get(&access.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let mut account = own_account(&accounts, &access.did).await?;
     account.app_passwords.retain(|a| a.name != name);
     accounts.put(&account).await?;
     accounts.revoke_sessions(&access.did, Some(name)).await?;
@@ -407,11 +404,7 @@ pub(super) async fn activate_account(
     access: Access,
 ) -> Result<(), XrpcError> {
     access.require_full()?;
-    let record = state
-        .storage()
-        .load_repo(&access.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = own_repo(&state, &access.did).await?;
     match record.status {
         RepoStatus::Active => return Ok(()),
         RepoStatus::Takendown | RepoStatus::Suspended | RepoStatus::Deleted => {
@@ -449,11 +442,7 @@ pub(super) async fn deactivate_account(
     access: Access,
 ) -> Result<(), XrpcError> {
     access.require_full()?;
-    let record = state
-        .storage()
-        .load_repo(&access.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = own_repo(&state, &access.did).await?;
     if record.status == RepoStatus::Deactivated {
         return Ok(());
     }
@@ -475,11 +464,7 @@ pub(super) async fn deactivate_account(
 }
 
 pub(super) async fn check_account_status(State(state): State<AppState>, access: Access) -> Out {
-    let record = state
-        .storage()
-        .load_repo(&access.did)
-        .await?
-        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
+    let record = own_repo(&state, &access.did).await?;
     let (_, repo) =
         crate::storage::load_repo_state(state.storage(), state.cache(), &access.did).await?;
     crate::storage::fetch_tree(state.storage(), state.cache(), &repo).await?;
