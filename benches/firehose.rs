@@ -7,7 +7,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 // The tests' PDS on a socket, shared by path (written with `pub` for the tests' `common` module).
-#[path = "../tests/common/pds.rs"]
+#[path = "../tests/it/common/pds.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod pds;
 
@@ -15,11 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use arroba::block::BlockCache;
 use arroba::firehose::{FirehoseConfig, Hub};
 use arroba::storage::{
-    BlobStore, DiskBlobStore, DiskStorage, KeySealer, MemoryStorage, Storage, commit_writes,
-    create_repo,
+    BlobStore, BlockCache, DiskBlobStore, DiskStorage, KeySealer, MemoryStorage, RepoKeys, Storage,
+    commit_writes, create_repo,
 };
 use futures::StreamExt;
 use pds::{Pds, Session};
@@ -60,8 +59,12 @@ async fn serve_firehose(storage: Arc<dyn Storage>, buffer: usize) -> String {
 async fn latency(label: &str, storage: Arc<dyn Storage>, samples: usize) {
     let dir = tempfile::tempdir().unwrap();
     let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobStore::new(dir.path().join("blobs")));
-    let server = Pds::start_with(dir, storage.clone(), blobs, &[]).await;
-    let ws_url = serve_firehose(storage, 1000).await;
+    // The PDS's own firehose, on the same port as XRPC, as `arroba serve` runs it.
+    let server = Pds::start_with(dir, storage, blobs, &[]).await;
+    let ws_url = format!(
+        "{}/xrpc/com.atproto.sync.subscribeRepos",
+        server.url.replacen("http", "ws", 1)
+    );
     let http = reqwest::Client::new();
     let Session {
         did, access: token, ..
@@ -106,11 +109,15 @@ async fn latency(label: &str, storage: Arc<dyn Storage>, samples: usize) {
 
 async fn fan_out(subscribers: usize, events: usize) {
     let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
-    let cache = BlockCache::new();
+    let cache = BlockCache::default().view();
     let clock = arroba::tid::TidClock::new(1);
     let did = arroba::syntax::Did::parse("did:plc:fanoutfanoutfanoutfanout").unwrap();
     let key = arroba::crypto::Keypair::from_seed(arroba::crypto::Algorithm::K256, b"fan");
-    create_repo(&*storage, &cache, did.clone(), None, key, None, &clock)
+    let keys = RepoKeys {
+        signing: key,
+        rotation: None,
+    };
+    create_repo(&*storage, &cache, did.clone(), None, keys, &clock)
         .await
         .unwrap();
     let url = serve_firehose(storage.clone(), events + 100).await;
@@ -196,12 +203,12 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let dir = tempfile::tempdir().unwrap();
-        let disk: Arc<dyn Storage> = Arc::new(DiskStorage::open(dir.path(), KeySealer::ephemeral()).unwrap());
+        let disk: Arc<dyn Storage> = Arc::new(DiskStorage::open(dir.path(), Some(KeySealer::ephemeral())).unwrap());
         latency("embedded store", disk, 300).await;
         if std::env::var("AWS_ENDPOINT_URL").is_ok() {
             let shared = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
             let prefix = format!("bench{}-", std::process::id());
-            let dynamo = arroba::storage::DynamoStorage::with_sdk_config(&shared, arroba::storage::dynamo::DynamoConfig::new(prefix, KeySealer::ephemeral()));
+            let dynamo = arroba::storage::DynamoStorage::with_sdk_config(&shared, arroba::storage::dynamo::DynamoConfig::new(prefix, Some(KeySealer::ephemeral())));
             dynamo.create_tables().await.unwrap();
             latency("DynamoDB emulator", Arc::new(dynamo), 100).await;
         } else {

@@ -9,10 +9,10 @@
 
 // The tests' own helpers, shared by path (written with `pub` for the tests' `common` module):
 // the PDS on a socket and the Lambda Runtime API stand-in.
-#[path = "../tests/common/lambda_api.rs"]
+#[path = "../tests/it/common/lambda_api.rs"]
 #[allow(unreachable_pub)]
 mod lambda_api;
-#[path = "../tests/common/pds.rs"]
+#[path = "../tests/it/common/pds.rs"]
 #[allow(dead_code, unreachable_pub)]
 mod pds;
 

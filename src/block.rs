@@ -3,7 +3,8 @@
 //! [`BlockMap`] is an in-memory set of blocks keyed by CID (a commit's new blocks, a CAR file's
 //! contents). [`BlockSource`] is how the MST reads nodes it has not loaded yet; it is synchronous
 //! because the data layers do no I/O: storage-backed callers fill a cache and retry on
-//! [`crate::mst::MstError::MissingBlock`].
+//! [`crate::mst::MstError::MissingBlock`] (the process's bounded cache is
+//! `crate::storage::BlockCache`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
@@ -94,66 +95,6 @@ pub trait BlockSource: Send + Sync + std::fmt::Debug {
 impl BlockSource for BlockMap {
     fn read_block(&self, cid: &Cid) -> Option<Vec<u8>> {
         self.get(cid).map(<[u8]>::to_vec)
-    }
-}
-
-/// A shareable, growable block cache: the source behind storage-backed trees. Callers that get
-/// a missing-block error fetch the block from storage, [`BlockCache::insert`] it, and retry.
-#[derive(Debug, Clone, Default)]
-pub struct BlockCache(Arc<RwLock<BlockMap>>);
-
-impl BlockCache {
-    /// An empty cache.
-    pub fn new() -> BlockCache {
-        BlockCache::default()
-    }
-
-    /// A cache holding `blocks`.
-    pub fn from_blocks(blocks: BlockMap) -> BlockCache {
-        BlockCache(Arc::new(RwLock::new(blocks)))
-    }
-
-    /// Adds a block.
-    pub fn insert(&self, cid: Cid, bytes: Vec<u8>) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(cid, bytes);
-    }
-
-    /// Adds every block of `blocks`.
-    pub fn extend(&self, blocks: BlockMap) {
-        self.0
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(blocks);
-    }
-
-    /// Whether the cache holds `cid`.
-    pub fn contains(&self, cid: &Cid) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(cid)
-    }
-
-    /// Number of cached blocks.
-    pub fn len(&self) -> usize {
-        self.0.read().unwrap_or_else(|e| e.into_inner()).len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl BlockSource for BlockCache {
-    fn read_block(&self, cid: &Cid) -> Option<Vec<u8>> {
-        self.0
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .read_block(cid)
     }
 }
 

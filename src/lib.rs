@@ -22,11 +22,13 @@
 //! );
 //! ```
 
+pub mod app;
 pub mod block;
 pub mod car;
 pub mod cbor;
 pub mod cid;
 pub mod cli;
+pub mod config;
 pub mod crypto;
 pub mod firehose;
 pub mod identity;

@@ -1,17 +1,20 @@
 //! Fault injection through the emulator wrapper (`localstack/server.py`): throttling is
 //! retried; an outage mid-commit gives a clear error and leaves no partial state. The faults
 //! affect the whole emulator, so these tests run one at a time in their own binary.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::time::Duration;
 
-use arroba::block::BlockCache;
 use arroba::cbor::map;
 use arroba::crypto::{Algorithm, Keypair};
 use arroba::repo::Write;
-use arroba::storage::{EventBody, Sequencer, Storage, StorageError, commit_writes, create_repo};
+use arroba::storage::{
+    BlockCache, EventBody, EventLog, RepoKeys, RepoStore, Sequencer, StorageError, commit_writes,
+    create_repo,
+};
 use arroba::syntax::{Did, Nsid, RecordKey};
 use arroba::tid::TidClock;
 
@@ -48,11 +51,13 @@ async fn throttled_requests_are_retried_and_succeed() {
     let s = common::dynamo_storage().await;
     create_repo(
         &*s,
-        &BlockCache::new(),
+        &BlockCache::default().view(),
         did(),
         None,
-        Keypair::from_seed(Algorithm::K256, b"f"),
-        None,
+        RepoKeys {
+            signing: Keypair::from_seed(Algorithm::K256, b"f"),
+            rotation: None,
+        },
         &TidClock::new(0),
     )
     .await
@@ -62,7 +67,7 @@ async fn throttled_requests_are_retried_and_succeed() {
     s.reset_metrics();
     let result = commit_writes(
         &*s,
-        &BlockCache::new(),
+        &BlockCache::default().view(),
         &did(),
         &[create("a")],
         &TidClock::new(1),
@@ -82,19 +87,27 @@ async fn an_outage_at_any_point_of_a_commit_leaves_no_partial_state() {
     let s = common::dynamo_storage().await;
     create_repo(
         &*s,
-        &BlockCache::new(),
+        &BlockCache::default().view(),
         did(),
         None,
-        Keypair::from_seed(Algorithm::K256, b"f"),
-        None,
+        RepoKeys {
+            signing: Keypair::from_seed(Algorithm::K256, b"f"),
+            rotation: None,
+        },
         &TidClock::new(0),
     )
     .await
     .unwrap();
     let clock = TidClock::new(2);
-    commit_writes(&*s, &BlockCache::new(), &did(), &[create("base")], &clock)
-        .await
-        .unwrap();
+    commit_writes(
+        &*s,
+        &BlockCache::default().view(),
+        &did(),
+        &[create("base")],
+        &clock,
+    )
+    .await
+    .unwrap();
     // A commit is: read the repo, write blocks, allocate a number, one transaction. Cut the
     // service after each of those steps in turn.
     for (n, step) in [
@@ -112,7 +125,7 @@ async fn an_outage_at_any_point_of_a_commit_leaves_no_partial_state() {
         fault(&format!("fail_after?n={n}")).await;
         let result = commit_writes(
             &*s,
-            &BlockCache::new(),
+            &BlockCache::default().view(),
             &did(),
             &[create(&format!("cut{n}"))],
             &clock,
@@ -136,9 +149,15 @@ async fn an_outage_at_any_point_of_a_commit_leaves_no_partial_state() {
     }
     // After the service returns, writing works, and the sequencer passes over the number the
     // cut writer held (it never became an event).
-    let (_, seq) = commit_writes(&*s, &BlockCache::new(), &did(), &[create("after")], &clock)
-        .await
-        .unwrap();
+    let (_, seq) = commit_writes(
+        &*s,
+        &BlockCache::default().view(),
+        &did(),
+        &[create("after")],
+        &clock,
+    )
+    .await
+    .unwrap();
     let mut sequencer = Sequencer::new(s.clone(), 0, Duration::from_millis(200));
     let mut seen = Vec::new();
     let began = std::time::Instant::now();
@@ -172,11 +191,13 @@ async fn reads_during_an_outage_fail_clearly_and_recover() {
     let s = common::dynamo_storage().await;
     create_repo(
         &*s,
-        &BlockCache::new(),
+        &BlockCache::default().view(),
         did(),
         None,
-        Keypair::from_seed(Algorithm::K256, b"f"),
-        None,
+        RepoKeys {
+            signing: Keypair::from_seed(Algorithm::K256, b"f"),
+            rotation: None,
+        },
         &TidClock::new(0),
     )
     .await

@@ -1,10 +1,13 @@
-//! The AWS Lambda entry point: the same XRPC router as `arroba serve`, behind API Gateway
-//! (HTTP API or REST) or a Function URL, on DynamoDB and S3. Configured by `PDS_*` variables
-//! (`PDS_STORAGE=dynamodb`, `PDS_BLOBSTORE_S3_BUCKET`, …); a secret may instead be given as
-//! `<NAME>_ARN` (e.g. `PDS_JWT_SECRET_ARN`) and is then read from Secrets Manager at start-up, so
-//! it never sits in the function's configuration. Logs are JSON.
+//! The AWS Lambda entry point: the same PDS as `arroba serve` (built by [`arroba::app`], without
+//! the firehose, which the ECS task runs), behind API Gateway (HTTP API or REST) or a Function
+//! URL, on DynamoDB and S3. Configured by `PDS_*` variables (`PDS_STORAGE=dynamodb`,
+//! `PDS_BLOBSTORE_S3_BUCKET`, …); a secret may instead be given as `<NAME>_ARN` (e.g.
+//! `PDS_JWT_SECRET_ARN`) and is then read from Secrets Manager at start-up, so it never sits in
+//! the function's configuration. Logs are JSON.
 
-use std::collections::HashMap;
+use arroba::app::{Pds, PdsConfig};
+use arroba::config::Env;
+use arroba::storage::AwsContext;
 
 /// Secrets the stack passes by ARN.
 const SECRETS: &[&str] = &[
@@ -24,14 +27,14 @@ async fn main() -> Result<(), lambda_http::Error> {
         )
         .without_time()
         .init();
-    let mut env: HashMap<String, String> = std::env::vars().collect();
+    let mut env = Env::from_process();
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
     // The secrets are fetched concurrently: each is a round trip on the cold-start path.
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
     let fetches = SECRETS.iter().filter_map(|name| {
-        let arn = env.get(&format!("{name}_ARN"))?.clone();
+        let arn = env.get(&format!("{name}_ARN"))?.to_owned();
         let secrets = secrets.clone();
         Some(async move {
             let value = secrets.get_secret_value().secret_id(&arn).send().await?;
@@ -41,8 +44,14 @@ async fn main() -> Result<(), lambda_http::Error> {
             Ok::<_, lambda_http::Error>(((*name).to_owned(), text.to_owned()))
         })
     });
-    env.extend(futures::future::try_join_all(fetches).await?);
-    let config = arroba::xrpc::ServerConfig::from_env(&env)?;
-    let state = arroba::xrpc::AppState::from_config(config, Some(&sdk)).await?;
-    lambda_http::run(arroba::xrpc::router().with_state(state)).await
+    for (name, value) in futures::future::try_join_all(fetches).await? {
+        env.set(name, value);
+    }
+    let config = PdsConfig::from_env(&env)?;
+    let pds = Pds::builder(config)
+        .aws(AwsContext::from(sdk))
+        .without_firehose()
+        .start()
+        .await?;
+    lambda_http::run(pds.router()).await
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::storage::dynamo::{DynamoConfig, tables};
-use crate::storage::{DynamoStorage, KeySealer};
+use crate::storage::{AwsContext, DynamoStorage};
 
 /// The `dynamodb` subcommands.
 #[derive(Debug, Subcommand)]
@@ -36,12 +36,11 @@ pub(crate) fn run(cmd: DynamoCommand) -> anyhow::Result<()> {
             let prefix = prefix(flag);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
-                // Creating tables touches no account keys, so a throwaway sealer will do.
-                let storage = DynamoStorage::connect(DynamoConfig::new(
-                    prefix.clone(),
-                    KeySealer::ephemeral(),
-                ))
-                .await;
+                // Creating tables touches no account keys: no sealer.
+                let storage = DynamoStorage::new(
+                    &AwsContext::from_env().await,
+                    DynamoConfig::new(prefix.clone(), None),
+                );
                 storage.create_tables().await.context("creating tables")
             })?;
             for def in tables::definitions() {

@@ -57,8 +57,8 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM (what ECS and systemd send to stop a task).
-pub(crate) async fn shutdown_signal() {
+/// Cancels `token` on Ctrl-C or SIGTERM (what ECS and systemd send to stop a task).
+pub(crate) async fn cancel_on_signal(token: tokio_util::sync::CancellationToken) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -77,4 +77,5 @@ pub(crate) async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+    token.cancel();
 }

@@ -40,7 +40,9 @@ pub(crate) fn run(cmd: PlcCommand) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %data_dir.display(), "PLC directory listening");
         println!("PLC directory listening on http://{addr}");
-        serve(listener, store, super::shutdown_signal())
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(super::cancel_on_signal(shutdown.clone()));
+        serve(listener, store, shutdown.cancelled_owned())
             .await
             .context("serving")
     })

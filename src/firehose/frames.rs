@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::car::car_bytes;
 use crate::cbor::{self, Value, map};
-use crate::storage::{CommitEvent, Event, EventBody, Storage, StorageError};
+use crate::storage::{BlockStore, CommitEvent, Event, EventBody, StorageError};
 use crate::syntax::format_datetime;
 
 fn frame(header: Value, payload: Value) -> Bytes {
@@ -31,7 +31,7 @@ pub fn info_frame(name: &str, message: &str) -> Bytes {
 }
 
 /// The frame for a stored event, reading the blocks a `#commit` or `#sync` carries.
-pub async fn event_frame(storage: &dyn Storage, event: &Event) -> Result<Bytes, StorageError> {
+pub async fn event_frame(storage: &dyn BlockStore, event: &Event) -> Result<Bytes, StorageError> {
     let common = |t: &str| map([("op", Value::Integer(1)), ("t", t.into())]);
     let time = format_datetime(event.time);
     Ok(match &event.body {
@@ -85,7 +85,7 @@ pub async fn event_frame(storage: &dyn Storage, event: &Event) -> Result<Bytes, 
 }
 
 async fn commit_payload(
-    storage: &dyn Storage,
+    storage: &dyn BlockStore,
     event: &Event,
     c: &CommitEvent,
     time: &str,

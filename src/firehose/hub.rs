@@ -9,45 +9,9 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
+use super::FirehoseConfig;
 use super::frames::event_frame;
 use crate::storage::{Seq, Sequencer, Storage};
-
-/// How the firehose behaves.
-#[derive(Debug, Clone)]
-pub struct FirehoseConfig {
-    /// How long to sleep when the log has nothing new. Idle, the hub makes one read per
-    /// interval (the sequence counter).
-    pub poll_interval: Duration,
-    /// How long a missing sequence number is waited for before it is marked skipped.
-    pub gap_grace: Duration,
-    /// Frames a subscriber may fall behind before `ConsumerTooSlow`.
-    pub buffer: usize,
-    /// How far back a cursor may reach, in time.
-    pub window: Duration,
-    /// How far back a cursor may reach, in events (None: time only).
-    pub window_events: Option<u64>,
-    /// Relays to notify (`PDS_CRAWLERS`), with this PDS's hostname.
-    pub crawlers: Vec<String>,
-    /// This PDS's hostname, sent to crawlers.
-    pub hostname: String,
-    /// Least time between two `requestCrawl` rounds (the reference PDS's 20 minutes).
-    pub crawl_interval: Duration,
-}
-
-impl Default for FirehoseConfig {
-    fn default() -> Self {
-        FirehoseConfig {
-            poll_interval: Duration::from_millis(20),
-            gap_grace: Duration::from_secs(10),
-            buffer: 1000,
-            window: Duration::from_secs(72 * 3600),
-            window_events: None,
-            crawlers: Vec::new(),
-            hostname: String::new(),
-            crawl_interval: Duration::from_secs(20 * 60),
-        }
-    }
-}
 
 /// One encoded event.
 #[derive(Debug)]

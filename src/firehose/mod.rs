@@ -11,9 +11,11 @@
 //! `arroba serve` and, on AWS, as its own long-lived task (`arroba firehose`): Lambda cannot hold
 //! sockets.
 
+mod config;
 pub mod frames;
 mod hub;
 mod subscribe;
 
-pub use hub::{FirehoseConfig, Frame, Hub};
+pub use config::FirehoseConfig;
+pub use hub::{Frame, Hub};
 pub use subscribe::router;

@@ -1,10 +1,10 @@
 //! The flows that run repo logic against a [`Storage`]: create a repo, commit writes.
 //!
-//! Repo logic is synchronous and reads blocks from a [`BlockCache`]; when it reports a missing
-//! block, the driver fetches it from storage into the cache and runs again (blocks are
-//! immutable, so a warm cache stays valid across calls and processes never disagree about a
-//! block). A commit that loses the race for the repo head is rebuilt on the new head, with
-//! jittered backoff, up to [`MAX_COMMIT_ATTEMPTS`] times.
+//! Repo logic is synchronous and reads blocks through the operation's [`BlockView`]; when it
+//! reports a missing block, the driver fetches it from storage into the view (and the shared
+//! cache) and runs again. Blocks are immutable, so a warm cache stays valid across calls and
+//! processes never disagree about a block. A commit that loses the race for the repo head is
+//! rebuilt on the new head, with jittered backoff, up to [`MAX_COMMIT_ATTEMPTS`] times.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,9 +12,10 @@ use std::time::Duration;
 use chrono::Utc;
 use rand::Rng;
 
-use super::{EventBody, RepoRecord, RepoStatus, Seq, Storage, StorageError};
-use crate::block::BlockCache;
-use crate::crypto::Keypair;
+use super::{
+    BlockStore, BlockView, EventBody, NewRepo, RepoKeys, RepoRecord, RepoStatus, Seq, Storage,
+    StorageError,
+};
 use crate::repo::{CommitData, Repo, RepoError, Write};
 use crate::syntax::{Did, Handle};
 use crate::tid::{TidClock, micros_of};
@@ -22,11 +23,11 @@ use crate::tid::{TidClock, micros_of};
 /// How many times a commit is rebuilt after losing a race before giving up.
 pub const MAX_COMMIT_ATTEMPTS: usize = 25;
 
-/// Runs `f` until it stops reporting missing blocks, fetching each missing one into `cache`.
+/// Runs `f` until it stops reporting missing blocks, fetching each missing one into `view`.
 /// Any read of a storage-backed repo goes through this.
 pub async fn with_blocks<T>(
-    storage: &dyn Storage,
-    cache: &BlockCache,
+    storage: &dyn BlockStore,
+    view: &BlockView,
     mut f: impl FnMut() -> Result<T, RepoError>,
 ) -> Result<T, StorageError> {
     loop {
@@ -40,45 +41,42 @@ pub async fn with_blocks<T>(
                 if found.is_empty() {
                     return Err(StorageError::MissingBlock(cid));
                 }
-                cache.extend(found);
+                view.hold(found);
             }
         }
     }
 }
 
-/// The stored record of `did` and the repo at its head.
+/// The stored record of `did` and the repo at its head, reading through `view`.
 pub async fn load_repo_state(
     storage: &dyn Storage,
-    cache: &BlockCache,
+    view: &BlockView,
     did: &Did,
 ) -> Result<(RepoRecord, Repo), StorageError> {
-    repo_state(storage, cache, did, false).await
-}
-
-/// Like [`load_repo_state`]; with `cached`, the record may come from the backend's in-process
-/// cache (its head may be stale, which only a writer can tolerate).
-async fn repo_state(
-    storage: &dyn Storage,
-    cache: &BlockCache,
-    did: &Did,
-    cached: bool,
-) -> Result<(RepoRecord, Repo), StorageError> {
-    let record = if cached {
-        storage.load_repo_cached(did).await?
-    } else {
-        storage.load_repo(did).await?
-    };
-    let record = record.ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
-    let source = Arc::new(cache.clone());
-    let repo = with_blocks(storage, cache, || Repo::load(record.head, source.clone())).await?;
+    let record = storage
+        .load_repo(did)
+        .await?
+        .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
+    let repo = load_head(storage, view, record.head).await?;
     Ok((record, repo))
 }
 
-/// Fetches every MST node of `repo` that `cache` lacks, one batch per tree level, so the whole
-/// tree can then be walked without storage (listing, export, verification).
-pub async fn fetch_tree(
+/// The repo whose head commit is `head`.
+async fn load_head(
     storage: &dyn Storage,
-    cache: &BlockCache,
+    view: &BlockView,
+    head: crate::cid::Cid,
+) -> Result<Repo, StorageError> {
+    let source = Arc::new(view.clone());
+    with_blocks(storage, view, || Repo::load(head, source.clone())).await
+}
+
+/// Fetches every MST node of `repo` that `view` lacks, one batch per tree level, so the whole
+/// tree can then be walked without storage (listing, export, verification). The view holds the
+/// nodes for as long as it lives.
+pub async fn fetch_tree(
+    storage: &dyn BlockStore,
+    view: &BlockView,
     repo: &Repo,
 ) -> Result<(), StorageError> {
     loop {
@@ -90,7 +88,7 @@ pub async fn fetch_tree(
         if let Some(cid) = missing.iter().find(|c| !found.contains(c)) {
             return Err(StorageError::MissingBlock(*cid));
         }
-        cache.extend(found);
+        view.hold(found);
     }
 }
 
@@ -98,23 +96,20 @@ pub async fn fetch_tree(
 /// reference PDS's order, `#identity`, `#account` (active), the genesis `#commit` and `#sync`.
 pub async fn create_repo(
     storage: &dyn Storage,
-    cache: &BlockCache,
+    view: &BlockView,
     did: Did,
     handle: Option<Handle>,
-    signing_key: Keypair,
-    rotation_key: Option<Keypair>,
+    keys: RepoKeys,
     clock: &TidClock,
 ) -> Result<(RepoRecord, CommitData, Vec<Seq>), StorageError> {
     let rev = clock.next(micros_of(Utc::now()));
-    let (_, genesis) = Repo::create(did.clone(), &signing_key, rev, Arc::new(cache.clone()));
+    let (_, genesis) = Repo::create(did.clone(), &keys.signing, rev, Arc::new(view.clone()));
     let record = RepoRecord {
         did,
         handle: handle.clone(),
         head: genesis.cid,
         rev,
         status: RepoStatus::Active,
-        signing_key,
-        rotation_key,
         created_at: Utc::now(),
     };
     let events = vec![
@@ -126,10 +121,14 @@ pub async fn create_repo(
             rev,
         },
     ];
+    let repo = NewRepo {
+        record: record.clone(),
+        keys,
+    };
     let seqs = storage
-        .create_repo(record.clone(), &genesis.new_blocks, events)
+        .create_repo(repo, &genesis.new_blocks, events)
         .await?;
-    cache.extend(genesis.new_blocks.clone());
+    view.hold(genesis.new_blocks.clone());
     Ok((record, genesis, seqs))
 }
 
@@ -146,14 +145,14 @@ pub struct CommitPreconditions {
 /// there first. Returns the commit and its sequence number.
 pub async fn commit_writes(
     storage: &dyn Storage,
-    cache: &BlockCache,
+    view: &BlockView,
     did: &Did,
     writes: &[Write],
     clock: &TidClock,
 ) -> Result<(CommitData, Seq), StorageError> {
     commit_writes_if(
         storage,
-        cache,
+        view,
         did,
         writes,
         clock,
@@ -166,7 +165,7 @@ pub async fn commit_writes(
 /// hold on the head the commit is built on (so a retry after a lost race re-checks them).
 pub async fn commit_writes_if(
     storage: &dyn Storage,
-    cache: &BlockCache,
+    view: &BlockView,
     did: &Did,
     writes: &[Write],
     clock: &TidClock,
@@ -174,19 +173,25 @@ pub async fn commit_writes_if(
 ) -> Result<(CommitData, Seq), StorageError> {
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
         // The first attempt may use a cached head; a stale one costs a conflict and a re-read.
-        let (record, repo) = repo_state(storage, cache, did, attempt == 0).await?;
+        let loaded = if attempt == 0 {
+            storage.load_for_write_cached(did).await?
+        } else {
+            storage.load_for_write(did).await?
+        };
+        let (record, keys) = loaded.ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
         if !record.status.is_active() {
             return Err(StorageError::InactiveRepo(did.clone(), record.status));
         }
-        check_preconditions(storage, cache, &repo, preconditions).await?;
+        let repo = load_head(storage, view, record.head).await?;
+        check_preconditions(storage, view, &repo, preconditions).await?;
         let rev = clock.next_after(micros_of(Utc::now()), Some(repo.rev()));
-        let (_, data) = with_blocks(storage, cache, || {
-            repo.apply_writes(writes, &record.signing_key, rev)
+        let (_, data) = with_blocks(storage, view, || {
+            repo.apply_writes(writes, &keys.signing, rev)
         })
         .await?;
         match storage.apply_commit(&data).await {
             Ok(seq) => {
-                cache.extend(data.new_blocks.clone());
+                view.hold(data.new_blocks.clone());
                 return Ok((data, seq));
             }
             Err(StorageError::Conflict(_)) => {
@@ -206,7 +211,7 @@ pub async fn commit_writes_if(
 
 async fn check_preconditions(
     storage: &dyn Storage,
-    cache: &BlockCache,
+    view: &BlockView,
     repo: &Repo,
     p: &CommitPreconditions,
 ) -> Result<(), StorageError> {
@@ -221,7 +226,7 @@ async fn check_preconditions(
         }
     }
     for (path, expected) in &p.swap_records {
-        let actual = with_blocks(storage, cache, || Ok(repo.mst().get(path)?)).await?;
+        let actual = with_blocks(storage, view, || Ok(repo.mst().get(path)?)).await?;
         if actual != *expected {
             return Err(StorageError::SwapMismatch {
                 what: path.clone(),

@@ -53,6 +53,10 @@ pub enum StorageError {
         /// The current CID (or `none`).
         actual: String,
     },
+    /// Account keys were needed from a backend opened without key-encryption keys (the
+    /// firehose task never holds them).
+    #[error("no key-encryption keys configured: account keys cannot be read or written")]
+    NoKeySealer,
     /// The commit kept losing races.
     #[error("gave up on repo {0} after {1} conflicting attempts")]
     TooManyConflicts(Did, usize),

@@ -1,5 +1,5 @@
-//! [`MemoryStorage`]: everything in process memory behind one lock. For tests, benchmarks and
-//! the CLI; nothing survives the process.
+//! [`MemoryStorage`]: every storage role in process memory behind one lock. For tests,
+//! benchmarks and the CLI; nothing survives the process, and keys are kept unsealed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use chrono::Utc;
 
 use super::{
-    Event, EventBody, KvCondition, NewRepo, RemoteBlob, RepoRecord, RepoStatus, Seq, Storage,
-    StorageError,
+    BlockStore, Event, EventBody, EventLog, KvCondition, KvStore, NewRepo, RepoKeys, RepoRecord,
+    RepoStatus, RepoStore, Seq, StorageError,
 };
 use crate::block::BlockMap;
 use crate::cid::Cid;
@@ -25,11 +25,11 @@ pub struct MemoryStorage {
 #[derive(Default)]
 struct State {
     repos: BTreeMap<Did, RepoRecord>,
+    keys: HashMap<Did, RepoKeys>,
     handles: HashMap<Handle, Did>,
     blocks: HashMap<Cid, Vec<u8>>,
     /// Events in seq order; `events[i].seq == i + 1` since nothing here can fail half way.
     events: Vec<Event>,
-    remote_blobs: BTreeMap<String, RemoteBlob>,
     kv: BTreeMap<(String, String), Vec<u8>>,
 }
 
@@ -78,7 +78,7 @@ impl State {
 }
 
 #[async_trait]
-impl Storage for MemoryStorage {
+impl RepoStore for MemoryStorage {
     async fn create_repo(
         &self,
         repo: NewRepo,
@@ -86,23 +86,29 @@ impl Storage for MemoryStorage {
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
         let mut state = self.state();
-        if state.repos.contains_key(&repo.did) {
-            return Err(StorageError::RepoExists(repo.did));
+        let NewRepo { record, keys } = repo;
+        if state.repos.contains_key(&record.did) {
+            return Err(StorageError::RepoExists(record.did));
         }
-        if let Some(handle) = &repo.handle {
+        if let Some(handle) = &record.handle {
             if state.handles.contains_key(handle) {
                 return Err(StorageError::HandleTaken(handle.clone()));
             }
-            state.handles.insert(handle.clone(), repo.did.clone());
+            state.handles.insert(handle.clone(), record.did.clone());
         }
         state.write_blocks(blocks);
-        let seqs = state.append(&repo.did, events);
-        state.repos.insert(repo.did.clone(), repo);
+        let seqs = state.append(&record.did, events);
+        state.keys.insert(record.did.clone(), keys);
+        state.repos.insert(record.did.clone(), record);
         Ok(seqs)
     }
 
     async fn load_repo(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
         Ok(self.state().repos.get(did).cloned())
+    }
+
+    async fn load_keys(&self, did: &Did) -> Result<Option<RepoKeys>, StorageError> {
+        Ok(self.state().keys.get(did).cloned())
     }
 
     async fn resolve_handle(&self, handle: &Handle) -> Result<Option<Did>, StorageError> {
@@ -191,7 +197,10 @@ impl Storage for MemoryStorage {
         }
         Ok(state.append(did, events))
     }
+}
 
+#[async_trait]
+impl BlockStore for MemoryStorage {
     async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError> {
         let state = self.state();
         Ok(cids
@@ -204,7 +213,10 @@ impl Storage for MemoryStorage {
         self.state().write_blocks(blocks);
         Ok(())
     }
+}
 
+#[async_trait]
+impl EventLog for MemoryStorage {
     async fn read_events(
         &self,
         after: Option<Seq>,
@@ -239,39 +251,10 @@ impl Storage for MemoryStorage {
         // Numbers are assigned and stored under one lock, so every assigned number is an event.
         Ok(false)
     }
+}
 
-    async fn upsert_remote_blob(&self, blob: RemoteBlob) -> Result<RemoteBlob, StorageError> {
-        let mut state = self.state();
-        let stored = match state.remote_blobs.remove(&blob.url) {
-            Some(mut old) => {
-                old.repos.extend(blob.repos);
-                RemoteBlob {
-                    repos: old.repos,
-                    ..blob
-                }
-            }
-            None => blob,
-        };
-        state
-            .remote_blobs
-            .insert(stored.url.clone(), stored.clone());
-        Ok(stored)
-    }
-
-    async fn get_remote_blob(&self, url: &str) -> Result<Option<RemoteBlob>, StorageError> {
-        Ok(self.state().remote_blobs.get(url).cloned())
-    }
-
-    async fn remote_blobs_by_cid(&self, cid: &Cid) -> Result<Vec<RemoteBlob>, StorageError> {
-        Ok(self
-            .state()
-            .remote_blobs
-            .values()
-            .filter(|b| b.cid.as_ref() == Some(cid))
-            .cloned()
-            .collect())
-    }
-
+#[async_trait]
+impl KvStore for MemoryStorage {
     async fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self
             .state()

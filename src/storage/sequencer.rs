@@ -14,12 +14,12 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Event, Seq, Storage, StorageError};
+use super::{Event, EventLog, Seq, StorageError};
 
 /// Follows the event log from a cursor.
 #[derive(Debug)]
 pub struct Sequencer {
-    storage: Arc<dyn Storage>,
+    storage: Arc<dyn EventLog>,
     cursor: Seq,
     grace: Duration,
     /// The missing number being waited for, and since when.
@@ -28,7 +28,7 @@ pub struct Sequencer {
 
 impl Sequencer {
     /// Starts after `cursor` (0 = from the beginning), waiting `grace` for missing numbers.
-    pub fn new(storage: Arc<dyn Storage>, cursor: Seq, grace: Duration) -> Sequencer {
+    pub fn new(storage: Arc<dyn EventLog>, cursor: Seq, grace: Duration) -> Sequencer {
         Sequencer {
             storage,
             cursor,

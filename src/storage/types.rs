@@ -69,8 +69,9 @@ impl RepoStatus {
     }
 }
 
-/// A repo as stored: identity, head, status and keys.
-#[derive(Debug, Clone)]
+/// A repo as stored: identity, head and status. Keys are apart ([`RepoKeys`]), sealed, and read
+/// only by the code paths that sign; a reader of heads (the firehose task) never touches them.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepoRecord {
     /// The account DID.
     pub did: Did,
@@ -82,16 +83,28 @@ pub struct RepoRecord {
     pub rev: Tid,
     /// Hosting status.
     pub status: RepoStatus,
-    /// The key that signs commits.
-    pub signing_key: Keypair,
-    /// The PLC rotation key this PDS holds for the account, if any.
-    pub rotation_key: Option<Keypair>,
     /// When the repo was created here.
     pub created_at: DateTime<Utc>,
 }
 
-/// What [`super::Storage::create_repo`] needs: the new record (head = the genesis commit).
-pub type NewRepo = RepoRecord;
+/// An account's private keys, sealed at rest by the key-encryption keys.
+#[derive(Debug, Clone)]
+pub struct RepoKeys {
+    /// The key that signs commits (and service-auth tokens).
+    pub signing: Keypair,
+    /// The PLC rotation key this PDS holds for the account, if any.
+    pub rotation: Option<Keypair>,
+}
+
+/// What [`super::RepoStore::create_repo`] stores: the record (head = the genesis commit) and
+/// the account's keys.
+#[derive(Debug, Clone)]
+pub struct NewRepo {
+    /// The repo record.
+    pub record: RepoRecord,
+    /// Its keys.
+    pub keys: RepoKeys,
+}
 
 /// One entry of the event log.
 #[derive(Debug, Clone, PartialEq)]

@@ -58,12 +58,12 @@ pub(super) async fn set_handle(
             )));
         }
     }
-    let record =
-        state.storage().load_repo(did).await?.ok_or_else(|| {
+    let keys =
+        state.storage().load_keys(did).await?.ok_or_else(|| {
             XrpcError::named("RepoNotFound", format!("Could not find repo: {did}"))
         })?;
     if did.method() == "plc" {
-        if let Some(rotation) = &record.rotation_key {
+        if let Some(rotation) = &keys.rotation {
             let aka = format!("at://{handle}");
             state
                 .plc()

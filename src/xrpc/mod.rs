@@ -22,13 +22,14 @@ mod writes;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::extract::FromRef;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use tower_http::cors::CorsLayer;
 
-pub use config::{ConfigError, ServerConfig};
+pub use config::ServerConfig;
 pub use error::XrpcError;
-pub use state::{AppState, StartupError};
+pub use state::{AppState, ExportState, Services};
 
 /// Body limit for record writes: the reference PDS's 1,000,000-byte JSON limit.
 const RECORD_BODY_LIMIT: usize = 1_000_000;
@@ -41,8 +42,13 @@ fn x(nsid: &str) -> String {
 
 /// The whole-repo exports (`getRepo`, `getCheckout`), part of [`router`]. The firehose task
 /// serves them too: their responses are unbounded, and Lambda caps a response at 6 MB, so a
-/// deployment routes these paths to the task (docs/deploy.md). They only read storage.
-pub fn repo_export_routes() -> Router<AppState> {
+/// deployment routes these paths to the task (docs/deploy.md). They only read storage, so their
+/// state ([`ExportState`]) holds no configuration and no secret.
+pub fn repo_export_routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ExportState: FromRef<S>,
+{
     Router::new()
         .route(&x("com.atproto.sync.getRepo"), get(sync::get_repo))
         .route(&x("com.atproto.sync.getCheckout"), get(sync::get_repo))

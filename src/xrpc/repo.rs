@@ -18,7 +18,7 @@ use crate::cbor::{self, Value};
 use crate::cid::{self, Cid, parse_cid};
 use crate::lexicon::Validation;
 use crate::repo::{CommitData, Repo, RepoError, Write, WriteAction};
-use crate::storage::{CommitPreconditions, load_repo_state, with_blocks};
+use crate::storage::{BlockView, CommitPreconditions, load_repo_state, with_blocks};
 use crate::syntax::{AtUri, Did, Nsid, RecordKey};
 
 type Out = Result<Json<Json_>, XrpcError>;
@@ -115,11 +115,9 @@ pub(super) async fn put_record(State(state): State<AppState>, access: Access, in
 
 /// The current CID at `path` in `did`'s repo.
 async fn current_cid(state: &AppState, did: &Did, path: &str) -> Result<Option<Cid>, XrpcError> {
-    let (_, repo) = load_repo_state(state.storage(), state.cache(), did).await?;
-    Ok(with_blocks(state.storage(), state.cache(), || {
-        Ok(repo.mst().get(path)?)
-    })
-    .await?)
+    let view = state.blocks();
+    let (_, repo) = load_repo_state(state.storage(), &view, did).await?;
+    Ok(with_blocks(state.storage(), &view, || Ok(repo.mst().get(path)?)).await?)
 }
 
 pub(super) async fn delete_record(
@@ -236,11 +234,11 @@ pub(super) async fn apply_writes(
     ))
 }
 
-/// The repo at its head for reading, with storage-backed block loading.
-async fn head(state: &AppState, did: &Did) -> Result<Repo, XrpcError> {
-    Ok(load_repo_state(state.storage(), state.cache(), did)
-        .await?
-        .1)
+/// The repo at its head for reading, and the view its blocks load through.
+async fn head(state: &AppState, did: &Did) -> Result<(Repo, BlockView), XrpcError> {
+    let view = state.blocks();
+    let (_, repo) = load_repo_state(state.storage(), &view, did).await?;
+    Ok((repo, view))
 }
 
 pub(super) async fn get_record(State(state): State<AppState>, params: Params) -> Out {
@@ -251,8 +249,8 @@ pub(super) async fn get_record(State(state): State<AppState>, params: Params) ->
         .get("cid")
         .map(|c| parse_cid(c).map_err(|_| XrpcError::invalid("Invalid cid")))
         .transpose()?;
-    let repo = head(&state, &record.did).await?;
-    let found = with_blocks(state.storage(), state.cache(), || {
+    let (repo, view) = head(&state, &record.did).await?;
+    let found = with_blocks(state.storage(), &view, || {
         repo.get_record(&collection, &rkey)
     })
     .await?;
@@ -280,9 +278,9 @@ pub(super) async fn list_records(State(state): State<AppState>, params: Params) 
     // '0' is the character after '/', so every key of the collection sorts below this.
     let high = format!("{collection}0");
     let cursor_key = cursor.map(|c| format!("{collection}/{c}"));
-    let repo = head(&state, &record.did).await?;
+    let (repo, view) = head(&state, &record.did).await?;
     // Default order is newest first (rkeys descending); `reverse` gives ascending.
-    let page = with_blocks(state.storage(), state.cache(), || {
+    let page = with_blocks(state.storage(), &view, || {
         let result = if reverse {
             repo.mst().list(
                 Some(cursor_key.as_deref().unwrap_or(&low)),
@@ -323,8 +321,8 @@ pub(super) async fn list_records(State(state): State<AppState>, params: Params) 
 
 pub(super) async fn describe_repo(State(state): State<AppState>, params: Params) -> Out {
     let record = readable_repo(&state, &params.required::<String>("repo")?).await?;
-    let repo = head(&state, &record.did).await?;
-    let collections = with_blocks(state.storage(), state.cache(), || {
+    let (repo, view) = head(&state, &record.did).await?;
+    let collections = with_blocks(state.storage(), &view, || {
         let mut found = Vec::new();
         let mut after = String::new();
         loop {

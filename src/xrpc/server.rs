@@ -11,7 +11,9 @@ use super::{AppState, XrpcError};
 use crate::crypto::{Algorithm, Keypair, PublicKey};
 use crate::identity::service_auth;
 use crate::storage::accounts::{Account, AppPassword, Invite};
-use crate::storage::{Accounts, EventBody, RepoRecord, RepoStatus, commit_writes, create_repo};
+use crate::storage::{
+    Accounts, EventBody, RepoKeys, RepoRecord, RepoStatus, commit_writes, create_repo,
+};
 use crate::syntax::{Did, Handle, Nsid};
 
 type Out = Result<Json<Json_>, XrpcError>;
@@ -171,11 +173,13 @@ pub(super) async fn create_account(State(state): State<AppState>, input: Input) 
     }
     let created = create_repo(
         state.storage(),
-        state.cache(),
+        &state.blocks(),
         did.clone(),
         Some(handle.clone()),
-        signing,
-        Some(rotation),
+        RepoKeys {
+            signing,
+            rotation: Some(rotation),
+        },
         state.clock(),
     )
     .await;
@@ -327,9 +331,14 @@ pub(super) async fn get_service_auth(
             "exp must be in the next hour",
         ));
     }
-    let record = own_repo(&state, &access.did).await?;
+    own_repo(&state, &access.did).await?;
+    let keys = state
+        .storage()
+        .load_keys(&access.did)
+        .await?
+        .ok_or_else(|| XrpcError::invalid_token("Account not found"))?;
     let token = service_auth::create(
-        &record.signing_key,
+        &keys.signing,
         &access.did,
         &aud,
         lxm.as_ref(),
@@ -428,7 +437,7 @@ pub(super) async fn activate_account(
     // Best practice on reactivation: an empty commit with a fresh rev.
     commit_writes(
         state.storage(),
-        state.cache(),
+        &state.blocks(),
         &access.did,
         &[],
         state.clock(),
@@ -465,9 +474,9 @@ pub(super) async fn deactivate_account(
 
 pub(super) async fn check_account_status(State(state): State<AppState>, access: Access) -> Out {
     let record = own_repo(&state, &access.did).await?;
-    let (_, repo) =
-        crate::storage::load_repo_state(state.storage(), state.cache(), &access.did).await?;
-    crate::storage::fetch_tree(state.storage(), state.cache(), &repo).await?;
+    let view = state.blocks();
+    let (_, repo) = crate::storage::load_repo_state(state.storage(), &view, &access.did).await?;
+    crate::storage::fetch_tree(state.storage(), &view, &repo).await?;
     let records = repo
         .mst()
         .leaf_count()

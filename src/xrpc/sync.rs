@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde_json::{Value as Json_, json};
 
 use super::extract::Params;
+use super::state::ExportState;
 use super::writes::readable_repo;
 use super::{AppState, XrpcError};
 use crate::block::{BlockMap, BlockSource};
@@ -18,7 +19,9 @@ use crate::car::{car_bytes, encode_block_frame, encode_header};
 use crate::cid::{Cid, parse_cid};
 use crate::mst::ExportBlock;
 use crate::repo::RepoError;
-use crate::storage::{Accounts, EventBody, fetch_tree, load_repo_state, with_blocks};
+use crate::storage::{
+    Accounts, EventBody, EventLog, RepoRecord, fetch_tree, load_repo_state, with_blocks,
+};
 use crate::syntax::{Did, Nsid, RecordKey};
 use crate::tid::Tid;
 
@@ -37,17 +40,30 @@ fn car_response(body: impl Into<Body>) -> Response {
 /// How many records an export reads from storage at a time.
 const EXPORT_BATCH: usize = 256;
 
+/// The record of a repo to export: it must exist and be active.
+async fn exportable_repo(state: &ExportState, did: &Did) -> Result<RepoRecord, XrpcError> {
+    let record =
+        state.storage.load_repo(did).await?.ok_or_else(|| {
+            XrpcError::named("RepoNotFound", format!("Could not find repo: {did}"))
+        })?;
+    if !record.status.is_active() {
+        return Err(XrpcError::inactive_repo(did, record.status));
+    }
+    Ok(record)
+}
+
 pub(super) async fn get_repo(
-    State(state): State<AppState>,
+    State(state): State<ExportState>,
     params: Params,
 ) -> Result<Response, XrpcError> {
     let did: Did = params.required("did")?;
-    let record = readable_repo(&state, did.as_str()).await?;
+    let record = exportable_repo(&state, &did).await?;
     let since: Option<Tid> = params.parse("since")?;
-    let (_, repo) = load_repo_state(state.storage(), state.cache(), &record.did).await?;
+    let view = state.cache.view();
+    let (_, repo) = load_repo_state(&*state.storage, &view, &record.did).await?;
     if let Some(since) = since {
-        if let Some(blocks) = blocks_since(&state, &record.did, since).await? {
-            let mut all = state.storage().read_blocks(&blocks).await?;
+        if let Some(blocks) = blocks_since(&*state.storage, &record.did, since).await? {
+            let mut all = state.storage.read_blocks(&blocks).await?;
             all.insert(repo.head(), repo.commit().encode());
             let head = repo.head();
             let commit = all.remove(&head).unwrap_or_default();
@@ -58,7 +74,7 @@ pub(super) async fn get_repo(
             return Ok(car_response(body));
         }
     }
-    fetch_tree(state.storage(), state.cache(), &repo).await?;
+    fetch_tree(&*state.storage, &view, &repo).await?;
     let mut order: Vec<(Cid, bool)> = Vec::new();
     repo.mst()
         .walk_export(&mut |block| {
@@ -84,7 +100,7 @@ pub(super) async fn get_repo(
                 .filter(|(_, is_record)| *is_record)
                 .map(|(c, _)| *c)
                 .collect();
-            let records = match state.storage().read_blocks(&wanted).await {
+            let records = match state.storage.read_blocks(&wanted).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, "getRepo export failed");
@@ -97,7 +113,7 @@ pub(super) async fn get_repo(
                 let bytes = if *is_record {
                     records.get(cid).map(<[u8]>::to_vec)
                 } else {
-                    state.cache().read_block(cid)
+                    view.read_block(cid)
                 };
                 match bytes {
                     Some(b) => encode_block_frame(&mut out, cid, &b),
@@ -122,7 +138,7 @@ pub(super) async fn get_repo(
 /// The blocks written by `did`'s commits after rev `since`, if the event log still covers that
 /// whole span (else None, and the caller sends the whole repo).
 async fn blocks_since(
-    state: &AppState,
+    log: &dyn EventLog,
     did: &Did,
     since: Tid,
 ) -> Result<Option<Vec<Cid>>, XrpcError> {
@@ -130,7 +146,7 @@ async fn blocks_since(
     let mut blocks = Vec::new();
     let mut covered = false;
     loop {
-        let page = state.storage().read_repo_events(did, after, 500).await?;
+        let page = log.read_repo_events(did, after, 500).await?;
         let Some(last) = page.last() else { break };
         after = Some(last.seq);
         for event in page {
@@ -168,17 +184,18 @@ pub(super) async fn get_record(
     let record = readable_repo(&state, params.required::<Did>("did")?.as_str()).await?;
     let collection: Nsid = params.required("collection")?;
     let rkey: RecordKey = params.required("rkey")?;
-    let (_, repo) = load_repo_state(state.storage(), state.cache(), &record.did).await?;
+    let view = state.blocks();
+    let (_, repo) = load_repo_state(state.storage(), &view, &record.did).await?;
     let path = format!("{collection}/{rkey}");
     // The path's nodes prove presence (with the record) or absence (without it).
-    let cids = with_blocks(state.storage(), state.cache(), || {
+    let cids = with_blocks(state.storage(), &view, || {
         Ok(repo.mst().cids_for_path(&path)?)
     })
     .await?;
     let mut blocks = state.storage().read_blocks(&cids).await?;
     for cid in &cids {
         if !blocks.contains(cid) {
-            if let Some(b) = state.cache().read_block(cid) {
+            if let Some(b) = view.read_block(cid) {
                 blocks.insert(*cid, b);
             }
         }

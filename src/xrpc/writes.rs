@@ -51,9 +51,9 @@ pub(super) async fn writable_repo(
 ) -> Result<RepoRecord, XrpcError> {
     let did = resolve_repo(state, repo).await?;
     access.require_owner(&did)?;
-    let record = state
+    let (record, _) = state
         .storage()
-        .load_repo_cached(&did)
+        .load_for_write_cached(&did)
         .await?
         .ok_or_else(|| XrpcError::named("RepoNotFound", format!("Could not find repo: {repo}")))?;
     if !record.status.is_active() {
@@ -164,7 +164,7 @@ pub(super) async fn commit(
     }
     let (data, seq) = commit_writes_if(
         state.storage(),
-        state.cache(),
+        &state.blocks(),
         did,
         writes,
         state.clock(),

@@ -11,20 +11,21 @@ use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use rand::Rng;
 
-use crate::storage::{KeySealer, StorageError};
+use crate::storage::{BlockCache, KeySealer, StorageError};
 
 /// How a [`super::DynamoStorage`] is set up.
 #[derive(Debug, Clone)]
 pub struct DynamoConfig {
     /// Prefix of every table name (`ARROBA_TABLE_PREFIX`, default `arroba-`).
     pub table_prefix: String,
-    /// Seals account keys at rest (`ARROBA_KEY_ENCRYPTION_KEYS`).
-    pub sealer: KeySealer,
+    /// Seals account keys at rest (`ARROBA_KEY_ENCRYPTION_KEYS`); None in processes that never
+    /// sign (the firehose task), which then never read the `keys` attribute.
+    pub sealer: Option<KeySealer>,
     /// How long events are kept before DynamoDB's TTL removes them.
     pub event_retention: Duration,
-    /// Bytes of blocks kept in the in-process cache (blocks are immutable, so a warm Lambda
-    /// reuses them).
-    pub block_cache_bytes: usize,
+    /// The process's block cache: blocks read are kept there (blocks are immutable, so a warm
+    /// Lambda reuses them).
+    pub block_cache: BlockCache,
     /// Attempts per request for throttling and transient errors (SDK standard retry).
     pub max_attempts: u32,
     /// The first retry's backoff; later ones double (with jitter) up to 5 s. DynamoDB answers
@@ -33,13 +34,13 @@ pub struct DynamoConfig {
 }
 
 impl DynamoConfig {
-    /// Defaults with the given prefix and sealer.
-    pub fn new(table_prefix: impl Into<String>, sealer: KeySealer) -> DynamoConfig {
+    /// Defaults with the given prefix and sealer, and a block cache of its own.
+    pub fn new(table_prefix: impl Into<String>, sealer: Option<KeySealer>) -> DynamoConfig {
         DynamoConfig {
             table_prefix: table_prefix.into(),
             sealer,
             event_retention: Duration::from_secs(7 * 24 * 3600),
-            block_cache_bytes: 64 * 1024 * 1024,
+            block_cache: BlockCache::default(),
             max_attempts: 6,
             initial_backoff: Duration::from_millis(50),
         }

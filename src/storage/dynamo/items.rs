@@ -1,16 +1,16 @@
 //! Items: our records as DynamoDB attribute maps and back.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::tables::REPO_LIST_PK;
-use crate::cid::{Cid, cid_from_bytes, parse_cid};
+use crate::cid::{Cid, cid_from_bytes};
 use crate::storage::codec::{decode_event, decode_keys, encode_event, encode_keys};
 use crate::storage::{
-    Event, EventBody, KeySealer, RemoteBlob, RepoRecord, RepoStatus, Seq, StorageError,
+    Event, EventBody, KeySealer, RepoKeys, RepoRecord, RepoStatus, Seq, StorageError,
 };
 use crate::syntax::{Did, Handle, format_datetime};
 use crate::tid::Tid;
@@ -79,7 +79,12 @@ pub(crate) fn repo_key(did: &Did) -> Item {
     HashMap::from([("did".to_owned(), s(did.as_str()))])
 }
 
-pub(crate) fn repo_item(record: &RepoRecord, sealer: &KeySealer) -> Item {
+/// The attributes of a repo item other than its sealed keys: what readers of heads fetch
+/// (`status` is a reserved word, hence the name placeholder `#st`).
+pub(crate) const REPO_RECORD_PROJECTION: &str = "did, handle, head, rev, #st, created_at";
+
+/// A repo item: the record and the account's sealed keys.
+pub(crate) fn repo_item(record: &RepoRecord, keys: &RepoKeys, sealer: &KeySealer) -> Item {
     let mut item = HashMap::from([
         ("did".to_owned(), s(record.did.as_str())),
         ("list_pk".to_owned(), s(REPO_LIST_PK)),
@@ -88,10 +93,7 @@ pub(crate) fn repo_item(record: &RepoRecord, sealer: &KeySealer) -> Item {
         ("status".to_owned(), s(record.status.as_str())),
         (
             "keys".to_owned(),
-            b(sealer.seal(&encode_keys(
-                &record.signing_key,
-                record.rotation_key.as_ref(),
-            ))),
+            b(sealer.seal(&encode_keys(&keys.signing, keys.rotation.as_ref()))),
         ),
         (
             "created_at".to_owned(),
@@ -104,10 +106,15 @@ pub(crate) fn repo_item(record: &RepoRecord, sealer: &KeySealer) -> Item {
     item
 }
 
-pub(crate) fn repo_from_item(item: &Item, sealer: &KeySealer) -> Result<RepoRecord, StorageError> {
-    let did_text = get_s(item, "did").unwrap_or_default();
-    let what = || format!("repo {did_text}");
-    let did = Did::parse(did_text).map_err(|_| corrupt(what(), "did"))?;
+fn item_did(item: &Item) -> Result<Did, StorageError> {
+    let text = get_s(item, "did").unwrap_or_default();
+    Did::parse(text).map_err(|_| corrupt(format!("repo {text}"), "did"))
+}
+
+/// The record in a repo item (fetched with [`REPO_RECORD_PROJECTION`] or whole).
+pub(crate) fn repo_from_item(item: &Item) -> Result<RepoRecord, StorageError> {
+    let did = item_did(item)?;
+    let what = || format!("repo {did}");
     let head = get_b(item, "head")
         .and_then(|h| cid_from_bytes(h).ok())
         .ok_or_else(|| corrupt(what(), "head"))?;
@@ -121,14 +128,6 @@ pub(crate) fn repo_from_item(item: &Item, sealer: &KeySealer) -> Result<RepoReco
         Some(h) => Some(Handle::parse(h).map_err(|_| corrupt(what(), "handle"))?),
         None => None,
     };
-    let sealed = get_b(item, "keys").ok_or_else(|| corrupt(what(), "keys"))?;
-    let opened = sealer.open(sealed).map_err(|_| {
-        corrupt(
-            what(),
-            "keys do not decrypt with the configured key-encryption keys",
-        )
-    })?;
-    let (signing_key, rotation_key) = decode_keys(&opened).map_err(|_| corrupt(what(), "keys"))?;
     let created_at = get_s(item, "created_at")
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
@@ -139,10 +138,23 @@ pub(crate) fn repo_from_item(item: &Item, sealer: &KeySealer) -> Result<RepoReco
         head,
         rev,
         status,
-        signing_key,
-        rotation_key,
         created_at,
     })
+}
+
+/// The account keys in a whole repo item, unsealed.
+pub(crate) fn keys_from_item(item: &Item, sealer: &KeySealer) -> Result<RepoKeys, StorageError> {
+    let did = item_did(item)?;
+    let what = || format!("repo {did}");
+    let sealed = get_b(item, "keys").ok_or_else(|| corrupt(what(), "keys"))?;
+    let opened = sealer.open(sealed).map_err(|_| {
+        corrupt(
+            what(),
+            "keys do not decrypt with the configured key-encryption keys",
+        )
+    })?;
+    let (signing, rotation) = decode_keys(&opened).map_err(|_| corrupt(what(), "keys"))?;
+    Ok(RepoKeys { signing, rotation })
 }
 
 pub(crate) fn event_key(seq: Seq) -> Item {
@@ -227,40 +239,4 @@ pub(crate) fn block_key(cid: &Cid, part: usize) -> Item {
         ("cid".to_owned(), cid_key(cid)),
         ("part".to_owned(), n(part)),
     ])
-}
-
-pub(crate) fn url_hash(url: &str) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(url.as_bytes()))
-}
-
-pub(crate) fn remote_blob_from_item(item: &Item) -> Result<RemoteBlob, StorageError> {
-    let url = get_s(item, "url")
-        .ok_or_else(|| corrupt("remote blob", "url"))?
-        .to_owned();
-    let what = || format!("remote blob {url}");
-    let cid = match get_s(item, "cid") {
-        Some(c) => Some(parse_cid(c).map_err(|_| corrupt(what(), "cid"))?),
-        None => None,
-    };
-    let repos: BTreeSet<Did> = match item.get("repos").and_then(|v| v.as_ss().ok()) {
-        Some(set) => set
-            .iter()
-            .map(|d| Did::parse(d).map_err(|_| corrupt(what(), "repos")))
-            .collect::<Result<_, _>>()?,
-        None => BTreeSet::new(),
-    };
-    Ok(RemoteBlob {
-        cid,
-        mime_type: get_s(item, "mime_type")
-            .unwrap_or("application/octet-stream")
-            .to_owned(),
-        size: get_n(item, "size").unwrap_or(0),
-        repos,
-        last_fetched: get_s(item, "last_fetched")
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc)),
-        status: get_s(item, "status").map(str::to_owned),
-        url,
-    })
 }

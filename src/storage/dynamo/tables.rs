@@ -66,12 +66,10 @@ pub(crate) const HANDLES: &str = "handles";
 pub(crate) const BLOCKS: &str = "blocks";
 pub(crate) const EVENTS: &str = "events";
 pub(crate) const COUNTERS: &str = "counters";
-pub(crate) const REMOTE_BLOBS: &str = "remote-blobs";
 pub(crate) const KV: &str = "kv";
 /// Index names.
 pub(crate) const REPOS_BY_DID: &str = "by-did";
 pub(crate) const EVENTS_BY_DID: &str = "by-did";
-pub(crate) const REMOTE_BLOBS_BY_CID: &str = "by-cid";
 
 /// Every table the PDS uses. All are on-demand; point-in-time recovery and deletion protection
 /// are set by the infrastructure code.
@@ -119,17 +117,6 @@ pub fn definitions() -> Vec<TableDef> {
             partition: key("name", S),
             sort: None,
             indexes: vec![],
-            ttl: None,
-        },
-        TableDef {
-            suffix: REMOTE_BLOBS,
-            partition: key("url_hash", S),
-            sort: None,
-            indexes: vec![IndexDef {
-                name: REMOTE_BLOBS_BY_CID,
-                partition: key("cid", S),
-                sort: None,
-            }],
             ttl: None,
         },
         TableDef {

@@ -1,0 +1,22 @@
+//! The composition root: turning configuration into running services, once, for every process.
+//!
+//! [`Pds`] is the whole PDS: storage, blob store, block cache, identity resolver, key sealer,
+//! the XRPC router and, unless asked not to (the Lambda), the firehose hub on the same store,
+//! plus in dev mode a local PLC directory. `arroba serve`, the Lambda entry point and the tests
+//! all build it here. [`FirehoseTask`] is the firehose on its own (the ECS task): it is built
+//! from [`FirehoseTaskConfig`], which holds no secret, on storage opened without
+//! key-encryption keys, so it cannot read account keys. Configuration is parsed by pure
+//! functions ([`PdsConfig::from_env`], [`FirehoseTaskConfig::from_env`]); this module does the
+//! I/O of building from it. The AWS SDK itself stays in the storage backends: what passes
+//! through here is a [`crate::storage::AwsContext`].
+
+mod config;
+mod error;
+mod pds;
+mod services;
+mod task;
+
+pub use config::{FirehoseTaskConfig, PdsConfig};
+pub use error::StartError;
+pub use pds::{Pds, PdsBuilder};
+pub use task::FirehoseTask;

@@ -1,0 +1,213 @@
+//! [`Pds`]: the whole PDS built from a [`PdsConfig`] — what `arroba serve`, the Lambda and the
+//! tests run.
+
+use std::sync::Arc;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::services::{aws_context, local_sealer, open_blobs, open_storage};
+use super::{PdsConfig, StartError};
+use crate::firehose::Hub;
+use crate::identity::{IdentityConfig, Resolver};
+use crate::plc::PlcStore;
+use crate::storage::{AwsContext, BlobStore, BlockCache, Storage};
+use crate::xrpc::{AppState, Services};
+
+/// A running PDS: its state, its firehose hub (unless built without one) and, in dev mode
+/// without a configured directory, a local PLC directory.
+#[derive(Debug)]
+pub struct Pds {
+    state: AppState,
+    hub: Option<Arc<Hub>>,
+    local_plc: Option<String>,
+    shutdown: CancellationToken,
+}
+
+/// Builds a [`Pds`]; everything not given is built from the configuration.
+#[derive(Debug)]
+pub struct PdsBuilder {
+    config: PdsConfig,
+    aws: Option<AwsContext>,
+    storage: Option<Arc<dyn Storage>>,
+    blobs: Option<Arc<dyn BlobStore>>,
+    firehose: bool,
+    shutdown: CancellationToken,
+}
+
+impl PdsBuilder {
+    /// Uses this AWS configuration for DynamoDB and S3 (the Lambda has one loaded already).
+    pub fn aws(mut self, aws: AwsContext) -> PdsBuilder {
+        self.aws = Some(aws);
+        self
+    }
+
+    /// Uses this storage instead of the configured one (tests: a wrapper that injects faults,
+    /// a backend with its metrics kept).
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> PdsBuilder {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Uses this blob store instead of the configured one.
+    pub fn blobs(mut self, blobs: Arc<dyn BlobStore>) -> PdsBuilder {
+        self.blobs = Some(blobs);
+        self
+    }
+
+    /// Runs no firehose hub (the Lambda: it cannot hold sockets, and the task serves them).
+    pub fn without_firehose(mut self) -> PdsBuilder {
+        self.firehose = false;
+        self
+    }
+
+    /// Stops the background work (the hub, the local PLC directory, [`Pds::serve`]) when
+    /// `shutdown` is cancelled.
+    pub fn shutdown(mut self, shutdown: CancellationToken) -> PdsBuilder {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// Opens everything and starts the background work.
+    pub async fn start(self) -> Result<Pds, StartError> {
+        let PdsBuilder {
+            mut config,
+            aws,
+            storage,
+            blobs,
+            firehose,
+            shutdown,
+        } = self;
+        let aws = match (&storage, &blobs) {
+            (Some(_), Some(_)) => aws,
+            _ => aws_context(&config.storage, aws).await,
+        };
+        let cache = BlockCache::new(config.storage.block_cache_bytes);
+        let storage = match storage {
+            Some(s) => s,
+            None => {
+                let sealer = match config.key_encryption_keys.clone() {
+                    Some(sealer) => sealer,
+                    None => local_sealer(&config.storage.data_directory)?,
+                };
+                open_storage(&config.storage, Some(sealer), aws.as_ref(), &cache)?
+            }
+        };
+        let blobs = blobs.unwrap_or_else(|| open_blobs(&config.storage, aws.as_ref()));
+        let mut local_plc = None;
+        if config.server.did_plc_url.is_none() {
+            // Dev mode without a directory: run one in-process, so a machine with no internet
+            // can create accounts.
+            let url = start_local_plc(&config, shutdown.clone()).await?;
+            config.server.did_plc_url = Some(url.clone());
+            local_plc = Some(url);
+        }
+        let identity = IdentityConfig {
+            plc_url: config.server.did_plc_url.clone().unwrap_or_default(),
+            allow_private_addresses: config.server.dev_mode,
+            ..IdentityConfig::default()
+        };
+        let resolver = Arc::new(Resolver::new(identity)?);
+        let hub = match firehose {
+            true => Some(
+                Hub::start(
+                    storage.clone(),
+                    config.firehose.clone(),
+                    shutdown.clone().cancelled_owned(),
+                )
+                .await?,
+            ),
+            false => None,
+        };
+        let services = Services {
+            storage,
+            blobs,
+            resolver,
+            cache,
+        };
+        Ok(Pds {
+            state: AppState::new(config.server, services),
+            hub,
+            local_plc,
+            shutdown,
+        })
+    }
+}
+
+async fn start_local_plc(
+    config: &PdsConfig,
+    shutdown: CancellationToken,
+) -> Result<String, StartError> {
+    let store = PlcStore::open(&config.storage.data_directory.join("plc"))?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|source| StartError::Io {
+            what: "binding the local PLC directory".into(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Io {
+        what: "binding the local PLC directory".into(),
+        source,
+    })?;
+    tokio::spawn(crate::plc::serve(
+        listener,
+        store,
+        shutdown.cancelled_owned(),
+    ));
+    Ok(format!("http://{addr}"))
+}
+
+impl Pds {
+    /// A builder for the PDS `config` describes.
+    pub fn builder(config: PdsConfig) -> PdsBuilder {
+        PdsBuilder {
+            config,
+            aws: None,
+            storage: None,
+            blobs: None,
+            firehose: true,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// Every route: XRPC, the well-known files and, when the hub runs here, `subscribeRepos`.
+    pub fn router(&self) -> Router {
+        let xrpc = crate::xrpc::router().with_state(self.state.clone());
+        match &self.hub {
+            Some(hub) => xrpc.merge(crate::firehose::router(hub.clone())),
+            None => xrpc,
+        }
+    }
+
+    /// The state the handlers share.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The firehose hub, when it runs in this process.
+    pub fn hub(&self) -> Option<&Arc<Hub>> {
+        self.hub.as_ref()
+    }
+
+    /// The URL of the in-process PLC directory, when one was started.
+    pub fn local_plc_url(&self) -> Option<&str> {
+        self.local_plc.as_deref()
+    }
+
+    /// Serves [`Pds::router`] on `listener` until the shutdown token is cancelled; open
+    /// firehose connections get a close frame first.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        let router = self.router();
+        let shutdown = self.shutdown.clone();
+        let hub = self.hub.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                if let Some(hub) = hub {
+                    hub.closing().await;
+                }
+            })
+            .await
+    }
+}

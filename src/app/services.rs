@@ -1,0 +1,89 @@
+//! Building the storage services from their configuration: the backends, the blob store, the
+//! key sealer. Shared by [`super::Pds`] and [`super::FirehoseTask`].
+
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::Engine;
+
+use super::StartError;
+use crate::storage::dynamo::DynamoConfig;
+use crate::storage::{
+    AwsContext, BlobStore, BlobstoreKind, BlockCache, DiskBlobStore, DiskStorage, DynamoStorage,
+    KeySealer, S3BlobStore, Storage, StorageConfig, StorageKind,
+};
+
+/// The AWS configuration, when these backends need it: the one given, or the environment's
+/// (loading it probes the network, so it is only done when needed).
+pub(super) async fn aws_context(
+    config: &StorageConfig,
+    given: Option<AwsContext>,
+) -> Option<AwsContext> {
+    match given {
+        Some(aws) => Some(aws),
+        None if config.needs_aws() => Some(AwsContext::from_env().await),
+        None => None,
+    }
+}
+
+/// Opens the repo storage `config` names. Without `sealer` it cannot read or write account keys.
+pub(super) fn open_storage(
+    config: &StorageConfig,
+    sealer: Option<KeySealer>,
+    aws: Option<&AwsContext>,
+    cache: &BlockCache,
+) -> Result<Arc<dyn Storage>, StartError> {
+    Ok(match (&config.kind, aws) {
+        (StorageKind::Disk, _) => Arc::new(DiskStorage::open(
+            &config.data_directory.join("store"),
+            sealer,
+        )?),
+        (StorageKind::Dynamo { table_prefix }, Some(aws)) => {
+            let mut dynamo = DynamoConfig::new(table_prefix.clone(), sealer);
+            dynamo.block_cache = cache.clone();
+            Arc::new(DynamoStorage::new(aws, dynamo))
+        }
+        (StorageKind::Dynamo { .. }, None) => {
+            unreachable!("aws_context loads a configuration whenever DynamoDB is configured")
+        }
+    })
+}
+
+/// Opens the blob store `config` names.
+pub(super) fn open_blobs(config: &StorageConfig, aws: Option<&AwsContext>) -> Arc<dyn BlobStore> {
+    match (&config.blobstore, aws) {
+        (BlobstoreKind::S3 { bucket }, Some(aws)) => {
+            Arc::new(S3BlobStore::new(aws.sdk_config(), bucket.clone()))
+        }
+        (BlobstoreKind::Disk(dir), _) => Arc::new(DiskBlobStore::new(dir.clone())),
+        (BlobstoreKind::S3 { .. }, None) => {
+            unreachable!("aws_context loads a configuration whenever S3 is configured")
+        }
+    }
+}
+
+/// Local runs without configured keys: a key file in the data directory, created on first
+/// start with owner-only permissions.
+pub(super) fn local_sealer(data_directory: &Path) -> Result<KeySealer, StartError> {
+    let path = data_directory.join("key-encryption-key");
+    let io = |what: &str| {
+        let what = format!("{what} {}", path.display());
+        move |source| StartError::Io { what, source }
+    };
+    if let Ok(spec) = std::fs::read_to_string(&path) {
+        return Ok(KeySealer::from_config(spec.trim())?);
+    }
+    std::fs::create_dir_all(data_directory).map_err(io("creating the folder of"))?;
+    let spec = format!(
+        "local:{}",
+        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+    );
+    std::fs::write(&path, &spec).map_err(io("writing"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io("restricting"))?;
+    }
+    Ok(KeySealer::from_config(&spec)?)
+}

@@ -1,0 +1,74 @@
+//! [`FirehoseTask`]: the firehose on its own, as the ECS task runs it — `subscribeRepos`, the
+//! whole-repo exports Lambda cannot return, and a health check — built from a
+//! [`FirehoseTaskConfig`] on storage opened without key-encryption keys.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::services::{aws_context, open_storage};
+use super::{FirehoseTaskConfig, StartError};
+use crate::firehose::Hub;
+use crate::storage::{AwsContext, BlockCache};
+use crate::xrpc::ExportState;
+
+/// A running firehose task.
+#[derive(Debug)]
+pub struct FirehoseTask {
+    hub: Arc<Hub>,
+    exports: ExportState,
+}
+
+impl FirehoseTask {
+    /// Opens storage (without key-encryption keys: the task never reads account keys) and
+    /// starts the hub; it stops when `shutdown` is cancelled.
+    pub async fn start(
+        config: &FirehoseTaskConfig,
+        aws: Option<AwsContext>,
+        shutdown: CancellationToken,
+    ) -> Result<FirehoseTask, StartError> {
+        let aws = aws_context(&config.storage, aws).await;
+        let cache = BlockCache::new(config.storage.block_cache_bytes);
+        let storage = open_storage(&config.storage, None, aws.as_ref(), &cache)?;
+        let hub = Hub::start(
+            storage.clone(),
+            config.firehose.clone(),
+            shutdown.cancelled_owned(),
+        )
+        .await?;
+        Ok(FirehoseTask {
+            hub,
+            exports: ExportState { storage, cache },
+        })
+    }
+
+    /// The task's routes: `subscribeRepos`, `getRepo`/`getCheckout` and `/xrpc/_health`.
+    pub fn router(&self) -> Router {
+        crate::firehose::router(self.hub.clone())
+            .merge(crate::xrpc::repo_export_routes().with_state(self.exports.clone()))
+            .route(
+                "/xrpc/_health",
+                get(|| async {
+                    axum::Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
+                }),
+            )
+    }
+
+    /// The hub.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Serves [`FirehoseTask::router`] on `listener` until the hub stops; connections get a
+    /// close frame first.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
+        let router = self.router();
+        let hub = self.hub.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { hub.closing().await })
+            .await
+    }
+}

@@ -1,0 +1,188 @@
+//! The storage roles: [`RepoStore`], [`BlockStore`], [`EventLog`] and [`KvStore`], and
+//! [`Storage`], a backend that plays all four.
+//!
+//! Each method is atomic on its own: a reader sees all of a call's effects or none. Each method's
+//! doc says what it writes together and which error means "lost a race". Conveniences built on
+//! the required methods are default methods; flows that span roles (committing writes, creating
+//! a repo) are in `driver`. The design behind sequence numbers is in `docs/storage.md`.
+
+use async_trait::async_trait;
+
+use super::StorageError;
+use super::{Event, EventBody, KvCondition, NewRepo, RepoKeys, RepoRecord, RepoStatus, Seq};
+use crate::block::BlockMap;
+use crate::cid::Cid;
+use crate::repo::CommitData;
+use crate::syntax::{Did, Handle};
+
+/// Repo records, handle claims and the writes that move a repo: creation, commits, status and
+/// handle changes. Every write also appends its events to the log, in the same atomic unit.
+#[async_trait]
+pub trait RepoStore: Send + Sync + std::fmt::Debug {
+    /// Creates a repo: its genesis blocks, its record and sealed keys, its handle claim and
+    /// `events` (given consecutive sequence numbers in order), all or nothing. Fails with
+    /// [`StorageError::RepoExists`] or [`StorageError::HandleTaken`] and writes nothing (its
+    /// blocks may remain: they are content-addressed and harmless).
+    async fn create_repo(
+        &self,
+        repo: NewRepo,
+        blocks: &BlockMap,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError>;
+
+    /// The record of `did`, whatever its status. Never reads the account's keys.
+    async fn load_repo(&self, did: &Did) -> Result<Option<RepoRecord>, StorageError>;
+
+    /// The account keys of `did`, unsealed. Fails with [`StorageError::NoKeySealer`] on a
+    /// backend opened without key-encryption keys (the firehose task).
+    async fn load_keys(&self, did: &Did) -> Result<Option<RepoKeys>, StorageError>;
+
+    /// The record and keys a writer needs, read now (and remembered for
+    /// [`RepoStore::load_for_write_cached`]).
+    async fn load_for_write(
+        &self,
+        did: &Did,
+    ) -> Result<Option<(RepoRecord, RepoKeys)>, StorageError> {
+        let Some(record) = self.load_repo(did).await? else {
+            return Ok(None);
+        };
+        Ok(self.load_keys(did).await?.map(|keys| (record, keys)))
+    }
+
+    /// Like [`RepoStore::load_for_write`], but a backend may answer from an in-process cache
+    /// whose head can be stale. Only for writers: a stale head makes
+    /// [`RepoStore::apply_commit`] fail with [`StorageError::Conflict`], after which the writer
+    /// calls [`RepoStore::load_for_write`].
+    async fn load_for_write_cached(
+        &self,
+        did: &Did,
+    ) -> Result<Option<(RepoRecord, RepoKeys)>, StorageError> {
+        self.load_for_write(did).await
+    }
+
+    /// The DID that holds `handle` on this PDS.
+    async fn resolve_handle(&self, handle: &Handle) -> Result<Option<Did>, StorageError>;
+
+    /// Repo records in DID order after `after` (exclusive), at most `limit`, any status.
+    async fn list_repos(
+        &self,
+        after: Option<&Did>,
+        limit: usize,
+    ) -> Result<Vec<RepoRecord>, StorageError>;
+
+    /// Stores a commit: its new blocks, the head moved from `data.prev` to `data.cid`, and a
+    /// `#commit` event, atomically (blocks may be written first: they are content-addressed, and
+    /// orphans of a failed commit are harmless). If the head is no longer `data.prev` it fails
+    /// with [`StorageError::Conflict`] (the caller rebuilds on the new head); if the repo is
+    /// not active, with [`StorageError::InactiveRepo`]. Returns the event's sequence number.
+    async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError>;
+
+    /// Changes a repo's status and appends `events`, atomically.
+    async fn set_status(
+        &self,
+        did: &Did,
+        status: RepoStatus,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError>;
+
+    /// Moves a repo to a new handle (or none), releasing the old one, and appends `events`,
+    /// atomically. Fails with [`StorageError::HandleTaken`] if another repo holds it.
+    async fn set_handle(
+        &self,
+        did: &Did,
+        handle: Option<Handle>,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError>;
+}
+
+/// Content-addressed blocks: commits, MST nodes and records of every repo. Blocks are
+/// immutable, so any copy of one is as good as another and caches never go stale.
+#[async_trait]
+pub trait BlockStore: Send + Sync + std::fmt::Debug {
+    /// The blocks among `cids` that exist (missing ones are simply absent from the result).
+    async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError>;
+
+    /// Stores blocks; existing blocks are left as they are. Idempotent.
+    async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError>;
+
+    /// One block, if it exists.
+    async fn read_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self
+            .read_blocks(std::slice::from_ref(cid))
+            .await?
+            .remove(cid))
+    }
+}
+
+/// The event log behind the firehose: events by sequence number. Numbers are assigned by the
+/// backend when a [`RepoStore`] write appends events; they strictly increase, and a reader
+/// never sees a number after it has seen a larger one.
+#[async_trait]
+pub trait EventLog: Send + Sync + std::fmt::Debug {
+    /// Events with a sequence number above `after` (all if None), ascending, at most `limit`,
+    /// stopping before the first number that is neither an event nor marked skipped (it may
+    /// still be committed). Skipped numbers are passed over.
+    async fn read_events(
+        &self,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError>;
+
+    /// Like [`EventLog::read_events`], only the events of `did` (in seq order).
+    async fn read_repo_events(
+        &self,
+        did: &Did,
+        after: Option<Seq>,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError>;
+
+    /// The highest sequence number assigned so far, if any (it may not be readable yet: a
+    /// writer may still be committing it).
+    async fn last_seq(&self) -> Result<Option<Seq>, StorageError>;
+
+    /// Claims `seq` for good as a number that is not an event, unless an event already holds
+    /// it. Returns true if `seq` is now (or already was) marked skipped — a writer still holding
+    /// it will fail and take a new number — and false if it is an event. Only
+    /// [`super::Sequencer`] and writers that know their number never became an event call this.
+    async fn mark_seq_skipped(&self, seq: Seq) -> Result<bool, StorageError>;
+}
+
+/// A small key-value store in namespaces, for account data (see `accounts`) and remote blobs.
+/// Conditional writes make claims, compare-and-swap and single-use takes safe across processes.
+#[async_trait]
+pub trait KvStore: Send + Sync + std::fmt::Debug {
+    /// The value stored at `key` in namespace `ns`.
+    async fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Stores `value` at `ns`/`key` if `condition` holds, atomically; returns whether it did.
+    async fn kv_put(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        condition: KvCondition<'_>,
+    ) -> Result<bool, StorageError>;
+
+    /// Deletes `ns`/`key` (only if its value is `expect`, when given) and returns the value it
+    /// had; None if there was nothing to delete. Atomic, so a token can be taken exactly once.
+    async fn kv_delete(
+        &self,
+        ns: &str,
+        key: &str,
+        expect: Option<&[u8]>,
+    ) -> Result<Option<Vec<u8>>, StorageError>;
+
+    /// Entries of `ns` with keys after `after` (exclusive), in key order, at most `limit`.
+    async fn kv_list(
+        &self,
+        ns: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
+}
+
+/// A backend that plays every role: what the server holds as `Arc<dyn Storage>`. Implemented
+/// for every type that implements the four role traits.
+pub trait Storage: RepoStore + BlockStore + EventLog + KvStore {}
+
+impl<T: RepoStore + BlockStore + EventLog + KvStore + ?Sized> Storage for T {}

@@ -1,0 +1,69 @@
+//! Helpers shared by the integration tests: where the interop vectors are, and how to read them.
+
+pub mod faulty;
+pub mod lambda_api;
+
+use std::path::PathBuf;
+
+/// The atproto interop test vectors, read in place from `../shared/interop`.
+pub fn interop_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/interop");
+    assert!(
+        dir.is_dir(),
+        "interop vectors not found at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// The non-comment, non-blank lines of an interop syntax file. Leading and trailing whitespace
+/// is significant in these files (it makes values invalid), so lines are not trimmed.
+pub fn interop_lines(name: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(interop_dir().join("syntax").join(name)).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// An interop JSON file, parsed.
+pub fn interop_json(path: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(interop_dir().join(path)).unwrap()).unwrap()
+}
+
+/// The emulator (or other DynamoDB endpoint) the tests use: `AWS_ENDPOINT_URL`, which
+/// `make test` sets after starting `localstack/emulator.sh`.
+pub fn dynamo_endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!(
+            "AWS_ENDPOINT_URL is not set: run `make test` (it starts the DynamoDB emulator), or \
+             start one with `localstack/emulator.sh start` and export AWS_ENDPOINT_URL"
+        )
+    })
+}
+
+/// An SDK configuration for the test endpoint with fixed test credentials.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(dynamo_endpoint())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ))
+        .load()
+        .await
+}
+
+/// A `DynamoStorage` on fresh tables with a unique prefix.
+pub async fn dynamo_storage() -> std::sync::Arc<arroba::storage::DynamoStorage> {
+    use arroba::storage::dynamo::DynamoConfig;
+    let prefix = format!("t{}-", hex::encode(rand::random::<[u8; 6]>()));
+    let config = DynamoConfig::new(prefix, Some(arroba::storage::KeySealer::ephemeral()));
+    let storage = arroba::storage::DynamoStorage::with_sdk_config(&sdk_config().await, config);
+    storage
+        .create_tables()
+        .await
+        .expect("creating tables on the emulator");
+    std::sync::Arc::new(storage)
+}
+pub mod pds;

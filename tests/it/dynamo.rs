@@ -1,0 +1,339 @@
+//! DynamoDB-specific behaviour against the emulator: many concurrent writers, the sequencer's
+//! handling of numbers that never became events, and large records and commits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arroba::cbor::{Value, map};
+use arroba::crypto::{Algorithm, Keypair};
+use arroba::repo::{RepoError, Write};
+use arroba::storage::{
+    BlockCache, BlockStore, DynamoStorage, EventBody, EventLog, RepoKeys, RepoStore, Sequencer,
+    StorageError, commit_writes, create_repo, fetch_tree, load_repo_state,
+};
+use arroba::syntax::{Did, Nsid, RecordKey};
+use arroba::tid::TidClock;
+
+fn did(n: u32) -> Did {
+    Did::parse(&format!("did:plc:dynamotest{n:014}")).unwrap()
+}
+
+fn create(rkey: &str, record: Value) -> Write {
+    Write::create(
+        Nsid::parse("app.bsky.feed.post").unwrap(),
+        RecordKey::parse(rkey).unwrap(),
+        record,
+    )
+}
+
+fn post(text: &str) -> Value {
+    map([
+        ("$type", "app.bsky.feed.post".into()),
+        ("text", text.into()),
+    ])
+}
+
+async fn new_repo(s: &DynamoStorage, n: u32) {
+    let key = Keypair::from_seed(Algorithm::K256, &n.to_be_bytes());
+    create_repo(
+        s,
+        &BlockCache::default().view(),
+        did(n),
+        None,
+        RepoKeys {
+            signing: key,
+            rotation: None,
+        },
+        &TidClock::new(0),
+    )
+    .await
+    .unwrap();
+}
+
+/// Reads the whole log through a sequencer and checks per-repo commit order against the
+/// acknowledged commits: each once, in chain order, seqs strictly increasing.
+async fn check_log(s: Arc<DynamoStorage>, acked: &HashMap<Did, Vec<(arroba::cid::Cid, u64)>>) {
+    let mut seq = Sequencer::new(s.clone(), 0, Duration::from_millis(100));
+    let mut events = Vec::new();
+    loop {
+        let batch = seq.next_batch(500).await.unwrap();
+        if batch.is_empty() {
+            if seq.cursor() >= s.last_seq().await.unwrap().unwrap_or(0) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        }
+        events.extend(batch);
+    }
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    let mut per_repo: BTreeMap<Did, Vec<(arroba::cid::Cid, u64)>> = BTreeMap::new();
+    for e in &events {
+        if let EventBody::Commit(c) = &e.body {
+            per_repo
+                .entry(e.did.clone())
+                .or_default()
+                .push((c.commit, e.seq));
+        }
+    }
+    for (did, acks) in acked {
+        let logged = &per_repo[did];
+        // Skip the genesis commit, which was not made by the writers.
+        let logged: Vec<_> = logged[1..].to_vec();
+        let mut sorted_acks = acks.clone();
+        sorted_acks.sort_by_key(|(_, seq)| *seq);
+        assert_eq!(
+            logged, sorted_acks,
+            "{did}: every acknowledged commit once, in seq order"
+        );
+        // Chain order: each logged commit's prev is the one before it.
+        let cache = BlockCache::default().view();
+        let (_, repo) = load_repo_state(&*s, &cache, did).await.unwrap();
+        assert_eq!(
+            repo.head(),
+            logged.last().unwrap().0,
+            "{did}: the head is the last commit logged"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_writers_times_25_commits_to_one_repo() {
+    let s = crate::common::dynamo_storage().await;
+    new_repo(&s, 1).await;
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let (cache, clock) = (BlockCache::default().view(), TidClock::new(t as u16));
+            let mut acked = Vec::new();
+            for i in 0..25 {
+                let (data, seq) = commit_writes(
+                    &*s,
+                    &cache,
+                    &did(1),
+                    &[create(&format!("t{t}-{i}"), post("x"))],
+                    &clock,
+                )
+                .await
+                .unwrap();
+                acked.push((data.cid, seq));
+            }
+            acked
+        }));
+    }
+    let mut acked = HashMap::new();
+    for t in tasks {
+        acked
+            .entry(did(1))
+            .or_insert_with(Vec::new)
+            .extend(t.await.unwrap());
+    }
+    let cache = BlockCache::default().view();
+    let (_, repo) = load_repo_state(&*s, &cache, &did(1)).await.unwrap();
+    fetch_tree(&*s, &cache, &repo).await.unwrap();
+    assert_eq!(
+        repo.mst().leaf_count().unwrap(),
+        200,
+        "every acknowledged write is in the repo"
+    );
+    check_log(s, &acked).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_repos_written_concurrently() {
+    let s = crate::common::dynamo_storage().await;
+    for n in 0..8 {
+        new_repo(&s, n).await;
+    }
+    let mut tasks = Vec::new();
+    for n in 0..8u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let (cache, clock) = (BlockCache::default().view(), TidClock::new(n as u16));
+            let mut acked = Vec::new();
+            for i in 0..25 {
+                let (data, seq) = commit_writes(
+                    &*s,
+                    &cache,
+                    &did(n),
+                    &[create(&format!("r{i}"), post("y"))],
+                    &clock,
+                )
+                .await
+                .unwrap();
+                acked.push((data.cid, seq));
+            }
+            (did(n), acked)
+        }));
+    }
+    let mut acked = HashMap::new();
+    for t in tasks {
+        let (d, a) = t.await.unwrap();
+        acked.insert(d, a);
+    }
+    check_log(s, &acked).await;
+}
+
+#[tokio::test]
+async fn a_seq_that_never_becomes_an_event_is_skipped_after_the_grace_period_and_never_reordered() {
+    let s = crate::common::dynamo_storage().await;
+    new_repo(&s, 1).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(1);
+    let start = s.last_seq().await.unwrap().unwrap();
+    // A writer that took a number and died before committing: allocate it with a raw update.
+    let raw = aws_sdk_dynamodb::Client::new(&crate::common::sdk_config().await);
+    let prefix = format!("{:?}", s).split('"').nth(1).unwrap().to_owned();
+    raw.update_item()
+        .table_name(format!("{prefix}counters"))
+        .key(
+            "name",
+            aws_sdk_dynamodb::types::AttributeValue::S("seq".into()),
+        )
+        .update_expression("ADD #v :one")
+        .expression_attribute_names("#v", "value")
+        .expression_attribute_values(
+            ":one",
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let dead = start + 1;
+    let (_, later) = commit_writes(
+        &*s,
+        &cache,
+        &did(1),
+        &[create("a", post("after the dead writer"))],
+        &clock,
+    )
+    .await
+    .unwrap();
+    assert_eq!(later, dead + 1);
+
+    let mut seq = Sequencer::new(s.clone(), start, Duration::from_millis(400));
+    let began = std::time::Instant::now();
+    let mut delivered = Vec::new();
+    while delivered.is_empty() {
+        delivered = seq.next_batch(10).await.unwrap();
+        if delivered.is_empty() {
+            assert!(
+                began.elapsed() < Duration::from_secs(10),
+                "the gap was never resolved"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    assert!(
+        began.elapsed() >= Duration::from_millis(400),
+        "the later event waited for the grace period"
+    );
+    assert_eq!(
+        delivered.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![later]
+    );
+    // The number is now claimed for good: a late writer holding it cannot use it.
+    assert!(s.mark_seq_skipped(dead).await.unwrap());
+    assert!(
+        !s.mark_seq_skipped(later).await.unwrap(),
+        "an event is never marked skipped"
+    );
+}
+
+#[tokio::test]
+async fn a_one_megabyte_record_and_a_200_op_two_megabyte_commit_work() {
+    let s = crate::common::dynamo_storage().await;
+    new_repo(&s, 1).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(2);
+    // A record of exactly 1,000,000 encoded bytes is stored in several parts and read back.
+    let overhead = arroba::cbor::encode(&map([
+        ("$type", "x.y.z".into()),
+        ("b", Value::Bytes(vec![])),
+    ]))
+    .len();
+    let big = map([
+        ("$type", "x.y.z".into()),
+        ("b", Value::Bytes(vec![7; 1_000_000 - overhead - 4])),
+    ]);
+    assert_eq!(arroba::cbor::encode(&big).len(), 1_000_000);
+    let (data, _) = commit_writes(&*s, &cache, &did(1), &[create("big", big.clone())], &clock)
+        .await
+        .unwrap();
+    let cid = data.ops[0].cid.unwrap();
+    s.clear_caches();
+    let read = s.read_block(&cid).await.unwrap().unwrap();
+    assert_eq!(arroba::cbor::decode(&read).unwrap(), big);
+    // One byte more is refused, and nothing changes.
+    let head = s.load_repo(&did(1)).await.unwrap().unwrap().head;
+    let too_big = map([
+        ("$type", "x.y.z".into()),
+        ("b", Value::Bytes(vec![7; 1_000_000 - overhead - 3])),
+    ]);
+    let err = commit_writes(&*s, &cache, &did(1), &[create("big2", too_big)], &clock)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::Repo(RepoError::RecordTooLarge { .. })),
+        "{err}"
+    );
+    assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().head, head);
+    // 200 records of 9 KB: close to the 2 MB commit limit.
+    let writes: Vec<Write> = (0..200)
+        .map(|i| {
+            create(
+                &format!("w{i:03}"),
+                map([
+                    ("$type", "x.y.z".into()),
+                    ("b", Value::Bytes(vec![i as u8; 9_000])),
+                ]),
+            )
+        })
+        .collect();
+    let (data, seq) = commit_writes(&*s, &cache, &did(1), &writes, &clock)
+        .await
+        .unwrap();
+    assert!(data.slice_bytes() > 1_800_000);
+    let events = s.read_events(Some(seq - 1), 1).await.unwrap();
+    let EventBody::Commit(c) = &events[0].body else {
+        panic!()
+    };
+    assert_eq!(c.ops.len(), 200);
+    let blocks = s.read_blocks(&c.blocks).await.unwrap();
+    assert_eq!(
+        blocks.len(),
+        c.blocks.len(),
+        "every block of the firehose slice is stored"
+    );
+}
+
+#[tokio::test]
+async fn keys_are_sealed_at_rest() {
+    let s = crate::common::dynamo_storage().await;
+    new_repo(&s, 1).await;
+    let raw = aws_sdk_dynamodb::Client::new(&crate::common::sdk_config().await);
+    let prefix = format!("{:?}", s).split('"').nth(1).unwrap().to_owned();
+    let item = raw
+        .get_item()
+        .table_name(format!("{prefix}repos"))
+        .key(
+            "did",
+            aws_sdk_dynamodb::types::AttributeValue::S(did(1).to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let item = item.item().unwrap();
+    let secret = Keypair::from_seed(Algorithm::K256, &1u32.to_be_bytes()).to_bytes();
+    for value in item.values() {
+        if let Ok(b) = value.as_b() {
+            assert!(
+                !b.as_ref().windows(32).any(|w| w == secret),
+                "the signing key is stored in plaintext"
+            );
+        }
+    }
+    assert!(item.contains_key("keys"));
+}

@@ -1,0 +1,29 @@
+//! The integration tests, in one binary (each file a module) so that the AWS SDK and the rest
+//! of the crate are linked once rather than once per file. `tests/dynamo_faults.rs` stays a
+//! binary of its own: its faults affect the whole emulator, so nothing may run beside it.
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
+
+mod common;
+
+mod cli;
+mod codecs;
+mod dockerfile;
+mod dynamo;
+mod dynamo_costs;
+mod firehose;
+mod firehose_task;
+mod identity;
+mod infra;
+mod interop_crypto;
+mod interop_data_model;
+mod interop_lexicon;
+mod interop_syntax;
+mod lambda;
+mod lambda_runtime;
+mod mst;
+mod repo;
+mod storage_conformance;
+mod xrpc_aws;
+mod xrpc_bad_input;
+mod xrpc_repo;
+mod xrpc_server;

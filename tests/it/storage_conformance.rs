@@ -1,0 +1,866 @@
+//! The storage conformance suite: written once, stamped out per backend by
+//! `storage_conformance!`. A new backend passes it before it merges. The crash, pause and
+//! call-count cases wrap the backend in `common::faulty::Faulty`, so every backend is also
+//! tested for what happens when a call fails before or after it reached storage.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::common::faulty::{Faulty, Point};
+use arroba::block::BlockMap;
+use arroba::cbor::{Value, map};
+use arroba::cid::cid_for_cbor;
+use arroba::crypto::{Algorithm, Keypair};
+use arroba::repo::{Repo, Write, WriteAction};
+use arroba::storage::{
+    BlockCache, EventBody, MemoryStorage, RemoteBlob, RemoteBlobs, RepoKeys, RepoStatus, Storage,
+    StorageError, commit_writes, create_repo, fetch_tree, load_repo_state, writes_since,
+};
+use arroba::syntax::{Did, Handle, Nsid, RecordKey};
+use arroba::tid::{TidClock, micros_of};
+use chrono::Utc;
+
+fn did(n: u32) -> Did {
+    Did::parse(&format!("did:plc:conformance{n:011}")).unwrap()
+}
+
+fn handle(s: &str) -> Handle {
+    Handle::parse(s).unwrap()
+}
+
+fn create(n: u32, text: &str) -> Write {
+    Write::create(
+        Nsid::parse("app.bsky.feed.post").unwrap(),
+        RecordKey::parse(&format!("r{n}")).unwrap(),
+        map([
+            ("$type", "app.bsky.feed.post".into()),
+            ("text", text.into()),
+        ]),
+    )
+}
+
+fn key(n: u32) -> Keypair {
+    Keypair::from_seed(Algorithm::K256, &n.to_be_bytes())
+}
+
+fn keys(n: u32) -> RepoKeys {
+    RepoKeys {
+        signing: key(n),
+        rotation: Some(key(n + 1000)),
+    }
+}
+
+/// The last readable event's seq. Failed writes may use up sequence numbers (gaps are allowed
+/// for numbers that never became events), so "nothing changed" is judged by the events.
+async fn last_event(s: &dyn Storage) -> Option<u64> {
+    s.read_events(None, 100_000)
+        .await
+        .unwrap()
+        .last()
+        .map(|e| e.seq)
+}
+
+async fn new_repo(s: &dyn Storage, n: u32, h: Option<&str>) -> arroba::storage::RepoRecord {
+    let clock = TidClock::new(1);
+    create_repo(
+        s,
+        &BlockCache::default().view(),
+        did(n),
+        h.map(handle),
+        keys(n),
+        &clock,
+    )
+    .await
+    .unwrap()
+    .0
+}
+
+async fn creates_and_loads_repos_by_did_and_handle(s: Arc<dyn Storage>) {
+    let rec = new_repo(&*s, 1, Some("alice.test")).await;
+    let loaded = s.load_repo(&did(1)).await.unwrap().unwrap();
+    assert_eq!(loaded.head, rec.head);
+    assert_eq!(loaded.status, RepoStatus::Active);
+    let stored = s.load_keys(&did(1)).await.unwrap().unwrap();
+    assert_eq!(stored.signing.to_bytes(), key(1).to_bytes());
+    assert_eq!(stored.rotation.unwrap().to_bytes(), key(1001).to_bytes());
+    let (for_write, _) = s.load_for_write(&did(1)).await.unwrap().unwrap();
+    assert_eq!(for_write, loaded);
+    assert_eq!(
+        s.resolve_handle(&handle("alice.test")).await.unwrap(),
+        Some(did(1))
+    );
+    assert!(s.load_repo(&did(99)).await.unwrap().is_none());
+    assert!(s.load_keys(&did(99)).await.unwrap().is_none());
+    assert!(
+        s.resolve_handle(&handle("nobody.test"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn duplicate_dids_and_handles_are_refused_and_write_nothing(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, Some("alice.test")).await;
+    let last = last_event(&*s).await;
+    let clock = TidClock::new(1);
+    let view = BlockCache::default().view();
+    let again = create_repo(&*s, &view, did(1), None, keys(1), &clock).await;
+    assert!(matches!(again, Err(StorageError::RepoExists(_))));
+    let taken = create_repo(
+        &*s,
+        &view,
+        did(2),
+        Some(handle("alice.test")),
+        keys(2),
+        &clock,
+    )
+    .await;
+    assert!(matches!(taken, Err(StorageError::HandleTaken(_))));
+    assert!(s.load_repo(&did(2)).await.unwrap().is_none());
+    assert_eq!(last_event(&*s).await, last);
+}
+
+async fn repo_creation_sequences_identity_account_commit_sync(s: Arc<dyn Storage>) {
+    let rec = new_repo(&*s, 1, Some("alice.test")).await;
+    let events = s.read_events(None, 100).await.unwrap();
+    assert_eq!(events.len(), 4);
+    assert!(
+        matches!(&events[0].body, EventBody::Identity { handle: Some(h) } if h.as_str() == "alice.test")
+    );
+    assert_eq!(
+        events[1].body,
+        EventBody::Account {
+            active: true,
+            status: None
+        }
+    );
+    assert!(
+        matches!(&events[2].body, EventBody::Commit(c) if c.commit == rec.head && c.since.is_none() && c.prev_data.is_none())
+    );
+    assert_eq!(
+        events[3].body,
+        EventBody::Sync {
+            commit: rec.head,
+            rev: rec.rev
+        }
+    );
+    for w in events.windows(2) {
+        assert!(w[0].seq < w[1].seq);
+    }
+    assert_eq!(s.last_seq().await.unwrap(), Some(events[3].seq));
+}
+
+async fn lists_repos_in_did_order_with_an_exclusive_cursor(s: Arc<dyn Storage>) {
+    for n in [5, 1, 3, 2, 4] {
+        new_repo(&*s, n, None).await;
+    }
+    let all: Vec<Did> = s
+        .list_repos(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.did)
+        .collect();
+    assert_eq!(all, (1..=5).map(did).collect::<Vec<_>>());
+    let page: Vec<Did> = s
+        .list_repos(Some(&did(2)), 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.did)
+        .collect();
+    assert_eq!(page, vec![did(3), did(4)]);
+    assert!(s.list_repos(Some(&did(5)), 10).await.unwrap().is_empty());
+}
+
+async fn commits_store_blocks_move_the_head_and_append_events(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(2);
+    let (data, seq) = commit_writes(
+        &*s,
+        &cache,
+        &did(1),
+        &[create(1, "one"), create(2, "two")],
+        &clock,
+    )
+    .await
+    .unwrap();
+    let rec = s.load_repo(&did(1)).await.unwrap().unwrap();
+    assert_eq!(rec.head, data.cid);
+    assert_eq!(rec.rev, data.rev());
+    for cid in data.new_blocks.cids() {
+        assert!(s.read_block(cid).await.unwrap().is_some());
+    }
+    let events = s.read_events(Some(seq - 1), 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let EventBody::Commit(c) = &events[0].body else {
+        panic!("not a commit")
+    };
+    assert_eq!(c.ops.len(), 2);
+    assert_eq!(c.since, data.since);
+    assert_eq!(c.prev_data, data.prev_data);
+    // A fresh cache reads the repo back from storage alone.
+    let fresh = BlockCache::default().view();
+    let (_, repo) = load_repo_state(&*s, &fresh, &did(1)).await.unwrap();
+    fetch_tree(&*s, &fresh, &repo).await.unwrap();
+    let record = arroba::block::BlockSource::read_block(&cache, &data.ops[0].cid.unwrap()).unwrap();
+    assert_eq!(cid_for_cbor(&record), data.ops[0].cid.unwrap());
+    assert_eq!(repo.mst().leaf_count().unwrap(), 2);
+}
+
+async fn a_stale_head_is_a_conflict_and_changes_nothing(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(3);
+    let (_, repo) = load_repo_state(&*s, &cache, &did(1)).await.unwrap();
+    fetch_tree(&*s, &cache, &repo).await.unwrap();
+    let rev = clock.next_after(micros_of(Utc::now()), Some(repo.rev()));
+    let (_, stale) = repo.apply_writes(&[create(1, "a")], &key(1), rev).unwrap();
+    commit_writes(&*s, &cache, &did(1), &[create(2, "b")], &clock)
+        .await
+        .unwrap();
+    let before = s.load_repo(&did(1)).await.unwrap().unwrap();
+    let last = last_event(&*s).await;
+    assert!(matches!(
+        s.apply_commit(&stale).await,
+        Err(StorageError::Conflict(_))
+    ));
+    assert_eq!(
+        s.load_repo(&did(1)).await.unwrap().unwrap().head,
+        before.head
+    );
+    assert_eq!(last_event(&*s).await, last);
+}
+
+async fn inactive_repos_refuse_commits_and_status_changes_emit_account_events(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let seqs = s
+        .set_status(
+            &did(1),
+            RepoStatus::Deactivated,
+            vec![EventBody::account(RepoStatus::Deactivated)],
+        )
+        .await
+        .unwrap();
+    let event = &s.read_events(Some(seqs[0] - 1), 1).await.unwrap()[0];
+    assert_eq!(
+        event.body,
+        EventBody::Account {
+            active: false,
+            status: Some(RepoStatus::Deactivated)
+        }
+    );
+    let head = s.load_repo(&did(1)).await.unwrap().unwrap().head;
+    let result = commit_writes(
+        &*s,
+        &BlockCache::default().view(),
+        &did(1),
+        &[create(1, "x")],
+        &TidClock::new(4),
+    )
+    .await;
+    assert!(matches!(
+        result,
+        Err(StorageError::InactiveRepo(_, RepoStatus::Deactivated))
+    ));
+    assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().head, head);
+    s.set_status(
+        &did(1),
+        RepoStatus::Active,
+        vec![EventBody::account(RepoStatus::Active)],
+    )
+    .await
+    .unwrap();
+    commit_writes(
+        &*s,
+        &BlockCache::default().view(),
+        &did(1),
+        &[create(1, "x")],
+        &TidClock::new(4),
+    )
+    .await
+    .unwrap();
+}
+
+async fn handles_move_and_are_released(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, Some("alice.test")).await;
+    new_repo(&*s, 2, Some("bob.test")).await;
+    let taken = s
+        .set_handle(&did(1), Some(handle("bob.test")), vec![])
+        .await;
+    assert!(matches!(taken, Err(StorageError::HandleTaken(_))));
+    s.set_handle(
+        &did(1),
+        Some(handle("carol.test")),
+        vec![EventBody::Identity {
+            handle: Some(handle("carol.test")),
+        }],
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.resolve_handle(&handle("alice.test"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.resolve_handle(&handle("carol.test")).await.unwrap(),
+        Some(did(1))
+    );
+    assert_eq!(
+        s.load_repo(&did(1)).await.unwrap().unwrap().handle,
+        Some(handle("carol.test"))
+    );
+    s.set_handle(&did(2), Some(handle("alice.test")), vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.resolve_handle(&handle("alice.test")).await.unwrap(),
+        Some(did(2))
+    );
+}
+
+async fn blocks_are_written_once_and_read_in_batches(s: Arc<dyn Storage>) {
+    let mut blocks = BlockMap::new();
+    for i in 0..30i64 {
+        let bytes = arroba::cbor::encode(&map([("i", Value::Integer(i))]));
+        blocks.insert(cid_for_cbor(&bytes), bytes);
+    }
+    s.write_blocks(&blocks).await.unwrap();
+    s.write_blocks(&blocks).await.unwrap();
+    let cids: Vec<_> = blocks.cids().copied().collect();
+    let missing = cid_for_cbor(b"nope");
+    let mut wanted = cids.clone();
+    wanted.push(missing);
+    let read = s.read_blocks(&wanted).await.unwrap();
+    assert_eq!(read, blocks);
+    assert!(s.read_block(&missing).await.unwrap().is_none());
+    assert!(s.read_blocks(&[]).await.unwrap().is_empty());
+}
+
+async fn events_are_read_by_seq_globally_and_per_repo(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    new_repo(&*s, 2, None).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(5);
+    for n in 0..3 {
+        commit_writes(&*s, &cache, &did(1), &[create(n, "a")], &clock)
+            .await
+            .unwrap();
+        commit_writes(&*s, &cache, &did(2), &[create(n, "b")], &clock)
+            .await
+            .unwrap();
+    }
+    let all = s.read_events(None, 1000).await.unwrap();
+    assert_eq!(all.len(), 14);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    let page = s.read_events(Some(all[3].seq), 2).await.unwrap();
+    assert_eq!(
+        page.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![all[4].seq, all[5].seq]
+    );
+    let mine = s.read_repo_events(&did(2), None, 1000).await.unwrap();
+    assert_eq!(mine.len(), 7);
+    assert!(mine.iter().all(|e| e.did == did(2)));
+    assert!(
+        s.read_events(Some(all[13].seq), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn writes_since_a_rev_are_the_later_commits_ops(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(6);
+    let (first, _) = commit_writes(&*s, &cache, &did(1), &[create(1, "a")], &clock)
+        .await
+        .unwrap();
+    commit_writes(
+        &*s,
+        &cache,
+        &did(1),
+        &[create(2, "b"), create(3, "c")],
+        &clock,
+    )
+    .await
+    .unwrap();
+    let del = Write::delete(
+        Nsid::parse("app.bsky.feed.post").unwrap(),
+        RecordKey::parse("r1").unwrap(),
+    );
+    commit_writes(&*s, &cache, &did(1), &[del], &clock)
+        .await
+        .unwrap();
+    let since = writes_since(&*s, &did(1), first.rev(), 100).await.unwrap();
+    let actions: Vec<(WriteAction, String)> = since
+        .iter()
+        .map(|(_, op)| (op.action, op.path.clone()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            (WriteAction::Create, "app.bsky.feed.post/r2".into()),
+            (WriteAction::Create, "app.bsky.feed.post/r3".into()),
+            (WriteAction::Delete, "app.bsky.feed.post/r1".into()),
+        ]
+    );
+    assert_eq!(
+        writes_since(&*s, &did(1), first.rev(), 1)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+async fn a_rejected_commit_leaves_storage_unchanged(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(7);
+    commit_writes(&*s, &cache, &did(1), &[create(1, "a")], &clock)
+        .await
+        .unwrap();
+    let before = s.load_repo(&did(1)).await.unwrap().unwrap();
+    let last = last_event(&*s).await;
+    let writes: Vec<Write> = (0..201).map(|n| create(1000 + n, "x")).collect();
+    assert!(matches!(
+        commit_writes(&*s, &cache, &did(1), &writes, &clock).await,
+        Err(StorageError::Repo(_))
+    ));
+    assert!(
+        commit_writes(&*s, &cache, &did(1), &[create(1, "dup")], &clock)
+            .await
+            .is_err()
+    );
+    assert!(matches!(
+        commit_writes(&*s, &cache, &did(42), &[create(1, "x")], &clock).await,
+        Err(StorageError::RepoNotFound(_))
+    ));
+    assert_eq!(
+        s.load_repo(&did(1)).await.unwrap().unwrap().head,
+        before.head
+    );
+    assert_eq!(last_event(&*s).await, last);
+}
+
+/// Concurrent writers to one repo: every acknowledged commit is in the final repo, the head
+/// chain has no fork, and each commit appears once in the log in chain order.
+async fn concurrent_commits_to_one_repo_never_fork_or_lose_writes(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let mut tasks = Vec::new();
+    for t in 0..8u32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let cache = BlockCache::default().view();
+            let clock = TidClock::new(t as u16);
+            let mut acked = Vec::new();
+            for i in 0..10u32 {
+                let (data, seq) =
+                    commit_writes(&*s, &cache, &did(1), &[create(t * 100 + i, "c")], &clock)
+                        .await
+                        .unwrap();
+                acked.push((data.cid, seq, data.ops[0].path.clone()));
+            }
+            acked
+        }));
+    }
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.unwrap());
+    }
+    let fresh = BlockCache::default().view();
+    let (_, repo) = load_repo_state(&*s, &fresh, &did(1)).await.unwrap();
+    fetch_tree(&*s, &fresh, &repo).await.unwrap();
+    let leaves: Vec<String> = repo
+        .mst()
+        .leaves()
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for (_, _, path) in &acked {
+        assert!(leaves.contains(path), "acknowledged write {path} lost");
+    }
+    assert_eq!(leaves.len(), 80);
+    // Walk the prev chain from the head: it must pass through every acknowledged commit.
+    let mut commits = BlockMap::new();
+    let mut chain = Vec::new();
+    let mut cursor = Some(repo.head());
+    while let Some(cid) = cursor {
+        chain.push(cid);
+        let bytes = s.read_block(&cid).await.unwrap().unwrap();
+        cursor = arroba::repo::Commit::decode(cid, &bytes).unwrap().prev;
+        commits.insert(cid, bytes);
+    }
+    assert_eq!(chain.len(), 81);
+    for (cid, _, _) in &acked {
+        assert!(chain.contains(cid));
+    }
+    let events = s.read_repo_events(&did(1), None, 1000).await.unwrap();
+    let commit_cids: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Commit(c) => Some(c.commit),
+            _ => None,
+        })
+        .collect();
+    chain.reverse();
+    assert_eq!(
+        commit_cids, chain,
+        "events must list each commit once, in chain order"
+    );
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    let _ = Repo::load(repo.head(), Arc::new(commits)).unwrap();
+}
+
+async fn remote_blobs_are_upserted_by_url_and_found_by_cid(s: Arc<dyn Storage>) {
+    let remote = RemoteBlobs(&*s);
+    let cid = arroba::cid::cid_for_raw(b"image bytes");
+    let blob = |url: &str, repos: &[u32], cid: Option<arroba::cid::Cid>| RemoteBlob {
+        url: url.into(),
+        cid,
+        mime_type: "image/png".into(),
+        size: 11,
+        repos: repos.iter().map(|n| did(*n)).collect(),
+        last_fetched: None,
+        status: None,
+    };
+    let stored = remote
+        .upsert(blob("https://a.test/1.png", &[1], Some(cid)))
+        .await
+        .unwrap();
+    assert_eq!(stored.repos, BTreeSet::from([did(1)]));
+    let merged = remote
+        .upsert(blob("https://a.test/1.png", &[2], Some(cid)))
+        .await
+        .unwrap();
+    assert_eq!(merged.repos, BTreeSet::from([did(1), did(2)]));
+    let mut inactive = blob("https://a.test/1.png", &[], Some(cid));
+    inactive.status = Some("inactive".into());
+    let updated = remote.upsert(inactive).await.unwrap();
+    assert_eq!(updated.status.as_deref(), Some("inactive"));
+    assert_eq!(updated.repos.len(), 2);
+    remote
+        .upsert(blob("https://b.test/2.png", &[3], Some(cid)))
+        .await
+        .unwrap();
+    remote
+        .upsert(blob("https://c.test/3.png", &[3], None))
+        .await
+        .unwrap();
+    let got = remote.get("https://a.test/1.png").await.unwrap().unwrap();
+    assert_eq!(got, updated);
+    assert!(remote.get("https://nope.test/").await.unwrap().is_none());
+    let mut urls: Vec<String> = remote
+        .by_cid(&cid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|b| b.url)
+        .collect();
+    urls.sort();
+    assert_eq!(urls, ["https://a.test/1.png", "https://b.test/2.png"]);
+}
+
+async fn the_key_value_store_supports_claims_compare_and_swap_and_single_use_takes(
+    s: Arc<dyn Storage>,
+) {
+    use arroba::storage::KvCondition::{Always, IfAbsent, IfEquals};
+    assert!(s.kv_get("ns", "a").await.unwrap().is_none());
+    assert!(s.kv_put("ns", "a", b"1", IfAbsent).await.unwrap());
+    assert!(
+        !s.kv_put("ns", "a", b"2", IfAbsent).await.unwrap(),
+        "a claim is refused once taken"
+    );
+    assert!(!s.kv_put("ns", "a", b"3", IfEquals(b"2")).await.unwrap());
+    assert!(s.kv_put("ns", "a", b"3", IfEquals(b"1")).await.unwrap());
+    assert_eq!(
+        s.kv_get("ns", "a").await.unwrap().as_deref(),
+        Some(&b"3"[..])
+    );
+    assert!(s.kv_put("ns", "b", b"x", Always).await.unwrap());
+    assert!(s.kv_put("ns", "c", b"y", Always).await.unwrap());
+    assert!(s.kv_put("other", "a", b"z", Always).await.unwrap());
+    let listed: Vec<String> = s
+        .kv_list("ns", None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(listed, ["a", "b", "c"]);
+    let page: Vec<String> = s
+        .kv_list("ns", Some("a"), 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(page, ["b"]);
+    assert!(
+        s.kv_delete("ns", "b", Some(b"wrong"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        s.kv_delete("ns", "b", Some(b"x")).await.unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
+    assert!(
+        s.kv_delete("ns", "b", None).await.unwrap().is_none(),
+        "taken exactly once"
+    );
+    // Concurrent takes of one token: exactly one wins.
+    s.kv_put("tokens", "t", b"v", Always).await.unwrap();
+    let takes = (0..8).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.kv_delete("tokens", "t", None).await.unwrap().is_some() })
+    });
+    let mut wins = 0;
+    for t in takes {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1);
+}
+
+/// The head, and the commit events, as a reader sees them.
+async fn snapshot(s: &dyn Storage) -> (arroba::cid::Cid, Vec<arroba::cid::Cid>) {
+    let head = s.load_repo(&did(1)).await.unwrap().unwrap().head;
+    let commits = s
+        .read_repo_events(&did(1), None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|e| match e.body {
+            EventBody::Commit(c) => Some(c.commit),
+            _ => None,
+        })
+        .collect();
+    (head, commits)
+}
+
+/// Every block of the repo at its head is readable from storage alone (a fresh cache).
+async fn assert_whole(s: &dyn Storage, records: usize) {
+    let fresh = BlockCache::default().view();
+    let (_, repo) = load_repo_state(s, &fresh, &did(1)).await.unwrap();
+    fetch_tree(s, &fresh, &repo).await.unwrap();
+    let leaves = repo.mst().leaves().unwrap();
+    assert_eq!(leaves.len(), records);
+    let cids: Vec<_> = leaves.iter().map(|(_, c)| *c).collect();
+    assert_eq!(s.read_blocks(&cids).await.unwrap().len(), cids.len());
+}
+
+async fn a_crash_before_a_commit_reaches_storage_changes_nothing(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let faulty = Faulty::new(s.clone());
+    let clock = TidClock::new(11);
+    let before = snapshot(&*s).await;
+    faulty.fail("apply_commit", Point::Before);
+    let view = BlockCache::default().view();
+    let failed = commit_writes(&*faulty, &view, &did(1), &[create(1, "a")], &clock).await;
+    assert!(
+        matches!(failed, Err(StorageError::Backend(_))),
+        "{failed:?}"
+    );
+    assert_eq!(snapshot(&*s).await, before);
+    // The writer's retry commits normally on the unchanged head.
+    let (data, _) = commit_writes(&*faulty, &view, &did(1), &[create(1, "a")], &clock)
+        .await
+        .unwrap();
+    assert_eq!(data.prev, Some(before.0));
+    assert_whole(&*s, 1).await;
+}
+
+async fn a_crash_after_a_commit_reached_storage_leaves_it_whole_and_durable(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let faulty = Faulty::new(s.clone());
+    let clock = TidClock::new(12);
+    let (genesis, _) = snapshot(&*s).await;
+    faulty.fail("apply_commit", Point::After);
+    let view = BlockCache::default().view();
+    let failed = commit_writes(&*faulty, &view, &did(1), &[create(1, "a")], &clock).await;
+    assert!(failed.is_err());
+    // The writer was told it failed, but the backend had committed: the new head is complete,
+    // on the log once, and the next commit builds on it rather than forking from genesis.
+    let (head, commits) = snapshot(&*s).await;
+    assert_ne!(head, genesis);
+    assert_eq!(commits.last(), Some(&head));
+    assert_whole(&*s, 1).await;
+    let (next, _) = commit_writes(&*faulty, &view, &did(1), &[create(2, "b")], &clock)
+        .await
+        .unwrap();
+    assert_eq!(next.prev, Some(head));
+    let (_, commits) = snapshot(&*s).await;
+    assert_eq!(commits.len(), 3, "genesis, the crashed commit, the next");
+    assert_whole(&*s, 2).await;
+}
+
+async fn repo_creation_is_all_or_nothing_at_either_crash_point(s: Arc<dyn Storage>) {
+    let faulty = Faulty::new(s.clone());
+    let view = BlockCache::default().view();
+    faulty.fail("create_repo", Point::Before);
+    let clock = TidClock::new(13);
+    let failed = create_repo(
+        &*faulty,
+        &view,
+        did(1),
+        Some(handle("a.test")),
+        keys(1),
+        &clock,
+    );
+    assert!(failed.await.is_err());
+    assert!(s.load_repo(&did(1)).await.unwrap().is_none());
+    assert!(s.resolve_handle(&handle("a.test")).await.unwrap().is_none());
+    assert!(s.read_events(None, 10).await.unwrap().is_empty());
+    faulty.fail("create_repo", Point::After);
+    let crashed = create_repo(
+        &*faulty,
+        &view,
+        did(1),
+        Some(handle("a.test")),
+        keys(1),
+        &clock,
+    );
+    assert!(crashed.await.is_err());
+    // It landed whole: record, keys, handle and all four events.
+    assert!(s.load_repo(&did(1)).await.unwrap().is_some());
+    assert!(s.load_keys(&did(1)).await.unwrap().is_some());
+    assert_eq!(
+        s.resolve_handle(&handle("a.test")).await.unwrap(),
+        Some(did(1))
+    );
+    assert_eq!(s.read_events(None, 10).await.unwrap().len(), 4);
+    assert_whole(&*s, 0).await;
+}
+
+async fn a_writer_paused_before_its_commit_loses_the_race_and_rebuilds_without_a_fork(
+    s: Arc<dyn Storage>,
+) {
+    new_repo(&*s, 1, None).await;
+    let faulty = Faulty::new(s.clone());
+    let gate = faulty.pause("apply_commit", Point::Before);
+    let slow = {
+        let faulty = faulty.clone();
+        tokio::spawn(async move {
+            let view = BlockCache::default().view();
+            commit_writes(
+                &*faulty,
+                &view,
+                &did(1),
+                &[create(1, "slow")],
+                &TidClock::new(14),
+            )
+            .await
+        })
+    };
+    gate.reached().await;
+    // Another writer commits while the first holds a commit built on the old head.
+    let view = BlockCache::default().view();
+    let (fast, _) = commit_writes(
+        &*faulty,
+        &view,
+        &did(1),
+        &[create(2, "fast")],
+        &TidClock::new(15),
+    )
+    .await
+    .unwrap();
+    gate.open();
+    let (slow, _) = slow.await.unwrap().unwrap();
+    assert_eq!(slow.prev, Some(fast.cid), "rebuilt on the winner's head");
+    assert!(
+        faulty.calls("load_for_write") >= 1,
+        "the loser re-read the head: {:?}",
+        faulty.all_calls()
+    );
+    let (head, commits) = snapshot(&*s).await;
+    assert_eq!(head, slow.cid);
+    assert_eq!(&commits[1..], &[fast.cid, slow.cid]);
+    assert_whole(&*s, 2).await;
+}
+
+async fn a_warm_commit_reads_no_blocks_and_makes_one_write(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    let faulty = Faulty::new(s.clone());
+    let cache = BlockCache::default();
+    let clock = TidClock::new(16);
+    commit_writes(&*faulty, &cache.view(), &did(1), &[create(1, "a")], &clock)
+        .await
+        .unwrap();
+    faulty.reset_calls();
+    commit_writes(&*faulty, &cache.view(), &did(1), &[create(2, "b")], &clock)
+        .await
+        .unwrap();
+    let calls = faulty.all_calls();
+    assert_eq!(calls.get("apply_commit"), Some(&1), "{calls:?}");
+    assert_eq!(calls.get("load_for_write_cached"), Some(&1), "{calls:?}");
+    assert_eq!(
+        calls.get("read_blocks"),
+        None,
+        "the shared cache had every node: {calls:?}"
+    );
+    assert_eq!(calls.values().sum::<u64>(), 2, "{calls:?}");
+}
+
+macro_rules! storage_conformance {
+    ($backend:ident, $make:expr) => {
+        mod $backend {
+            use super::*;
+            storage_conformance!(@tests $make;
+                creates_and_loads_repos_by_did_and_handle,
+                duplicate_dids_and_handles_are_refused_and_write_nothing,
+                repo_creation_sequences_identity_account_commit_sync,
+                lists_repos_in_did_order_with_an_exclusive_cursor,
+                commits_store_blocks_move_the_head_and_append_events,
+                a_stale_head_is_a_conflict_and_changes_nothing,
+                inactive_repos_refuse_commits_and_status_changes_emit_account_events,
+                handles_move_and_are_released,
+                blocks_are_written_once_and_read_in_batches,
+                events_are_read_by_seq_globally_and_per_repo,
+                writes_since_a_rev_are_the_later_commits_ops,
+                a_rejected_commit_leaves_storage_unchanged,
+                concurrent_commits_to_one_repo_never_fork_or_lose_writes,
+                remote_blobs_are_upserted_by_url_and_found_by_cid,
+                the_key_value_store_supports_claims_compare_and_swap_and_single_use_takes,
+                a_crash_before_a_commit_reaches_storage_changes_nothing,
+                a_crash_after_a_commit_reached_storage_leaves_it_whole_and_durable,
+                repo_creation_is_all_or_nothing_at_either_crash_point,
+                a_writer_paused_before_its_commit_loses_the_race_and_rebuilds_without_a_fork,
+                a_warm_commit_reads_no_blocks_and_makes_one_write,
+            );
+        }
+    };
+    (@tests $make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let storage: Arc<dyn Storage> = $make.await;
+                super::$case(storage).await;
+            }
+        )*
+    };
+}
+
+storage_conformance!(memory, async {
+    Arc::new(MemoryStorage::new()) as Arc<dyn Storage>
+});
+storage_conformance!(dynamo, async {
+    crate::common::dynamo_storage().await as Arc<dyn Storage>
+});
+storage_conformance!(disk, async {
+    // In cargo's per-target scratch directory, so `cargo clean` removes it.
+    let dir = tempfile::Builder::new()
+        .prefix("disk-storage")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap()
+        .keep();
+    Arc::new(
+        arroba::storage::DiskStorage::open(&dir, Some(arroba::storage::KeySealer::ephemeral()))
+            .unwrap(),
+    ) as Arc<dyn Storage>
+});
