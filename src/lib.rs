@@ -22,6 +22,7 @@
 //! );
 //! ```
 
+pub mod accounts;
 pub mod app;
 pub mod block;
 pub mod car;

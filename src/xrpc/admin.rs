@@ -1,14 +1,17 @@
 //! `com.atproto.admin.*` (HTTP Basic `admin:PDS_ADMIN_PASSWORD`): account info, takedowns,
-//! handle and password changes, deletion.
+//! handle and password changes, deletion. The flows are in `crate::accounts`.
 
 use axum::Json;
 use axum::extract::State;
 use serde_json::{Value as Json_, json};
 
-use super::auth::{Admin, hash_password};
-use super::extract::{Input, Params};
+use serde::Deserialize;
+
+use super::auth::Admin;
+use super::extract::{Body, Params, data_value};
 use super::{AppState, XrpcError};
-use crate::storage::{Accounts, EventBody, RepoStatus};
+use crate::cbor::Value;
+use crate::storage::{Accounts, RepoStatus};
 use crate::syntax::{Did, Handle, format_datetime};
 
 type Out = Result<Json<Json_>, XrpcError>;
@@ -62,90 +65,95 @@ pub(super) async fn get_account_infos(
     Ok(Json(json!({ "infos": infos })))
 }
 
+/// The `updateSubjectStatus` input: only account (`repoRef`) subjects are acted on.
+#[derive(Deserialize)]
+pub(super) struct UpdateSubjectStatusInput {
+    #[serde(deserialize_with = "data_value")]
+    subject: Value,
+    #[serde(default, deserialize_with = "optional_data_value")]
+    takedown: Option<Value>,
+}
+
+fn optional_data_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    data_value(d).map(Some)
+}
+
 pub(super) async fn update_subject_status(
     State(state): State<AppState>,
     _admin: Admin,
-    input: Input,
+    Body(input): Body<UpdateSubjectStatusInput>,
 ) -> Out {
-    let subject = input
-        .0
-        .get("subject")
-        .ok_or_else(|| XrpcError::invalid("Missing required field: subject"))?;
-    let did = subject
+    let did = input
+        .subject
         .get("did")
-        .and_then(crate::cbor::Value::as_str)
+        .and_then(Value::as_str)
         .ok_or_else(|| XrpcError::invalid("Only account (repoRef) subjects are supported"))?;
     let did = Did::parse(did)?;
-    let record = state
-        .storage()
-        .load_repo(&did)
-        .await?
-        .ok_or_else(|| account_not_found(&did))?;
-    let takedown = input.0.get("takedown");
-    if let Some(t) = takedown {
-        let applied = matches!(t.get("applied"), Some(crate::cbor::Value::Bool(true)));
-        let status = if applied {
-            RepoStatus::Takendown
-        } else {
-            RepoStatus::Active
-        };
-        if record.status != status {
-            state
-                .storage()
-                .set_status(&did, status, vec![EventBody::account(status)])
-                .await?;
-        }
-        if applied {
-            Accounts(state.storage())
-                .revoke_sessions(&did, None)
-                .await?;
-        }
+    if state.storage().load_repo(&did).await?.is_none() {
+        return Err(account_not_found(&did));
+    }
+    if let Some(takedown) = &input.takedown {
+        let applied = matches!(takedown.get("applied"), Some(Value::Bool(true)));
+        state.accounts().set_takedown(&did, applied).await?;
     }
     Ok(Json(json!({
-        "subject": crate::cbor::to_json(subject),
-        "takedown": takedown.map(crate::cbor::to_json),
+        "subject": crate::cbor::to_json(&input.subject),
+        "takedown": input.takedown.as_ref().map(crate::cbor::to_json),
     })))
+}
+
+/// The `updateAccountHandle` input.
+#[derive(Deserialize)]
+pub(super) struct UpdateAccountHandleInput {
+    did: Did,
+    handle: Handle,
 }
 
 pub(super) async fn update_account_handle(
     State(state): State<AppState>,
     _admin: Admin,
-    input: Input,
+    Body(input): Body<UpdateAccountHandleInput>,
 ) -> Result<(), XrpcError> {
-    let did: Did = input.parse("did")?;
-    let handle: Handle = input.parse("handle")?;
-    super::identity::set_handle(&state, &did, handle).await
+    state
+        .accounts()
+        .set_handle(&input.did, input.handle)
+        .await?;
+    Ok(())
+}
+
+/// The `updateAccountPassword` input.
+#[derive(Deserialize)]
+pub(super) struct UpdateAccountPasswordInput {
+    did: Did,
+    password: String,
 }
 
 pub(super) async fn update_account_password(
     State(state): State<AppState>,
     _admin: Admin,
-    input: Input,
+    Body(input): Body<UpdateAccountPasswordInput>,
 ) -> Result<(), XrpcError> {
-    let did: Did = input.parse("did")?;
-    let password = input.str("password")?;
-    if password.is_empty() {
-        return Err(XrpcError::invalid("Password must not be empty"));
-    }
-    let accounts = Accounts(state.storage());
-    let mut account = accounts
-        .get(&did)
-        .await?
-        .ok_or_else(|| account_not_found(&did))?;
-    account.password_hash = hash_password(password)?;
-    accounts.put(&account).await?;
-    accounts.revoke_sessions(&did, None).await?;
+    state
+        .accounts()
+        .set_password(&input.did, &input.password)
+        .await?;
     Ok(())
+}
+
+/// The admin `deleteAccount` input.
+#[derive(Deserialize)]
+pub(super) struct AdminDeleteAccountInput {
+    did: Did,
 }
 
 pub(super) async fn delete_account(
     State(state): State<AppState>,
     _admin: Admin,
-    input: Input,
+    Body(input): Body<AdminDeleteAccountInput>,
 ) -> Result<(), XrpcError> {
-    let did: Did = input.parse("did")?;
-    if state.storage().load_repo(&did).await?.is_none() {
-        return Err(account_not_found(&did));
+    if state.storage().load_repo(&input.did).await?.is_none() {
+        return Err(account_not_found(&input.did));
     }
-    super::server::delete_account_data(&state, &did).await
+    state.accounts().delete(&input.did).await?;
+    Ok(())
 }

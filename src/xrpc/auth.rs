@@ -1,14 +1,11 @@
-//! Sessions and credentials: argon2id password hashes, HS256 access and refresh tokens
-//! (`typ` `at+jwt` / `refresh+jwt`, https://atproto.com/specs/xrpc#authentication), single-use
-//! refresh tokens, app passwords, and the extractors handlers use ([`Access`], [`Refresh`],
-//! [`Admin`]).
+//! Sessions: HS256 access and refresh tokens (`typ` `at+jwt` / `refresh+jwt`,
+//! https://atproto.com/specs/xrpc#authentication), single-use refresh tokens, and the extractors
+//! handlers use ([`Access`], [`Refresh`], [`Admin`]). Checking passwords is `crate::accounts`.
 //!
 //! Every token's header is checked: the algorithm must be HS256 (so `none` and any asymmetric
 //! confusion are refused) and `typ` must match the use, so a refresh token never works as an
 //! access token.
 
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Argon2, PasswordHash};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -69,39 +66,6 @@ struct Claims {
     iat: i64,
     exp: i64,
     jti: String,
-}
-
-/// Hashes a password with argon2id and a random salt.
-pub fn hash_password(password: &str) -> Result<String, XrpcError> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(XrpcError::internal)?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(XrpcError::internal)
-}
-
-/// Whether `password` matches `hash` (constant-time inside argon2).
-pub fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    })
-}
-
-/// A new app password, `xxxx-xxxx-xxxx-xxxx` from lower-case letters and digits.
-pub fn generate_app_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
-    let bytes: [u8; 16] = rand::random();
-    let chars: Vec<char> = bytes
-        .iter()
-        .map(|b| ALPHABET[(*b as usize) % ALPHABET.len()] as char)
-        .collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join("-")
 }
 
 fn random_id() -> String {

@@ -6,6 +6,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::accounts::AccountError;
 use crate::cbor::JsonError;
 use crate::identity::IdentityError;
 use crate::lexicon::LexiconError;
@@ -130,6 +131,39 @@ impl IntoResponse for XrpcError {
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+impl From<AccountError> for XrpcError {
+    fn from(e: AccountError) -> Self {
+        let message = e.to_string();
+        match e {
+            AccountError::UnsupportedDomain(_) => XrpcError::named("UnsupportedDomain", message),
+            AccountError::InvalidHandle { .. } => XrpcError::named("InvalidHandle", message),
+            AccountError::HandleNotAvailable(_) => XrpcError::named("HandleNotAvailable", message),
+            AccountError::InvalidPassword(_) => XrpcError::named("InvalidPassword", message),
+            AccountError::InvalidInviteCode(_) => XrpcError::named("InvalidInviteCode", message),
+            AccountError::DidCreation(_) => XrpcError::named("UnresolvableDid", message),
+            AccountError::HandleDoesNotResolve(..)
+            | AccountError::InvalidEmail(_)
+            | AccountError::EmailTaken(_)
+            | AccountError::InvalidRecoveryKey(_)
+            | AccountError::ExistingDidUnsupported(_)
+            | AccountError::InvalidAppPasswordName(_)
+            | AccountError::OutOfRange(_) => XrpcError::invalid(message),
+            AccountError::WrongCredentials => XrpcError::auth_required(message),
+            AccountError::Takendown(_) => {
+                XrpcError::new(StatusCode::UNAUTHORIZED, "AccountTakedown", message)
+            }
+            // Flows look an account up by a token's subject: gone means the token is stale.
+            AccountError::NotFound(_) => XrpcError::invalid_token("Account not found"),
+            AccountError::StatusChangeRefused { .. } => {
+                XrpcError::forbidden("AccountTakedown", message)
+            }
+            AccountError::Storage(e) => e.into(),
+            AccountError::Identity(e) => e.into(),
+            AccountError::Hashing(detail) => XrpcError::internal(detail),
+        }
     }
 }
 

@@ -1,8 +1,9 @@
 //! Our request extractors: query parameters and JSON bodies whose failures are XRPC errors.
 //!
 //! Unknown parameters are ignored; values are parsed with the syntax newtypes, so a bad DID or
-//! NSID is a 400 naming the parameter. Bodies must be `application/json`, are parsed as the
-//! atproto JSON form (`$link`, `$bytes`) and size-limited per route.
+//! NSID is a 400 naming the parameter. Bodies ([`Body`]) must be `application/json`, are checked
+//! against the method's lexicon in their atproto data-model form (`$link`, `$bytes`), then read
+//! into the handler's typed input struct; their size is limited per route.
 
 use std::str::FromStr;
 
@@ -10,9 +11,12 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use super::XrpcError;
 use crate::cbor::{self, Value};
+use crate::lexicon::Lexicons;
 
 /// Query parameters, repeated ones kept in order.
 #[derive(Debug, Clone, Default)]
@@ -88,77 +92,91 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
-/// A JSON request body as a data-model value (must be an object).
+/// A JSON request body for the method named in the path, checked against that method's
+/// lexicon input schema, then read into `T`. Every procedure with a JSON input takes one.
 #[derive(Debug, Clone)]
-pub struct Input(pub Value);
+pub struct Body<T>(pub T);
 
-impl Input {
-    /// A required string field.
-    pub fn str(&self, name: &str) -> Result<&str, XrpcError> {
-        self.opt_str(name)?
-            .ok_or_else(|| XrpcError::invalid(format!("Missing required field: {name}")))
-    }
+/// Like [`Body`], but an empty body (no content at all, as some clients send for methods whose
+/// every input field is optional) is `None`.
+#[derive(Debug, Clone)]
+pub struct OptionalBody<T>(pub Option<T>);
 
-    /// An optional string field (null counts as absent).
-    pub fn opt_str(&self, name: &str) -> Result<Option<&str>, XrpcError> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(XrpcError::invalid(format!("{name} must be a string"))),
-        }
-    }
-
-    /// A required field parsed with `FromStr` (the syntax newtypes).
-    pub fn parse<T: FromStr>(&self, name: &str) -> Result<T, XrpcError> {
-        let s = self.str(name)?;
-        s.parse()
-            .map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}")))
-    }
-
-    /// An optional field parsed with `FromStr`.
-    pub fn opt_parse<T: FromStr>(&self, name: &str) -> Result<Option<T>, XrpcError> {
-        self.opt_str(name)?
-            .map(|s| {
-                s.parse()
-                    .map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}")))
-            })
-            .transpose()
-    }
-
-    /// An optional boolean field.
-    pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, XrpcError> {
-        match self.0.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(XrpcError::invalid(format!("{name} must be a boolean"))),
-        }
-    }
+/// The NSID in a request path (`/xrpc/<nsid>`).
+fn method_of(req: &Request) -> String {
+    req.uri()
+        .path()
+        .strip_prefix("/xrpc/")
+        .unwrap_or_default()
+        .to_owned()
 }
 
-impl<S: Send + Sync> FromRequest<S> for Input {
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<Option<T>, XrpcError> {
+    let nsid = method_of(&req);
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+    if bytes.is_empty() && content_type.is_empty() {
+        return Ok(None);
+    }
+    let mime = content_type.split(';').next().unwrap_or_default().trim();
+    if !mime.eq_ignore_ascii_case("application/json") {
+        return Err(XrpcError::invalid(format!(
+            "Wrong request encoding: expected application/json, got {content_type:?}"
+        )));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| XrpcError::invalid(format!("Request body is not valid JSON: {e}")))?;
+    if !json.is_object() {
+        return Err(XrpcError::invalid("Request body must be a JSON object"));
+    }
+    // The lexicon is checked on the data-model form, where `$link` and `$bytes` are typed.
+    let value = cbor::from_json(&json)?;
+    Lexicons::bundled().validate_method(&nsid, "input", &value)?;
+    serde_json::from_value(json)
+        .map(Some)
+        .map_err(|e| XrpcError::invalid(format!("Invalid input: {e}")))
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = XrpcError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let mime = content_type.split(';').next().unwrap_or_default().trim();
-        if !mime.eq_ignore_ascii_case("application/json") {
-            return Err(XrpcError::invalid(format!(
-                "Wrong request encoding: expected application/json, got {content_type:?}"
-            )));
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| XrpcError::invalid("Request body is not UTF-8"))?;
-        let value = cbor::from_json_str(text)?;
-        if value.as_map().is_none() {
-            return Err(XrpcError::invalid("Request body must be a JSON object"));
-        }
-        Ok(Input(value))
+        read_json(req, state)
+            .await?
+            .map(Body)
+            .ok_or_else(|| XrpcError::invalid("A JSON request body is required"))
     }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalBody<T> {
+    type Rejection = XrpcError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        read_json(req, state).await.map(OptionalBody)
+    }
+}
+
+/// Deserializes a field of arbitrary atproto data (a record) into a data-model value, reading
+/// `$link` and `$bytes` as links and bytes.
+pub fn data_value<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    let json = serde_json::Value::deserialize(d)?;
+    cbor::from_json(&json).map_err(serde::de::Error::custom)
+}
+
+/// Deserializes a field whose explicit `null` means something (`swapRecord: null`: "must not
+/// exist"): absent is `None`, null is `Some(None)`. Use with `#[serde(default)]`.
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
 }
 
 /// Turns a body read failure into a 413 (too large) or 400 (broken, e.g. shorter than its

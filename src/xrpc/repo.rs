@@ -3,7 +3,6 @@
 use std::ops::ControlFlow;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use futures::StreamExt;
@@ -11,12 +10,13 @@ use serde_json::{Value as Json_, json};
 use sha2::{Digest, Sha256};
 
 use super::auth::Access;
-use super::extract::{Input, Params};
+use serde::Deserialize;
+
+use super::extract::{Body, Params, data_value, present};
 use super::writes::{self, prepare_record, readable_repo, writable_repo};
 use super::{AppState, XrpcError};
 use crate::cbor::{self, Value};
 use crate::cid::{self, Cid, parse_cid};
-use crate::lexicon::Validation;
 use crate::repo::{CommitData, Repo, RepoError, Write, WriteAction};
 use crate::storage::{BlockView, CommitPreconditions, load_repo_state, with_blocks};
 use crate::syntax::{AtUri, Did, Nsid, RecordKey};
@@ -31,32 +31,49 @@ fn uri(did: &Did, collection: &Nsid, rkey: &RecordKey) -> String {
     AtUri::for_record(did, collection, rkey).to_string()
 }
 
-fn opt_cid(input: &Input, name: &str) -> Result<Option<Cid>, XrpcError> {
-    input
-        .opt_str(name)?
+/// A CID input field (`swapCommit`, `swapRecord`); the lexicon has checked its syntax.
+fn cid_field(value: Option<&str>, name: &str) -> Result<Option<Cid>, XrpcError> {
+    value
         .map(|s| parse_cid(s).map_err(|_| XrpcError::invalid(format!("Invalid {name}: {s:?}"))))
         .transpose()
+}
+
+/// A new TID record key from the server's clock.
+fn new_rkey(state: &AppState) -> Result<RecordKey, XrpcError> {
+    let tid = state
+        .clock()
+        .next(crate::tid::micros_of(chrono::Utc::now()));
+    Ok(RecordKey::parse(&tid.to_string())?)
+}
+
+/// The `createRecord` input.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CreateRecordInput {
+    repo: String,
+    collection: Nsid,
+    rkey: Option<RecordKey>,
+    validate: Option<bool>,
+    #[serde(deserialize_with = "data_value")]
+    record: Value,
+    swap_commit: Option<String>,
 }
 
 pub(super) async fn create_record(
     State(state): State<AppState>,
     access: Access,
-    input: Input,
+    Body(input): Body<CreateRecordInput>,
 ) -> Out {
-    let record = writable_repo(&state, &access, input.str("repo")?).await?;
-    let collection: Nsid = input.parse("collection")?;
-    let rkey = match input.opt_parse::<RecordKey>("rkey")? {
+    let record = writable_repo(&state, &access, &input.repo).await?;
+    let collection = input.collection;
+    let rkey = match input.rkey {
         Some(r) => r,
-        None => RecordKey::parse(
-            &state
-                .clock()
-                .next(crate::tid::micros_of(chrono::Utc::now()))
-                .to_string(),
-        )?,
+        None => new_rkey(&state)?,
     };
-    let (value, cid, validation) = record_input(&state, &input, &collection, &rkey)?;
+    let (value, cid, validation) =
+        prepare_record(&state, &collection, &rkey, &input.record, input.validate)?;
     let pre = CommitPreconditions {
-        swap_commit: opt_cid(&input, "swapCommit")?,
+        swap_commit: cid_field(input.swap_commit.as_deref(), "swapCommit")?,
         swap_records: vec![],
     };
     let (data, _) = writes::commit(
@@ -72,33 +89,38 @@ pub(super) async fn create_record(
     })))
 }
 
-/// The `record` input of createRecord and putRecord, checked by [`prepare_record`].
-fn record_input(
-    state: &AppState,
-    input: &Input,
-    collection: &Nsid,
-    rkey: &RecordKey,
-) -> Result<(Value, Cid, Validation), XrpcError> {
-    let value = input
-        .0
-        .get("record")
-        .ok_or_else(|| XrpcError::invalid("Missing required field: record"))?;
-    prepare_record(state, collection, rkey, value, input.opt_bool("validate")?)
+/// The `putRecord` input. `swapRecord: null` means "the record must not exist yet".
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PutRecordInput {
+    repo: String,
+    collection: Nsid,
+    rkey: RecordKey,
+    validate: Option<bool>,
+    #[serde(deserialize_with = "data_value")]
+    record: Value,
+    #[serde(default, deserialize_with = "present")]
+    swap_record: Option<Option<String>>,
+    swap_commit: Option<String>,
 }
 
-pub(super) async fn put_record(State(state): State<AppState>, access: Access, input: Input) -> Out {
-    let record = writable_repo(&state, &access, input.str("repo")?).await?;
-    let collection: Nsid = input.parse("collection")?;
-    let rkey: RecordKey = input.parse("rkey")?;
-    let (value, cid, validation) = record_input(&state, &input, &collection, &rkey)?;
+pub(super) async fn put_record(
+    State(state): State<AppState>,
+    access: Access,
+    Body(input): Body<PutRecordInput>,
+) -> Out {
+    let record = writable_repo(&state, &access, &input.repo).await?;
+    let (collection, rkey) = (input.collection, input.rkey);
+    let (value, cid, validation) =
+        prepare_record(&state, &collection, &rkey, &input.record, input.validate)?;
     let path = format!("{collection}/{rkey}");
     let mut pre = CommitPreconditions {
-        swap_commit: opt_cid(&input, "swapCommit")?,
+        swap_commit: cid_field(input.swap_commit.as_deref(), "swapCommit")?,
         swap_records: vec![],
     };
-    if input.0.get("swapRecord").is_some() {
+    if let Some(swap) = &input.swap_record {
         pre.swap_records
-            .push((path.clone(), opt_cid(&input, "swapRecord")?));
+            .push((path.clone(), cid_field(swap.as_deref(), "swapRecord")?));
     }
     let exists = current_cid(&state, &record.did, &path).await?.is_some();
     let write = if exists {
@@ -120,20 +142,30 @@ async fn current_cid(state: &AppState, did: &Did, path: &str) -> Result<Option<C
     Ok(with_blocks(state.storage(), &view, || Ok(repo.mst().get(path)?)).await?)
 }
 
+/// The `deleteRecord` input.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeleteRecordInput {
+    repo: String,
+    collection: Nsid,
+    rkey: RecordKey,
+    swap_record: Option<String>,
+    swap_commit: Option<String>,
+}
+
 pub(super) async fn delete_record(
     State(state): State<AppState>,
     access: Access,
-    input: Input,
+    Body(input): Body<DeleteRecordInput>,
 ) -> Out {
-    let record = writable_repo(&state, &access, input.str("repo")?).await?;
-    let collection: Nsid = input.parse("collection")?;
-    let rkey: RecordKey = input.parse("rkey")?;
+    let record = writable_repo(&state, &access, &input.repo).await?;
+    let (collection, rkey) = (input.collection, input.rkey);
     let path = format!("{collection}/{rkey}");
     let mut pre = CommitPreconditions {
-        swap_commit: opt_cid(&input, "swapCommit")?,
+        swap_commit: cid_field(input.swap_commit.as_deref(), "swapCommit")?,
         swap_records: vec![],
     };
-    if let Some(swap) = opt_cid(&input, "swapRecord")? {
+    if let Some(swap) = cid_field(input.swap_record.as_deref(), "swapRecord")? {
         pre.swap_records.push((path.clone(), Some(swap)));
     }
     // Deleting a record that does not exist is a success with no commit ("or ensure it doesn't
@@ -151,66 +183,82 @@ pub(super) async fn delete_record(
     Ok(Json(json!({ "commit": commit_json(&data) })))
 }
 
+/// One write of `applyWrites`, by its `$type`.
+#[derive(Deserialize)]
+#[serde(tag = "$type")]
+pub(super) enum WriteInput {
+    #[serde(rename = "com.atproto.repo.applyWrites#create")]
+    Create {
+        collection: Nsid,
+        rkey: Option<RecordKey>,
+        #[serde(deserialize_with = "data_value")]
+        value: Value,
+    },
+    #[serde(rename = "com.atproto.repo.applyWrites#update")]
+    Update {
+        collection: Nsid,
+        rkey: RecordKey,
+        #[serde(deserialize_with = "data_value")]
+        value: Value,
+    },
+    #[serde(rename = "com.atproto.repo.applyWrites#delete")]
+    Delete { collection: Nsid, rkey: RecordKey },
+}
+
+/// The `applyWrites` input.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ApplyWritesInput {
+    repo: String,
+    validate: Option<bool>,
+    writes: Vec<WriteInput>,
+    swap_commit: Option<String>,
+}
+
 pub(super) async fn apply_writes(
     State(state): State<AppState>,
     access: Access,
-    input: Input,
+    Body(input): Body<ApplyWritesInput>,
 ) -> Out {
-    state
-        .lexicons()
-        .validate_method("com.atproto.repo.applyWrites", "input", &input.0)?;
-    let record = writable_repo(&state, &access, input.str("repo")?).await?;
-    let validate = input.opt_bool("validate")?;
-    let items = input
-        .0
-        .get("writes")
-        .and_then(Value::as_array)
-        .ok_or_else(|| XrpcError::invalid("writes must be an array"))?;
-    if items.len() > crate::repo::MAX_WRITES {
+    let record = writable_repo(&state, &access, &input.repo).await?;
+    if input.writes.len() > crate::repo::MAX_WRITES {
         return Err(XrpcError::invalid(format!(
             "Too many writes. Max: {}",
             crate::repo::MAX_WRITES
         )));
     }
-    let mut writes = Vec::with_capacity(items.len());
-    let mut results = Vec::with_capacity(items.len());
-    for item in items {
-        let t = item
-            .get("$type")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let field = |name: &str| {
-            item.get(name)
-                .and_then(Value::as_str)
-                .ok_or_else(|| XrpcError::invalid(format!("write is missing {name}")))
+    let mut writes = Vec::with_capacity(input.writes.len());
+    let mut results = Vec::with_capacity(input.writes.len());
+    for item in input.writes {
+        let (action, collection, rkey, value) = match item {
+            WriteInput::Create {
+                collection,
+                rkey,
+                value,
+            } => {
+                let rkey = match rkey {
+                    Some(r) => r,
+                    None => new_rkey(&state)?,
+                };
+                (WriteAction::Create, collection, rkey, Some(value))
+            }
+            WriteInput::Update {
+                collection,
+                rkey,
+                value,
+            } => (WriteAction::Update, collection, rkey, Some(value)),
+            WriteInput::Delete { collection, rkey } => {
+                (WriteAction::Delete, collection, rkey, None)
+            }
         };
-        let collection = Nsid::parse(field("collection")?)?;
-        let action = match t {
-            "com.atproto.repo.applyWrites#create" => WriteAction::Create,
-            "com.atproto.repo.applyWrites#update" => WriteAction::Update,
-            "com.atproto.repo.applyWrites#delete" => WriteAction::Delete,
-            other => return Err(XrpcError::invalid(format!("Unknown write type: {other:?}"))),
-        };
-        let rkey = match (action, item.get("rkey").and_then(Value::as_str)) {
-            (_, Some(r)) => RecordKey::parse(r)?,
-            (WriteAction::Create, None) => RecordKey::parse(
-                &state
-                    .clock()
-                    .next(crate::tid::micros_of(chrono::Utc::now()))
-                    .to_string(),
-            )?,
-            _ => return Err(XrpcError::invalid("update and delete writes need an rkey")),
-        };
-        let uri = uri(&record.did, &collection, &rkey);
-        if action == WriteAction::Delete {
+        let Some(value) = value else {
             results.push(json!({"$type": "com.atproto.repo.applyWrites#deleteResult"}));
             writes.push(Write::delete(collection, rkey));
             continue;
-        }
-        let value = item
-            .get("value")
-            .ok_or_else(|| XrpcError::invalid("create and update writes need a value"))?;
-        let (value, cid, validation) = prepare_record(&state, &collection, &rkey, value, validate)?;
+        };
+        let uri = uri(&record.did, &collection, &rkey);
+        let (value, cid, validation) =
+            prepare_record(&state, &collection, &rkey, &value, input.validate)?;
         let kind = if action == WriteAction::Create {
             "createResult"
         } else {
@@ -225,7 +273,7 @@ pub(super) async fn apply_writes(
         });
     }
     let pre = CommitPreconditions {
-        swap_commit: opt_cid(&input, "swapCommit")?,
+        swap_commit: cid_field(input.swap_commit.as_deref(), "swapCommit")?,
         swap_records: vec![],
     };
     let (data, _) = writes::commit(&state, &record.did, &writes, &pre).await?;
@@ -361,7 +409,7 @@ pub(super) async fn upload_blob(
     State(state): State<AppState>,
     access: Access,
     headers: HeaderMap,
-    body: Body,
+    body: axum::body::Body,
 ) -> Out {
     let record = writable_repo(&state, &access, access.did.as_str()).await?;
     let limit = state.config().blob_upload_limit;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use super::config::ServerConfig;
+use crate::accounts::{AccountService, AccountsConfig};
 use crate::identity::{PlcClient, Resolver};
 use crate::lexicon::Lexicons;
 use crate::storage::{BlobStore, BlockCache, BlockView, Storage};
@@ -33,6 +34,7 @@ struct Inner {
     services: Services,
     clock: TidClock,
     plc: PlcClient,
+    accounts: AccountsConfig,
 }
 
 impl std::fmt::Debug for AppState {
@@ -48,11 +50,19 @@ impl AppState {
     /// State for `config` over `services`.
     pub fn new(config: ServerConfig, services: Services) -> AppState {
         let plc = PlcClient::new(services.resolver.clone());
+        let accounts = AccountsConfig {
+            handle_domains: config.handle_domains.clone(),
+            invite_required: config.invite_required,
+            public_url: config.public_url.clone(),
+            hostname: config.hostname.clone(),
+            plc_rotation_key: config.plc_rotation_key.clone(),
+        };
         AppState(Arc::new(Inner {
             config,
             services,
             clock: TidClock::random(),
             plc,
+            accounts,
         }))
     }
 
@@ -99,6 +109,18 @@ impl AppState {
     /// The PLC directory client.
     pub fn plc(&self) -> &PlcClient {
         &self.0.plc
+    }
+
+    /// The account flows over this server's services.
+    pub fn accounts(&self) -> AccountService<'_> {
+        AccountService::new(
+            self.storage(),
+            self.cache(),
+            self.clock(),
+            self.plc(),
+            self.resolver(),
+            &self.0.accounts,
+        )
     }
 
     /// The bundled lexicons.

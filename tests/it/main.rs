@@ -5,6 +5,7 @@
 
 mod common;
 
+mod block_cache;
 mod cli;
 mod codecs;
 mod dockerfile;
@@ -22,6 +23,7 @@ mod lambda;
 mod lambda_runtime;
 mod mst;
 mod repo;
+mod serve;
 mod storage_conformance;
 mod xrpc_aws;
 mod xrpc_bad_input;

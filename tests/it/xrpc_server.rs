@@ -91,7 +91,8 @@ async fn create_account_publishes_a_did_and_enforces_handle_rules() {
         ("al.test", "InvalidHandle"),
         ("a.b.test", "InvalidHandle"),
         ("bob.example.com", "UnsupportedDomain"),
-        ("not a handle", "InvalidHandle"),
+        // Syntax is the lexicon's to check, before any rule of ours (as the reference does).
+        ("not a handle", "InvalidRequest"),
     ] {
         let (status, body) = pds
             .post(

@@ -1,0 +1,165 @@
+//! Creating an account: handle rules, invite, DID creation at the PLC directory, the e-mail
+//! claim, the repo and the credentials.
+
+use chrono::Utc;
+
+use super::{AccountError, AccountService, hash_password};
+use crate::crypto::{Algorithm, Keypair, PublicKey};
+use crate::storage::accounts::Account;
+use crate::storage::{RepoKeys, create_repo};
+use crate::syntax::{Did, Handle};
+
+/// What a new account is made from (the `createAccount` input, parsed).
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// The handle, under one of this PDS's domains.
+    pub handle: Handle,
+    /// The password.
+    pub password: String,
+    /// The login e-mail.
+    pub email: Option<String>,
+    /// An invite code (required when the PDS requires invites).
+    pub invite_code: Option<String>,
+    /// A rotation key the user holds, listed first in the new DID's `rotationKeys`.
+    pub recovery_key: Option<String>,
+    /// An existing DID to move in (not supported yet).
+    pub did: Option<Did>,
+}
+
+/// The account made.
+#[derive(Debug, Clone)]
+pub struct CreatedAccount {
+    /// Its DID.
+    pub did: Did,
+    /// Its handle.
+    pub handle: Handle,
+}
+
+impl AccountService<'_> {
+    /// Checks a new handle against the service domains: `<name><domain>` with a name of 3 to 18
+    /// characters and no dots (the reference PDS's rule).
+    pub fn check_service_handle(&self, handle: &Handle) -> Result<(), AccountError> {
+        let domain = self
+            .config
+            .handle_domains
+            .iter()
+            .find(|d| handle.as_str().ends_with(d.as_str()))
+            .ok_or_else(|| AccountError::UnsupportedDomain(handle.clone()))?;
+        let name = &handle.as_str()[..handle.as_str().len() - domain.len()];
+        let why = if name.contains('.') {
+            "Handle must be a single name under the service domain"
+        } else if name.len() < 3 {
+            "Handle too short"
+        } else if name.len() > 18 {
+            "Handle too long"
+        } else {
+            return Ok(());
+        };
+        Err(AccountError::InvalidHandle {
+            handle: handle.clone(),
+            why,
+        })
+    }
+
+    /// Creates the account: DID, repo (active, with its first events) and credentials.
+    pub async fn create(&self, new: NewAccount) -> Result<CreatedAccount, AccountError> {
+        if let Some(did) = new.did {
+            return Err(AccountError::ExistingDidUnsupported(did));
+        }
+        let handle = new.handle;
+        self.check_service_handle(&handle)?;
+        if new.password.is_empty() {
+            return Err(AccountError::InvalidPassword("A password is required"));
+        }
+        let email = new.email.map(|e| e.to_ascii_lowercase());
+        if let Some(e) = &email {
+            if !e.contains('@') || e.len() > 254 {
+                return Err(AccountError::InvalidEmail(e.clone()));
+            }
+        }
+        let records = self.records();
+        if self.config.invite_required {
+            let code = new
+                .invite_code
+                .as_deref()
+                .ok_or(AccountError::InvalidInviteCode(
+                    "An invite code is required",
+                ))?;
+            let usable = records
+                .get_invite(code)
+                .await?
+                .is_some_and(|i| i.available > 0 && !i.disabled);
+            if !usable {
+                return Err(AccountError::InvalidInviteCode(
+                    "Invalid or used invite code",
+                ));
+            }
+        }
+        if self.storage.resolve_handle(&handle).await?.is_some() {
+            return Err(AccountError::HandleNotAvailable(handle));
+        }
+        let recovery = new
+            .recovery_key
+            .map(|k| PublicKey::from_did_key(&k).map_err(|_| AccountError::InvalidRecoveryKey(k)))
+            .transpose()?;
+        let signing = Keypair::generate(Algorithm::K256);
+        let rotation = Keypair::generate(Algorithm::K256);
+        // Priority order: the user's recovery key, this account's key, then the operator's key.
+        let mut rotation_keys: Vec<PublicKey> = recovery.into_iter().collect();
+        rotation_keys.push(rotation.public_key());
+        rotation_keys.extend(
+            self.config
+                .plc_rotation_key
+                .as_ref()
+                .map(Keypair::public_key),
+        );
+        let (did, _) = self
+            .plc
+            .create(
+                &handle,
+                &signing.public_key(),
+                &rotation_keys,
+                &rotation,
+                &self.config.public_url,
+            )
+            .await
+            .map_err(AccountError::DidCreation)?;
+        if let Some(e) = &email {
+            if !records.claim_email(e, &did).await? {
+                return Err(AccountError::EmailTaken(e.clone()));
+            }
+        }
+        let keys = RepoKeys {
+            signing,
+            rotation: Some(rotation),
+        };
+        let view = self.cache.view();
+        let created = create_repo(
+            self.storage,
+            &view,
+            did.clone(),
+            Some(handle.clone()),
+            keys,
+            self.clock,
+        )
+        .await;
+        if let Err(e) = created {
+            if let Some(em) = &email {
+                records.release_email(em, &did).await?;
+            }
+            return Err(e.into());
+        }
+        let account = Account {
+            did: did.clone(),
+            email,
+            password_hash: hash_password(&new.password)?,
+            app_passwords: vec![],
+            created_at: Utc::now(),
+        };
+        records.put(&account).await?;
+        if let Some(code) = &new.invite_code {
+            records.use_invite(code, &did).await?;
+        }
+        Ok(CreatedAccount { did, handle })
+    }
+}

@@ -1,0 +1,216 @@
+//! The built `arroba` binary as a user runs it: `arroba serve` is the whole PDS (XRPC and
+//! `subscribeRepos` on one port), `make run` starts it with working defaults, and
+//! `arroba firehose` refuses bad settings by name.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use arroba::cbor::{self, Value};
+use futures::StreamExt;
+use serde_json::{Value as Json, json};
+use tokio_tungstenite::tungstenite::Message;
+
+/// A child process killed when the test ends, whatever happens; with `group`, its whole
+/// process group (`make` starts a shell that starts the server).
+struct Running {
+    child: Child,
+    group: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.group {
+            // `--` first: procps-ng's kill reads a bare `-<pgid>` as "every process" (-1).
+            let _ = Command::new("kill")
+                .args(["-s", "TERM", "--", &format!("-{}", self.child.id())])
+                .status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until `url` answers, or panics with the server's output.
+async fn wait_for(url: &str, log: &std::path::Path) {
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client.get(url).send().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "{url} never answered; server output:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Json) -> Json {
+    let mut req = client.post(url).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let body: Json = resp.json().await.unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+/// Creates an account and a post on `base`, with a WebSocket subscribed to `ws` first, and
+/// returns the `#commit` frame carrying the post.
+async fn post_and_receive_commit(base: &str, ws: &str, handle: &str) -> Value {
+    let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
+    let client = reqwest::Client::new();
+    let xrpc = |nsid: &str| format!("{base}/xrpc/{nsid}");
+    let account = post(
+        &client,
+        xrpc("com.atproto.server.createAccount"),
+        None,
+        json!({"handle": handle, "password": "pw-0123456789"}),
+    )
+    .await;
+    let token = account["accessJwt"].as_str().unwrap();
+    let created = post(
+        &client,
+        xrpc("com.atproto.repo.createRecord"),
+        Some(token),
+        json!({"repo": account["did"], "collection": "app.bsky.feed.post",
+               "record": {"text": "hello firehose", "createdAt": "2026-12-01T00:00:00.000Z"}}),
+    )
+    .await;
+    let commit = created["commit"]["cid"].as_str().unwrap().to_owned();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame within 10 s")
+            .unwrap()
+            .unwrap();
+        let Message::Binary(bytes) = msg else {
+            continue;
+        };
+        let (header, rest) = cbor::decode_first(&bytes).unwrap();
+        let body = cbor::decode(rest).unwrap();
+        let is_commit = header.get("t").and_then(Value::as_str) == Some("#commit");
+        let cid = body
+            .get("commit")
+            .and_then(Value::as_link)
+            .map(|c| c.to_string());
+        if is_commit && cid.as_deref() == Some(commit.as_str()) {
+            assert_eq!(
+                body.get("repo").and_then(Value::as_str),
+                account["did"].as_str()
+            );
+            return body;
+        }
+    }
+}
+
+#[tokio::test]
+async fn arroba_serve_serves_xrpc_and_the_firehose_on_one_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("serve.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .arg("serve")
+        .env_clear()
+        .env("PDS_DEV_MODE", "true")
+        .env("PDS_PORT", port.to_string())
+        .env("PDS_DATA_DIRECTORY", dir.path().join("data"))
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Running {
+        child,
+        group: false,
+    };
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{base}/xrpc/_health"), &log).await;
+    let ws = format!("ws://127.0.0.1:{port}/xrpc/com.atproto.sync.subscribeRepos");
+    let commit = post_and_receive_commit(&base, &ws, "alice.test").await;
+    let ops = commit.get("ops").and_then(Value::as_array).unwrap();
+    assert_eq!(ops.len(), 1);
+    let printed = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        printed.contains("/xrpc/com.atproto.sync.subscribeRepos"),
+        "serve says where its firehose is:\n{printed}"
+    );
+}
+
+/// `make run` as a developer types it: the recipe in the Makefile, with its defaults (dev mode,
+/// an in-process PLC directory, port 2583), only with the built binary standing in for
+/// `cargo run` and the data directory in a temp folder (the recipe lets both be overridden).
+#[tokio::test]
+async fn make_run_starts_a_working_pds_with_its_defaults_on_port_2583() {
+    let dir = tempfile::tempdir().unwrap();
+    let cargo = dir.path().join("cargo");
+    // `$(CARGO) run --release --bin arroba -- serve`: drop the five cargo words, run the binary.
+    std::fs::write(
+        &cargo,
+        format!(
+            "#!/bin/sh\nshift 5\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_arroba")
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("run.log");
+    let mut make = Command::new("make");
+    make.args(["-s", "-C", env!("CARGO_MANIFEST_DIR"), "run"])
+        .arg(format!("CARGO=sh {}", cargo.display()))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap())
+        .env("PDS_DATA_DIRECTORY", dir.path().join("data"))
+        .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut make, 0);
+    let _server = Running {
+        child: make.spawn().unwrap(),
+        group: true,
+    };
+    let base = "http://localhost:2583";
+    wait_for(&format!("{base}/xrpc/_health"), &log).await;
+    let described: Json = reqwest::get(format!("{base}/xrpc/com.atproto.server.describeServer"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(described["did"], "did:web:localhost");
+    assert_eq!(described["availableUserDomains"], json!([".test"]));
+    let printed = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        printed.contains("local PLC directory on http://127.0.0.1:"),
+        "{printed}"
+    );
+    let ws = "ws://localhost:2583/xrpc/com.atproto.sync.subscribeRepos";
+    post_and_receive_commit(base, ws, "bob.test").await;
+}
+
+#[test]
+fn the_firehose_task_names_a_bad_setting_and_exits() {
+    for (name, value) in [
+        ("PDS_FIREHOSE_BUFFER", "lots"),
+        ("PDS_FIREHOSE_WINDOW_HOURS", "0"),
+        ("PDS_FIREHOSE_BUFER", "10"),
+        ("PDS_FIREHOSE_PORT", "http"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
+            .arg("firehose")
+            .env_clear()
+            .env(name, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{name}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+}
