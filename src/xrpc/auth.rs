@@ -200,6 +200,7 @@ impl FromRequestParts<AppState> for Access {
             .ok_or_else(|| XrpcError::invalid_token("Bad token scope"))?;
         let did =
             Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
+        tracing::Span::current().record("did", did.as_str());
         Ok(Access { did, scope })
     }
 }
@@ -226,6 +227,7 @@ impl FromRequestParts<AppState> for Refresh {
         }
         let did =
             Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
+        tracing::Span::current().record("did", did.as_str());
         Ok(Refresh {
             did,
             id: claims.jti,

@@ -21,6 +21,7 @@ mod interop_lexicon;
 mod interop_syntax;
 mod lambda;
 mod lambda_runtime;
+mod lexicon_methods;
 mod mst;
 mod repo;
 mod serve;

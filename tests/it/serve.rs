@@ -119,14 +119,17 @@ async fn arroba_serve_serves_xrpc_and_the_firehose_on_one_port() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let log = dir.path().join("serve.log");
+    let json_log = dir.path().join("serve.json");
     let child = Command::new(env!("CARGO_BIN_EXE_arroba"))
         .arg("serve")
         .env_clear()
         .env("PDS_DEV_MODE", "true")
         .env("PDS_PORT", port.to_string())
         .env("PDS_DATA_DIRECTORY", dir.path().join("data"))
+        .env("ARROBA_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&json_log).unwrap()))
         .spawn()
         .unwrap();
     let _server = Running {
@@ -139,6 +142,21 @@ async fn arroba_serve_serves_xrpc_and_the_firehose_on_one_port() {
     let commit = post_and_receive_commit(&base, &ws, "alice.test").await;
     let ops = commit.get("ops").and_then(Value::as_array).unwrap();
     assert_eq!(ops.len(), 1);
+    // Every request is a span: the line logged when it is answered names the method, the
+    // token's DID, the status and the latency.
+    let did = commit.get("repo").and_then(Value::as_str).unwrap();
+    let lines = std::fs::read_to_string(&json_log).unwrap();
+    let answered = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+        .find(|l| {
+            l["fields"]["message"] == "answered"
+                && l["span"]["method"] == "com.atproto.repo.createRecord"
+        })
+        .unwrap_or_else(|| panic!("no createRecord line in:\n{lines}"));
+    assert_eq!(answered["span"]["did"], did, "{answered}");
+    assert_eq!(answered["fields"]["status"], 200, "{answered}");
+    assert!(answered["fields"]["latency_ms"].as_f64().unwrap() > 0.0);
     let printed = std::fs::read_to_string(&log).unwrap();
     assert!(
         printed.contains("/xrpc/com.atproto.sync.subscribeRepos"),

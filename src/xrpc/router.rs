@@ -1,0 +1,110 @@
+//! [`router`]: the method table, the well-known routes, the fallbacks, and the layers every
+//! request passes through.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{Request, Response, StatusCode};
+use axum::routing::get;
+use tower_http::cors::CorsLayer;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
+
+use super::{AppState, ExportState, XrpcError, methods, sync, well_known};
+
+/// Body limit for every JSON procedure without a limit of its own.
+const DEFAULT_BODY_LIMIT: usize = 150 * 1024;
+
+fn x(nsid: &str) -> String {
+    format!("/xrpc/{nsid}")
+}
+
+/// The whole-repo exports (`getRepo`, `getCheckout`), part of [`router`]. The firehose task
+/// serves them too: their responses are unbounded, and Lambda caps a response at 6 MB, so a
+/// deployment routes these paths to the task (docs/deploy.md). They only read storage, so their
+/// state ([`ExportState`]) holds no configuration and no secret.
+pub fn repo_export_routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    ExportState: FromRef<S>,
+{
+    Router::new()
+        .route(&x("com.atproto.sync.getRepo"), get(sync::get_repo))
+        .route(&x("com.atproto.sync.getCheckout"), get(sync::get_repo))
+}
+
+/// The router for every XRPC method and well-known route.
+///
+/// Layers, outermost first: the request span (method NSID, DID once a token names one, status
+/// and latency; one log line per request), CORS (`*`, as atproto clients in browsers need),
+/// then the body limits (each method's own, else 150 KB).
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new()
+        .route("/", get(well_known::root))
+        .route("/.well-known/atproto-did", get(well_known::atproto_did))
+        .route("/.well-known/did.json", get(well_known::did_json))
+        .route("/xrpc/_health", get(well_known::health));
+    for method in methods::table() {
+        router = router.route(&x(method.nsid), method.route);
+    }
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(CorsLayer::permissive().max_age(Duration::from_secs(86400)))
+        .layer(request_spans())
+}
+
+/// One span per request, named for the XRPC method; a line when it is answered.
+fn request_spans() -> TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
+    fn(&Request<Body>) -> Span,
+    (),
+    fn(&Response<Body>, Duration, &Span),
+> {
+    TraceLayer::new_for_http()
+        .make_span_with(request_span as fn(&Request<Body>) -> Span)
+        .on_request(())
+        .on_response(response_line as fn(&Response<Body>, Duration, &Span))
+}
+
+fn request_span(request: &Request<Body>) -> Span {
+    let path = request.uri().path();
+    let method = path.strip_prefix("/xrpc/").unwrap_or(path);
+    tracing::info_span!(
+        "xrpc",
+        method = %method,
+        did = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    )
+}
+
+fn response_line(response: &Response<Body>, latency: Duration, span: &Span) {
+    let status = response.status().as_u16();
+    span.record("status", status);
+    span.record("latency_ms", latency.as_secs_f64() * 1e3);
+    tracing::info!(status, latency_ms = latency.as_secs_f64() * 1e3, "answered");
+}
+
+async fn not_found(uri: axum::http::Uri) -> XrpcError {
+    if uri.path().starts_with("/xrpc/") {
+        XrpcError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "MethodNotImplemented",
+            "Method Not Implemented",
+        )
+    } else {
+        XrpcError::new(StatusCode::NOT_FOUND, "NotFound", "Not Found")
+    }
+}
+
+async fn method_not_allowed() -> XrpcError {
+    XrpcError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "InvalidRequest",
+        "Incorrect HTTP method for this XRPC method",
+    )
+}
