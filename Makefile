@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test run bench fmt lint build clean emulator-start emulator-stop infra-test lambda lambda-check deploy
+.PHONY: test run run-aws bench fmt lint build clean emulator-start emulator-stop infra-test lambda lambda-check deploy
 
 EMULATOR_PORT ?= 4566
 # Test credentials for the emulator; real AWS credentials are never needed by the tests.
@@ -26,6 +26,18 @@ test:
 ## in-process PLC directory, dev mode (local handles under .test). Override any PDS_* variable.
 run:
 	PDS_DEV_MODE=$${PDS_DEV_MODE:-true} PDS_DATA_DIRECTORY=$${PDS_DATA_DIRECTORY:-./.local/pds} \
+	  $(CARGO) run --release --bin arroba -- serve
+
+## Run the PDS locally on the AWS backends: DynamoDB tables and an S3 bucket (blobs) on the
+## emulator (started if it is not running; dev mode creates the tables and the bucket), the
+## firehose in-process, http://localhost:2583. The emulator keeps everything in memory:
+## `make emulator-stop` forgets it all. Override any PDS_* variable or ARROBA_TABLE_PREFIX.
+run-aws:
+	localstack/emulator.sh start $(EMULATOR_PORT)
+	$(TEST_ENV) PDS_DEV_MODE=$${PDS_DEV_MODE:-true} PDS_STORAGE=dynamodb \
+	  ARROBA_TABLE_PREFIX=$${ARROBA_TABLE_PREFIX:-local-} \
+	  PDS_BLOBSTORE_S3_BUCKET=$${PDS_BLOBSTORE_S3_BUCKET:-arroba-local-blobs} \
+	  PDS_DATA_DIRECTORY=$${PDS_DATA_DIRECTORY:-./.local/pds-aws} \
 	  $(CARGO) run --release --bin arroba -- serve
 
 ## Criterion benchmarks; figures go in docs/benchmarks.md.
@@ -63,7 +75,7 @@ CHECKOV_VENV = .local/checkov-venv
 ## The deployment definitions without an AWS account: the CDK stack compiles, synthesises with
 ## cdk-nag clean and passes its assertions; cfn-lint on the template; the Terraform module parses
 ## and has the same shape; checkov on both (skips justified in infra/checkov.yaml).
-## (tests/infra.rs, in `cargo test`, keeps infra/tables.json equal to the Rust definitions.)
+## (tests/it/infra.rs, in `cargo test`, keeps infra/tables.json equal to the Rust definitions.)
 infra-test:
 	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npm test && npx cdk synth --quiet \
 	  $(INFRA_SYNTH_CONTEXT)
@@ -101,7 +113,7 @@ lambda:
 	cd target/lambda && python3 -c 'import zipfile; z = zipfile.ZipFile("../arroba-lambda.zip", "w", zipfile.ZIP_DEFLATED); i = zipfile.ZipInfo("bootstrap"); i.external_attr = 0o100755 << 16; i.compress_type = zipfile.ZIP_DEFLATED; z.writestr(i, open("bootstrap", "rb").read()); z.close()'
 	@echo "target/lambda/bootstrap, target/arroba-lambda.zip ($(LAMBDA_ARCH))"
 
-# Runs tests/lambda_runtime.rs against the packaged bootstrap rather than the debug build; a
+# Runs tests/it/lambda_runtime.rs against the packaged bootstrap rather than the debug build; a
 # package for the other architecture runs under qemu-user (Debian's qemu-user, with
 # libc6-arm64-cross or libc6-amd64-cross for its C library).
 LAMBDA_RUNNER ?= $(if $(filter-out $(shell uname -m),$(LAMBDA_CPU)),qemu-$(LAMBDA_CPU) -L /usr/$(LAMBDA_CPU)-linux-gnu,)
@@ -110,7 +122,7 @@ LAMBDA_RUNNER ?= $(if $(filter-out $(shell uname -m),$(LAMBDA_CPU)),qemu-$(LAMBD
 lambda-check: lambda
 	localstack/emulator.sh start $(EMULATOR_PORT)
 	status=0; $(TEST_ENV) ARROBA_LAMBDA_BOOTSTRAP=$(CURDIR)/target/lambda/bootstrap \
-	  ARROBA_LAMBDA_RUNNER="$(LAMBDA_RUNNER)" $(CARGO) test --test lambda_runtime || status=$$?; \
+	  ARROBA_LAMBDA_RUNNER="$(LAMBDA_RUNNER)" $(CARGO) test --test it lambda_runtime:: || status=$$?; \
 	  localstack/emulator.sh stop; exit $$status
 
 ## Deploy with CDK to the account in the environment: PDS_HOSTNAME=pds.example.com make deploy

@@ -1,14 +1,20 @@
 //! arroba: a cloud-native AT Protocol (Bluesky) Personal Data Server.
 //!
 //! # Layout
-//! Each layer is a module and uses only the layers below it.
+//! Each layer is a module and uses only the layers below it, bottom first.
 //! - Data model (no I/O): [`cbor`] (values, DAG-CBOR, JSON form), [`cid`], [`syntax`]
-//!   (identifier newtypes), [`tid`], [`crypto`] (keys, signatures, did:key), [`car`] (CAR v1).
+//!   (identifier newtypes), [`tid`], [`crypto`] (keys, signatures, did:key), [`car`] (CAR v1),
+//!   [`block`] (block maps and sources), and [`config`] (reading `PDS_*` settings, a pure map).
 //! - Repository: [`mst`] (the Merkle Search Tree) and [`repo`] (signed commits, writes,
-//!   verification and Sync 1.1 operation inversion).
-//! - [`storage`]: the `Storage` trait, its backends, and the commit driver that runs repo
-//!   logic against a backend with retries.
-//! - [`cli`]: the `arroba` command-line tool; the binaries in `src/bin/` only call into it.
+//!   verification and Sync 1.1 operation inversion); [`lexicon`] validates records and bodies.
+//! - [`storage`] (the storage roles, their backends, the block cache, and the commit driver)
+//!   and [`identity`] (DIDs, handles, PLC operations, service-auth JWTs): the first to do I/O.
+//!   [`plc`] is a PLC directory server built on [`identity`].
+//! - [`accounts`]: account flows (creation, login, app passwords, status, handles, invites).
+//! - [`xrpc`] (the one router for every method) and [`firehose`] (`subscribeRepos`).
+//! - [`app`]: the composition root that builds every process's services from configuration.
+//! - [`cli`]: the `arroba` command line; the binaries in `src/bin/` only call into it or
+//!   [`app`].
 //!
 //! # Example
 //! ```

@@ -7,7 +7,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::services::{aws_context, local_sealer, open_blobs, open_storage};
+use super::services::{aws_context, create_dev_backends, local_sealer, open_blobs, open_storage};
 use super::{PdsConfig, StartError};
 use crate::firehose::Hub;
 use crate::identity::{IdentityConfig, Resolver};
@@ -84,6 +84,9 @@ impl PdsBuilder {
             _ => aws_context(&config.storage, aws).await,
         };
         let cache = BlockCache::new(config.storage.block_cache_bytes);
+        if config.server.dev_mode {
+            create_dev_backends(&config.storage, aws.as_ref()).await?;
+        }
         let storage = match storage {
             Some(s) => s,
             None => {

@@ -62,6 +62,29 @@ pub(super) fn open_blobs(config: &StorageConfig, aws: Option<&AwsContext>) -> Ar
     }
 }
 
+/// Dev mode on the AWS backends (`make run-aws`, against the emulator): creates the tables and
+/// the bucket if they are missing, so a fresh emulator works. Outside dev mode the deployment
+/// creates them.
+pub(super) async fn create_dev_backends(
+    config: &StorageConfig,
+    aws: Option<&AwsContext>,
+) -> Result<(), StartError> {
+    let Some(aws) = aws else {
+        return Ok(());
+    };
+    if let StorageKind::Dynamo { table_prefix } = &config.kind {
+        DynamoStorage::new(aws, DynamoConfig::new(table_prefix.clone(), None))
+            .create_tables()
+            .await?;
+    }
+    if let BlobstoreKind::S3 { bucket } = &config.blobstore {
+        S3BlobStore::new(aws.sdk_config(), bucket.clone())
+            .ensure_bucket()
+            .await?;
+    }
+    Ok(())
+}
+
 /// Local runs without configured keys: a key file in the data directory, created on first
 /// start with owner-only permissions.
 pub(super) fn local_sealer(data_directory: &Path) -> Result<KeySealer, StartError> {

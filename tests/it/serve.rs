@@ -1,6 +1,6 @@
 //! The built `arroba` binary as a user runs it: `arroba serve` is the whole PDS (XRPC and
-//! `subscribeRepos` on one port), `make run` starts it with working defaults, and
-//! `arroba firehose` refuses bad settings by name.
+//! `subscribeRepos` on one port), `make run` and `make run-aws` start it with working defaults,
+//! and `arroba firehose` refuses bad settings by name.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -164,13 +164,11 @@ async fn arroba_serve_serves_xrpc_and_the_firehose_on_one_port() {
     );
 }
 
-/// `make run` as a developer types it: the recipe in the Makefile, with its defaults (dev mode,
-/// an in-process PLC directory, port 2583), only with the built binary standing in for
-/// `cargo run` and the data directory in a temp folder (the recipe lets both be overridden).
-#[tokio::test]
-async fn make_run_starts_a_working_pds_with_its_defaults_on_port_2583() {
-    let dir = tempfile::tempdir().unwrap();
-    let cargo = dir.path().join("cargo");
+/// Runs `make <target>` as a developer types it, the recipe's own defaults intact, only with
+/// the built binary standing in for `cargo run` and `env` added (the recipes let the data
+/// directory, port and table prefix be overridden). Output goes to `<dir>/<target>.log`.
+fn make(target: &str, dir: &std::path::Path, env: &[(&str, String)]) -> Running {
+    let cargo = dir.join("cargo");
     // `$(CARGO) run --release --bin arroba -- serve`: drop the five cargo words, run the binary.
     std::fs::write(
         &cargo,
@@ -180,20 +178,30 @@ async fn make_run_starts_a_working_pds_with_its_defaults_on_port_2583() {
         ),
     )
     .unwrap();
-    let log = dir.path().join("run.log");
+    let log = dir.join(format!("{target}.log"));
     let mut make = Command::new("make");
-    make.args(["-s", "-C", env!("CARGO_MANIFEST_DIR"), "run"])
+    make.args(["-s", "-C", env!("CARGO_MANIFEST_DIR"), target])
         .arg(format!("CARGO=sh {}", cargo.display()))
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap())
-        .env("PDS_DATA_DIRECTORY", dir.path().join("data"))
+        .env("PDS_DATA_DIRECTORY", dir.join("data"))
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .stdin(Stdio::null())
         .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
         .stderr(Stdio::null());
     std::os::unix::process::CommandExt::process_group(&mut make, 0);
-    let _server = Running {
+    Running {
         child: make.spawn().unwrap(),
         group: true,
-    };
+    }
+}
+
+/// `make run`: dev mode, an in-process PLC directory, port 2583, the embedded store.
+#[tokio::test]
+async fn make_run_starts_a_working_pds_with_its_defaults_on_port_2583() {
+    let dir = tempfile::tempdir().unwrap();
+    let _server = make("run", dir.path(), &[]);
+    let log = dir.path().join("run.log");
     let base = "http://localhost:2583";
     wait_for(&format!("{base}/xrpc/_health"), &log).await;
     let described: Json = reqwest::get(format!("{base}/xrpc/com.atproto.server.describeServer"))
@@ -211,6 +219,51 @@ async fn make_run_starts_a_working_pds_with_its_defaults_on_port_2583() {
     );
     let ws = "ws://localhost:2583/xrpc/com.atproto.sync.subscribeRepos";
     post_and_receive_commit(base, ws, "bob.test").await;
+    assert!(dir.path().join("data/store/pds.redb").is_file());
+}
+
+/// `make run-aws`: the same PDS on DynamoDB and S3 (the emulator `make test` runs), tables and
+/// bucket created on start.
+#[tokio::test]
+async fn make_run_aws_serves_from_dynamodb_and_s3_on_the_emulator() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let prefix = format!("runaws{}-", hex::encode(rand::random::<[u8; 4]>()));
+    let endpoint = crate::common::dynamo_endpoint();
+    let emulator_port = endpoint.rsplit(':').next().unwrap().to_owned();
+    let _server = make(
+        "run-aws",
+        dir.path(),
+        &[
+            ("PDS_PORT", port.to_string()),
+            ("ARROBA_TABLE_PREFIX", prefix.clone()),
+            ("EMULATOR_PORT", emulator_port),
+        ],
+    );
+    let base = format!("http://localhost:{port}");
+    wait_for(
+        &format!("{base}/xrpc/_health"),
+        &dir.path().join("run-aws.log"),
+    )
+    .await;
+    let ws = format!("ws://localhost:{port}/xrpc/com.atproto.sync.subscribeRepos");
+    let commit = post_and_receive_commit(&base, &ws, "erin.test").await;
+    // The repo is in the DynamoDB tables under the prefix, not in a local store.
+    let did =
+        arroba::syntax::Did::parse(commit.get("repo").and_then(Value::as_str).unwrap()).unwrap();
+    let storage = arroba::storage::DynamoStorage::with_sdk_config(
+        &crate::common::sdk_config().await,
+        arroba::storage::dynamo::DynamoConfig::new(prefix, None),
+    );
+    let record = arroba::storage::RepoStore::load_repo(&storage, &did)
+        .await
+        .unwrap()
+        .expect("the repo is in DynamoDB");
+    assert_eq!(
+        Some(record.head),
+        commit.get("commit").and_then(Value::as_link).copied()
+    );
+    assert!(!dir.path().join("data/store").exists());
 }
 
 #[test]
