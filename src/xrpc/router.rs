@@ -57,13 +57,16 @@ pub fn router() -> Router<AppState> {
         .layer(request_spans())
 }
 
-/// One span per request, named for the XRPC method; a line when it is answered.
-fn request_spans() -> TraceLayer<
+/// The trace layer [`request_spans`] builds.
+type RequestSpans = TraceLayer<
     tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>,
     fn(&Request<Body>) -> Span,
     (),
     fn(&Response<Body>, Duration, &Span),
-> {
+>;
+
+/// One span per request, named for the XRPC method; a line when it is answered.
+fn request_spans() -> RequestSpans {
     TraceLayer::new_for_http()
         .make_span_with(request_span as fn(&Request<Body>) -> Span)
         .on_request(())
