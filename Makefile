@@ -3,22 +3,26 @@
 
 CARGO ?= cargo
 
-.PHONY: test run run-aws bench fmt lint build clean emulator-start emulator-stop infra-test lambda lambda-check deploy
+.PHONY: test run run-aws bench fmt lint build clean emulator-start emulator-stop infra-test infra-clean lambda lambda-check deploy
 
 EMULATOR_PORT ?= 4566
 # Test credentials for the emulator; real AWS credentials are never needed by the tests.
 TEST_ENV = AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east-1 \
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 
-## Every check and test: formatting, clippy with warnings as errors, the infrastructure checks,
-## then all tests, with the DynamoDB/S3 emulator started before and stopped after (even when a test fails).
+## Every check and test: formatting, the infrastructure checks, clippy with warnings as errors,
+## then all tests, with the DynamoDB/S3 emulator started before and stopped after (even when a
+## test fails). Benchmarks are type-checked by clippy and run by `make bench`, not here. On CI
+## (CI set) the infrastructure checks' own tools are removed once they have run, to keep the
+## checkout's disk use low (docs/benchmarks.md).
 test:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) build --all-targets
 	$(MAKE) infra-test
+	$(if $(CI),$(MAKE) infra-clean,)
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) build --lib --bins --tests
 	localstack/emulator.sh start $(EMULATOR_PORT)
-	status=0; $(TEST_ENV) $(CARGO) test --all-targets || status=$$?; \
+	status=0; $(TEST_ENV) $(CARGO) test --lib --bins --tests || status=$$?; \
 	  [ $$status -eq 0 ] && { $(TEST_ENV) $(CARGO) test --doc || status=$$?; }; \
 	  localstack/emulator.sh stop; exit $$status
 
@@ -90,6 +94,11 @@ infra-test:
 	$(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml -d infra/terraform --framework terraform
 	$(CHECKOV_VENV)/bin/checkov --config-file infra/checkov.yaml -f infra/cdk/cdk.out/Arroba.template.json \
 	  --framework cloudformation
+
+## Removes what infra-test installed (node_modules, the Python venvs); the synthesized template
+## stays.
+infra-clean:
+	rm -rf infra/cdk/node_modules $(HCL_VENV) $(CHECKOV_VENV)
 
 # The Lambda is built by cargo-lambda, which cross-compiles for either architecture from any host
 # (it links with zig); both come from PyPI into .local/cargo-lambda on first use. Our own release
