@@ -69,8 +69,10 @@ emulator-start:
 emulator-stop:
 	localstack/emulator.sh stop
 
-# A production-shaped synth (certificates, the edge, DNS) for cfn-lint and checkov to scan.
-INFRA_SYNTH_CONTEXT = -c certificateArn=arn:aws:acm:us-east-1:123456789012:certificate/regional \
+# A production-shaped synth (certificates, the edge, DNS) for cfn-lint and checkov to scan, and
+# for the deploy rehearsal (tests/it/rehearsal/) to run, as `pds.rehearsal.test`.
+INFRA_SYNTH_CONTEXT = -c hostname=pds.rehearsal.test \
+	-c certificateArn=arn:aws:acm:us-east-1:123456789012:certificate/regional \
 	-c edgeCertificateArn=arn:aws:acm:us-east-1:123456789012:certificate/edge \
 	-c hostedZoneId=Z0123456789 -c zoneName=example.com
 # Two virtualenvs: checkov pins its own fork of the hcl2 module, which shadows python-hcl2.

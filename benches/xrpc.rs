@@ -10,7 +10,7 @@
 // The tests' own helpers, shared by path (written with `pub` for the tests' `common` module):
 // the PDS on a socket and the Lambda Runtime API stand-in.
 #[path = "../tests/it/common/lambda_api.rs"]
-#[allow(unreachable_pub)]
+#[allow(unreachable_pub, dead_code)]
 mod lambda_api;
 #[path = "../tests/it/common/pds.rs"]
 #[allow(dead_code, unreachable_pub)]

@@ -5,6 +5,7 @@ secrets only by ARN, log retention everywhere, and the alarms."""
 
 import json
 import pathlib
+import re
 import sys
 
 import hcl2
@@ -81,35 +82,72 @@ def main():
     lam = module.get(("aws_lambda_function", "xrpc"), {})
     check(lam.get("runtime") == "provided.al2023", "Lambda runs provided.al2023")
     env = json.dumps(lam.get("environment", ""))
+    check("local.lambda_environment" in env and "local.lambda_secret_arns" in env,
+          "the Lambda's environment is the rehearsed locals (infra/rehearsal.py reads them)")
+    secrets = (MODULE / "secrets.tf").read_text()
     for arn in ["PDS_JWT_SECRET_ARN", "PDS_ADMIN_PASSWORD_ARN", "ARROBA_KEY_ENCRYPTION_KEYS_ARN",
                 "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN"]:
-        check(arn in env, f"Lambda gets {arn}")
+        check(arn in secrets, f"Lambda gets {arn}")
     check(module.get(("random_id", "plc_rotation_key"), {}).get("byte_length") == 32,
           "the PLC rotation key is 32 random bytes (64 hex digits)")
-    firehose_secrets = (MODULE / "firehose.tf").read_text()
-    check("plc_rotation_key" not in firehose_secrets, "the firehose task never gets the PLC rotation key")
+    check(module.get(("random_id", "key_encryption_key"), {}).get("byte_length") == 32,
+          "the key-encryption key is 32 random bytes")
+    kek_value = module.get(("aws_secretsmanager_secret_version", "key_encryption_keys"), {}).get("secret_string")
+    check(kek_value == "k1:${random_id.key_encryption_key.b64_std}",
+          f"the key-encryption key secret has a value, in the id:base64key form ({kek_value!r})")
+    for kind, name in [("random_id", "key_encryption_key"), ("aws_secretsmanager_secret", "key_encryption_keys"),
+                       ("random_id", "plc_rotation_key"), ("aws_secretsmanager_secret", "plc_rotation_key")]:
+        check(module.get((kind, name), {}).get("lifecycle", [{}])[0].get("prevent_destroy") is True,
+              f"{kind}.{name} cannot be destroyed (losing it loses every account's keys)")
+    firehose = (MODULE / "firehose.tf").read_text()
+    check("plc_rotation_key" not in firehose and "key_encryption" not in firehose,
+          "the task never gets the PLC rotation key or the key-encryption keys")
+    container_secrets = re.findall(r"^\s*secrets\s*=.*$", firehose, re.M)
+    check(len(container_secrets) == 1 and "local.bulk_secrets" in container_secrets[0],
+          "only the bulk container has secrets")
     check("PDS_JWT_SECRET\"" not in env, "no plain secret in the Lambda environment")
+
+    variables = {}
+    for block in load(MODULE / "variables.tf").get("variable", []):
+        variables.update(block)
+    check(variables["invite_required"].get("default") is True, "invites are required by default")
+    check(variables["crawlers"].get("default") == "https://bsky.network", "the main relay is crawled by default")
+    check(variables["blob_upload_limit"].get("default") == 52428800, "50 MB uploads by default")
+    check("example.com" not in json.dumps(variables), "no variable defaults to an example domain")
+
+    stage = module.get(("aws_apigatewayv2_stage", "default"), {})
+    check("throttling_rate_limit" in json.dumps(stage), "the API is throttled")
+    check(("aws_s3_bucket_ownership_controls", "access_logs") in module,
+          "the log bucket accepts CloudFront's ACL-based logging (ObjectWriter)")
+    check(("aws_ecr_repository", "firehose") in module, "the module creates the image's ECR repository")
 
     groups = [b for (k, _), b in module.items() if k == "aws_cloudwatch_log_group"]
     check(len(groups) >= 4, "log groups for Lambda, API, firehose and flow logs")
     check(all("log_retention_days" in json.dumps(g.get("retention_in_days")) for g in groups), "every log group has retention")
 
     alarms = (MODULE / "alarms.tf").read_text()
-    for metric in ["5xx", "Errors", "ThrottledRequests", "FirehoseLag", "HealthyHostCount"]:
-        check(f'metric = "{metric}"' in alarms or f'metric_name         = "{metric}"' in alarms, f"an alarm on {metric}")
+    for metric in ["5xx", "Errors", "ReadThrottleEvents", "WriteThrottleEvents", "FirehoseLag", "HealthyHostCount"]:
+        check(f'"{metric}"' in alarms, f"an alarm on {metric}")
     check("aws_dynamodb_table.this" in alarms, "a throttle alarm for every table")
+    check(alarms.count("alarm_actions       = [aws_sns_topic.alarms.arn]") == 2, "every alarm notifies the topic")
 
-    check('ARROBA_LOG_FORMAT          = "json"' in text, "JSON logs, which the lag metric filter reads")
+    check('ARROBA_LOG_FORMAT = "json"' in secrets, "JSON logs, which the lag metric filter reads")
     check(module.get(("aws_lb", "firehose"), {}).get("idle_timeout") == 3600, "ALB idle timeout suits WebSockets")
-    tg = module.get(("aws_lb_target_group", "firehose"), {})
-    check("/xrpc/_health" in json.dumps(tg.get("health_check")), "firehose health check")
+    for name in ["firehose", "bulk"]:
+        tg = module.get(("aws_lb_target_group", name), {})
+        check("/xrpc/_health" in json.dumps(tg.get("health_check")), f"{name} health check")
+    check("local.bulk_paths" in json.dumps(module.get(("aws_lb_listener_rule", "bulk"), {})), "the bulk paths go to the bulk container")
     task_policy = json.dumps(module.get(("aws_iam_role_policy", "firehose_task"), {}))
-    check("s3:" not in task_policy and "secretsmanager" not in task_policy, "firehose task role touches no blobs or secrets")
+    check("secretsmanager" not in task_policy, "the task role reads no secret")
+    check("dynamodb:Attributes" in task_policy and "local.repo_record_attributes" in task_policy,
+          "the task role reads repo records only without their sealed keys")
 
     dist = module.get(("aws_cloudfront_distribution", "edge"), {})
     check(dist.get("aliases") == "${local.edge_names}", "the edge serves hostname and *.hostname")
     behaviours = dist.get("dynamic", [{}])
     check("local.firehose_paths" in json.dumps(behaviours), "firehose paths go to the ALB origin")
+    check("local.bulk_paths" in json.dumps(behaviours), "bulk paths go to the ALB origin")
+    check(dist.get("is_ipv6_enabled") is True, "the edge answers over IPv6")
     check("216adef6-5c7f-47e4-b989-5492eafa07d3" in text, "the edge forwards Host (AllViewer)")
     check(("aws_apigatewayv2_domain_name", "edge") in module and ("aws_apigatewayv2_api_mapping", "edge") in module,
           "API Gateway custom domains accept the forwarded Host")

@@ -74,6 +74,29 @@ impl FirehoseTaskConfig {
     }
 }
 
+/// What `arroba bulk` (the deployment's bulk container) is configured with: the server's
+/// settings without the admin password, and storage. The JWT secret is its only secret.
+#[derive(Debug, Clone)]
+pub struct BulkConfig {
+    /// The server's settings (session checks, upload limit, PLC directory).
+    pub server: ServerConfig,
+    /// Storage and blob store.
+    pub storage: StorageConfig,
+    /// The listening port (`PDS_BULK_PORT`, default 2585).
+    pub port: u16,
+}
+
+impl BulkConfig {
+    /// Parses the bulk task's settings.
+    pub fn from_env(env: &Env) -> Result<BulkConfig, ConfigError> {
+        Ok(BulkConfig {
+            server: ServerConfig::without_admin_from_env(env)?,
+            storage: StorageConfig::from_env(env)?,
+            port: env.parse::<u16>("PDS_BULK_PORT", "a port")?.unwrap_or(2585),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

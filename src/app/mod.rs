@@ -5,18 +5,21 @@
 //! plus in dev mode a local PLC directory. `arroba serve`, the Lambda entry point and the tests
 //! all build it here. [`FirehoseTask`] is the firehose on its own (the ECS task): it is built
 //! from [`FirehoseTaskConfig`], which holds no secret, on storage opened without
-//! key-encryption keys, so it cannot read account keys. Configuration is parsed by pure
+//! key-encryption keys, so it cannot read account keys. [`BulkTask`] serves the methods whose
+//! bodies Lambda cannot carry, with the JWT secret and no other. Configuration is parsed by pure
 //! functions ([`PdsConfig::from_env`], [`FirehoseTaskConfig::from_env`]); this module does the
 //! I/O of building from it. The AWS SDK itself stays in the storage backends: what passes
 //! through here is a [`crate::storage::AwsContext`].
 
+mod bulk;
 mod config;
 mod error;
 mod pds;
 mod services;
 mod task;
 
-pub use config::{FirehoseTaskConfig, PdsConfig};
+pub use bulk::BulkTask;
+pub use config::{BulkConfig, FirehoseTaskConfig, PdsConfig};
 pub use error::StartError;
 pub use pds::{Pds, PdsBuilder};
 pub use task::FirehoseTask;

@@ -33,6 +33,7 @@ pub struct PdsBuilder {
     storage: Option<Arc<dyn Storage>>,
     blobs: Option<Arc<dyn BlobStore>>,
     firehose: bool,
+    account_keys: bool,
     shutdown: CancellationToken,
 }
 
@@ -62,6 +63,13 @@ impl PdsBuilder {
         self
     }
 
+    /// Opens storage without key-encryption keys, so nothing in this process can read or write
+    /// account keys (the bulk task: uploads and downloads never sign).
+    pub fn without_account_keys(mut self) -> PdsBuilder {
+        self.account_keys = false;
+        self
+    }
+
     /// Stops the background work (the hub, the local PLC directory, [`Pds::serve`]) when
     /// `shutdown` is cancelled.
     pub fn shutdown(mut self, shutdown: CancellationToken) -> PdsBuilder {
@@ -77,6 +85,7 @@ impl PdsBuilder {
             storage,
             blobs,
             firehose,
+            account_keys,
             shutdown,
         } = self;
         let aws = match (&storage, &blobs) {
@@ -90,11 +99,12 @@ impl PdsBuilder {
         let storage = match storage {
             Some(s) => s,
             None => {
-                let sealer = match config.key_encryption_keys.clone() {
-                    Some(sealer) => sealer,
-                    None => local_sealer(&config.storage.data_directory)?,
+                let sealer = match (account_keys, config.key_encryption_keys.clone()) {
+                    (false, _) => None,
+                    (true, Some(sealer)) => Some(sealer),
+                    (true, None) => Some(local_sealer(&config.storage.data_directory)?),
                 };
-                open_storage(&config.storage, Some(sealer), aws.as_ref(), &cache)?
+                open_storage(&config.storage, sealer, aws.as_ref(), &cache)?
             }
         };
         let blobs = blobs.unwrap_or_else(|| open_blobs(&config.storage, aws.as_ref()));
@@ -170,6 +180,7 @@ impl Pds {
             storage: None,
             blobs: None,
             firehose: true,
+            account_keys: true,
             shutdown: CancellationToken::new(),
         }
     }
@@ -196,6 +207,11 @@ impl Pds {
     /// The URL of the in-process PLC directory, when one was started.
     pub fn local_plc_url(&self) -> Option<&str> {
         self.local_plc.as_deref()
+    }
+
+    /// The token that stops this PDS's background work.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
     }
 
     /// Serves [`Pds::router`] on `listener` until the shutdown token is cancelled; open

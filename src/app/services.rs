@@ -38,8 +38,15 @@ pub(super) fn open_storage(
             &config.data_directory.join("store"),
             sealer,
         )?),
-        (StorageKind::Dynamo { table_prefix }, Some(aws)) => {
+        (
+            StorageKind::Dynamo {
+                table_prefix,
+                table_names,
+            },
+            Some(aws),
+        ) => {
             let mut dynamo = DynamoConfig::new(table_prefix.clone(), sealer);
+            dynamo.table_names = table_names.clone();
             dynamo.block_cache = cache.clone();
             Arc::new(DynamoStorage::new(aws, dynamo))
         }
@@ -72,10 +79,14 @@ pub(super) async fn create_dev_backends(
     let Some(aws) = aws else {
         return Ok(());
     };
-    if let StorageKind::Dynamo { table_prefix } = &config.kind {
-        DynamoStorage::new(aws, DynamoConfig::new(table_prefix.clone(), None))
-            .create_tables()
-            .await?;
+    if let StorageKind::Dynamo {
+        table_prefix,
+        table_names,
+    } = &config.kind
+    {
+        let mut dynamo = DynamoConfig::new(table_prefix.clone(), None);
+        dynamo.table_names = table_names.clone();
+        DynamoStorage::new(aws, dynamo).create_tables().await?;
     }
     if let BlobstoreKind::S3 { bucket } = &config.blobstore {
         S3BlobStore::new(aws.sdk_config(), bucket.clone())

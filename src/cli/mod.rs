@@ -5,6 +5,7 @@
 //! only calls [`main`]. Exit codes: 0 success, 1 the input is invalid or an operation failed
 //! (one line on stderr says why), 2 bad usage.
 
+mod bulk;
 mod dynamodb;
 mod firehose;
 mod plc;
@@ -33,6 +34,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run the firehose alone (subscribeRepos), as the AWS ECS task does.
     Firehose(firehose::FirehoseArgs),
+    /// Serve the methods whose bodies Lambda cannot carry (uploadBlob, getBlob), as the AWS
+    /// ECS task's bulk container does.
+    Bulk(bulk::BulkArgs),
     /// Manage the DynamoDB tables.
     #[command(subcommand)]
     Dynamodb(dynamodb::DynamoCommand),
@@ -47,6 +51,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Dynamodb(cmd) => dynamodb::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::Firehose(args) => firehose::run(args),
+        Command::Bulk(args) => bulk::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -9,9 +9,13 @@ use crate::config::{ConfigError, Env};
 /// How the firehose behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirehoseConfig {
-    /// How long to sleep when the log has nothing new. Idle, the hub makes one read per
-    /// interval (the sequence counter).
+    /// How long to sleep when the log has nothing new, while events are recent. Each poll is
+    /// one read of the sequence counter.
     pub poll_interval: Duration,
+    /// The longest sleep between polls once the log has been quiet for a second
+    /// (`PDS_FIREHOSE_IDLE_POLL_MS`, default 1,000): the interval doubles from `poll_interval`
+    /// up to this, and the first event after a quiet spell waits at most this long.
+    pub idle_poll_interval: Duration,
     /// How long a missing sequence number is waited for before it is marked skipped.
     pub gap_grace: Duration,
     /// Frames a subscriber may fall behind before `ConsumerTooSlow`
@@ -34,6 +38,7 @@ impl Default for FirehoseConfig {
     fn default() -> Self {
         FirehoseConfig {
             poll_interval: Duration::from_millis(20),
+            idle_poll_interval: Duration::from_secs(1),
             gap_grace: Duration::from_secs(10),
             buffer: 1000,
             window: Duration::from_secs(72 * 3600),
@@ -49,6 +54,7 @@ impl Default for FirehoseConfig {
 /// start-up error rather than a setting silently ignored.
 const KNOWN: &[&str] = &[
     "PDS_FIREHOSE_PORT",
+    "PDS_FIREHOSE_IDLE_POLL_MS",
     "PDS_FIREHOSE_BUFFER",
     "PDS_FIREHOSE_WINDOW_HOURS",
     "PDS_FIREHOSE_WINDOW_EVENTS",
@@ -84,6 +90,9 @@ impl FirehoseConfig {
             config.window = Duration::from_secs(hours.saturating_mul(3600));
         }
         config.window_events = env.positive("PDS_FIREHOSE_WINDOW_EVENTS")?;
+        if let Some(ms) = env.positive("PDS_FIREHOSE_IDLE_POLL_MS")? {
+            config.idle_poll_interval = Duration::from_millis(ms).max(config.poll_interval);
+        }
         if let Some(n) = env.positive("PDS_FIREHOSE_BUFFER")? {
             config.buffer = usize::try_from(n).map_err(|_| ConfigError::Invalid {
                 name: "PDS_FIREHOSE_BUFFER",
@@ -129,6 +138,7 @@ mod tests {
             ("PDS_FIREHOSE_WINDOW_HOURS", "-1"),
             ("PDS_FIREHOSE_WINDOW_EVENTS", "0"),
             ("PDS_FIREHOSE_BUFFER", "1k"),
+            ("PDS_FIREHOSE_IDLE_POLL_MS", "soon"),
             ("PDS_CRAWLERS", "bsky.network"),
         ] {
             let err =

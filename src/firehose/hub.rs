@@ -82,6 +82,7 @@ impl Hub {
     async fn run(self: Arc<Self>, mut sequencer: Sequencer) {
         let mut last_crawl: Option<tokio::time::Instant> = None;
         let mut lag = LagReport::default();
+        let mut polls = PollBackoff::new(&self.config);
         loop {
             let batch = match sequencer.next_batch(500).await {
                 Ok(b) => b,
@@ -94,9 +95,10 @@ impl Hub {
             };
             if batch.is_empty() {
                 self.position.store(sequencer.cursor(), Ordering::SeqCst);
-                tokio::time::sleep(self.config.poll_interval).await;
+                tokio::time::sleep(polls.next_sleep()).await;
                 continue;
             }
+            polls.saw_events();
             for event in &batch {
                 let bytes = loop {
                     match event_frame(&*self.storage, event).await {
@@ -188,6 +190,44 @@ impl Hub {
     }
 }
 
+/// The tailer's sleep between reads that found nothing: the short interval while events are
+/// recent (so a busy PDS is delivered with low latency), then doubling up to the idle interval
+/// once the log has been quiet for [`PollBackoff::QUIET`] (so an idle PDS costs a read a second,
+/// not fifty). The first event after a quiet spell waits at most the idle interval.
+#[derive(Debug)]
+struct PollBackoff {
+    min: Duration,
+    max: Duration,
+    current: Duration,
+    last_event: tokio::time::Instant,
+}
+
+impl PollBackoff {
+    const QUIET: Duration = Duration::from_secs(1);
+
+    fn new(config: &FirehoseConfig) -> PollBackoff {
+        PollBackoff {
+            min: config.poll_interval,
+            max: config.idle_poll_interval.max(config.poll_interval),
+            current: config.poll_interval,
+            last_event: tokio::time::Instant::now(),
+        }
+    }
+
+    fn saw_events(&mut self) {
+        self.current = self.min;
+        self.last_event = tokio::time::Instant::now();
+    }
+
+    fn next_sleep(&mut self) -> Duration {
+        if self.last_event.elapsed() < Self::QUIET {
+            return self.min;
+        }
+        self.current = (self.current * 2).min(self.max);
+        self.current
+    }
+}
+
 /// How far behind the writers the firehose broadcasts: the age of each batch's newest event when
 /// it went out. The worst value is logged every 10 s as the `lag` field (milliseconds), which the
 /// deployment turns into the `FirehoseLag` metric and alarm (docs/deploy.md).
@@ -208,5 +248,29 @@ impl LagReport {
             self.worst_ms = 0;
             self.last_report = Some(tokio::time::Instant::now());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn polling_slows_to_the_idle_interval_only_after_a_quiet_second() {
+        let config = FirehoseConfig::default();
+        let mut polls = PollBackoff::new(&config);
+        // While events are recent, every poll waits the short interval.
+        for _ in 0..10 {
+            assert_eq!(polls.next_sleep(), config.poll_interval);
+            tokio::time::advance(polls.min).await;
+        }
+        tokio::time::advance(PollBackoff::QUIET).await;
+        let sleeps: Vec<Duration> = (0..10).map(|_| polls.next_sleep()).collect();
+        assert_eq!(sleeps[0], config.poll_interval * 2);
+        assert!(sleeps.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(*sleeps.last().unwrap(), config.idle_poll_interval);
+        // One event brings it straight back.
+        polls.saw_events();
+        assert_eq!(polls.next_sleep(), config.poll_interval);
     }
 }

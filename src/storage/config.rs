@@ -12,10 +12,14 @@ use crate::config::{ConfigError, Env};
 pub enum StorageKind {
     /// The embedded redb file under the data directory (the default).
     Disk,
-    /// DynamoDB, with this table prefix (`PDS_STORAGE=dynamodb`, `ARROBA_TABLE_PREFIX`).
+    /// DynamoDB (`PDS_STORAGE=dynamodb`): tables named `<prefix><suffix>`
+    /// (`ARROBA_TABLE_PREFIX`), or as `ARROBA_TABLE_NAMES` names them.
     Dynamo {
         /// Table name prefix.
         table_prefix: String,
+        /// Names by table suffix that replace `<prefix><suffix>` (a stack that lets
+        /// CloudFormation name its tables passes them all).
+        table_names: std::collections::BTreeMap<String, String>,
     },
 }
 
@@ -73,6 +77,7 @@ impl StorageConfig {
                     .get("ARROBA_TABLE_PREFIX")
                     .unwrap_or("arroba-")
                     .to_owned(),
+                table_names: table_names(env)?,
             },
             Some(other) => {
                 return Err(ConfigError::Invalid {
@@ -99,6 +104,27 @@ impl StorageConfig {
     }
 }
 
+/// `ARROBA_TABLE_NAMES`: a JSON object from table suffix (`repos`, `events`, …) to table name.
+fn table_names(env: &Env) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let Some(text) = env.get("ARROBA_TABLE_NAMES") else {
+        return Ok(Default::default());
+    };
+    let invalid = |why: String| ConfigError::Invalid {
+        name: "ARROBA_TABLE_NAMES",
+        why,
+    };
+    let names: std::collections::BTreeMap<String, String> = serde_json::from_str(text)
+        .map_err(|_| invalid("expected a JSON object of table suffix to table name".into()))?;
+    let known: Vec<&str> = super::dynamo::tables::definitions()
+        .iter()
+        .map(|d| d.suffix)
+        .collect();
+    if let Some(unknown) = names.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(invalid(format!("{unknown:?} is not a table ({known:?})")));
+    }
+    Ok(names)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,7 +148,8 @@ mod tests {
         assert_eq!(
             c.kind,
             StorageKind::Dynamo {
-                table_prefix: "arroba-".into()
+                table_prefix: "arroba-".into(),
+                table_names: Default::default(),
             }
         );
         assert!(c.needs_aws());
@@ -134,8 +161,10 @@ mod tests {
             ("PDS_STORAGE", "mongo"),
             ("PDS_BLOCK_CACHE_BYTES", "lots"),
             ("PDS_BLOCK_CACHE_BYTES", "0"),
+            ("ARROBA_TABLE_NAMES", "repos=x"),
+            ("ARROBA_TABLE_NAMES", r#"{"nope": "x"}"#),
         ] {
-            let env: Env = [(k, v)].into_iter().collect();
+            let env: Env = [("PDS_STORAGE", "dynamodb"), (k, v)].into_iter().collect();
             match StorageConfig::from_env(&env) {
                 Err(ConfigError::Invalid { name, .. }) => assert_eq!(name, k),
                 other => panic!("{k}={v}: {other:?}"),

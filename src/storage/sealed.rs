@@ -7,6 +7,8 @@
 //! wrapping a `GenerateDataKey` call; the format keeps the wrapped key beside the data either way.
 //!
 //! Format: `1 | len(kek_id) | kek_id | nonce(12) | wrapped data key(48) | nonce(12) | ciphertext`.
+//! The keys themselves are configured as text ([`KeySealer::from_config`]); rotation is described
+//! in `docs/deploy.md`.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -43,23 +45,38 @@ impl std::fmt::Debug for KeySealer {
 }
 
 impl KeySealer {
-    /// Parses `id:base64key[,id:base64key…]` (32-byte keys, standard base64). The first KEK seals;
-    /// all of them open.
+    /// Parses the configured key-encryption keys. Two forms, so that whatever a deployment can
+    /// generate is accepted:
+    /// - `id:base64key[,id:base64key…]` (32-byte keys, standard base64);
+    /// - JSON: `{"id": "k1", "key": "…"}` or a list of such objects, each key 64 hex digits or
+    ///   32 bytes of base64 (the CDK stack's Secrets Manager template generates the hex form).
+    ///
+    /// The first KEK seals; all of them open.
     pub fn from_config(spec: &str) -> Result<KeySealer, SealError> {
+        let spec = spec.trim();
+        let pairs = if spec.starts_with('{') || spec.starts_with('[') {
+            json_keks(spec)?
+        } else {
+            let mut pairs = Vec::new();
+            for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (id, key) = part
+                    .split_once(':')
+                    .ok_or(SealError::InvalidConfig("expected id:base64key"))?;
+                let key = base64::engine::general_purpose::STANDARD
+                    .decode(key)
+                    .map_err(|_| SealError::InvalidConfig("KEK is not base64"))?;
+                pairs.push((id.to_owned(), key));
+            }
+            pairs
+        };
         let mut keks = Vec::new();
-        for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, key) = part
-                .split_once(':')
-                .ok_or(SealError::InvalidConfig("expected id:base64key"))?;
+        for (id, key) in pairs {
             if id.is_empty() || id.len() > 64 {
                 return Err(SealError::InvalidConfig("KEK id must be 1-64 characters"));
             }
-            let key = base64::engine::general_purpose::STANDARD
-                .decode(key)
-                .map_err(|_| SealError::InvalidConfig("KEK is not base64"))?;
             let cipher = Aes256Gcm::new_from_slice(&key)
                 .map_err(|_| SealError::InvalidConfig("KEK must be 32 bytes"))?;
-            keks.push((id.to_owned(), cipher));
+            keks.push((id, cipher));
         }
         if keks.is_empty() {
             return Err(SealError::InvalidConfig("no key-encryption key configured"));
@@ -127,6 +144,41 @@ impl KeySealer {
     }
 }
 
+/// The JSON form: one `{"id", "key"}` object or a list of them.
+fn json_keks(spec: &str) -> Result<Vec<(String, Vec<u8>)>, SealError> {
+    #[derive(serde::Deserialize)]
+    struct Kek {
+        id: String,
+        key: String,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Keks {
+        One(Kek),
+        Many(Vec<Kek>),
+    }
+    let keks = match serde_json::from_str::<Keks>(spec).map_err(|_| {
+        SealError::InvalidConfig("expected {\"id\": …, \"key\": …} or a list of them")
+    })? {
+        Keks::One(k) => vec![k],
+        Keks::Many(list) => list,
+    };
+    keks.into_iter()
+        .map(|k| {
+            let key = if k.key.len() == 64 && k.key.bytes().all(|b| b.is_ascii_hexdigit()) {
+                hex::decode(&k.key).map_err(|_| SealError::InvalidConfig("KEK is not hex"))?
+            } else {
+                base64::engine::general_purpose::STANDARD
+                    .decode(&k.key)
+                    .map_err(|_| {
+                        SealError::InvalidConfig("KEK is neither 64 hex digits nor base64")
+                    })?
+            };
+            Ok((k.id, key))
+        })
+        .collect()
+}
+
 fn nonce(bytes: &[u8]) -> Result<Nonce<aes_gcm::aes::cipher::consts::U12>, SealError> {
     let array: [u8; 12] = bytes.try_into().map_err(|_| SealError::Malformed)?;
     Ok(Nonce::from(array))
@@ -167,5 +219,28 @@ mod tests {
         assert!(KeySealer::from_config("").is_err());
         assert!(KeySealer::from_config("k:short").is_err());
         assert!(KeySealer::from_config("nocolon").is_err());
+        // 44 letters and digits: what a stack generating a bare password would produce.
+        assert!(KeySealer::from_config(&"a1".repeat(22)).is_err());
+        assert!(KeySealer::from_config(r#"{"id":"k1","key":"abcd"}"#).is_err());
+        assert!(KeySealer::from_config(r#"{"id":"","key":""}"#).is_err());
+    }
+
+    #[test]
+    fn the_json_forms_a_stack_generates_are_accepted_and_equal_the_classic_form() {
+        let hex_key = "0f".repeat(32);
+        let from_json =
+            KeySealer::from_config(&format!(r#"{{"id":"k1","key":"{hex_key}"}}"#)).unwrap();
+        let classic = KeySealer::from_config(&kek("k1", 0x0f)).unwrap();
+        assert_eq!(classic.open(&from_json.seal(b"x")).unwrap(), b"x");
+        let list = KeySealer::from_config(&format!(
+            r#"[{{"id":"k2","key":"{}"}},{{"id":"k1","key":"{hex_key}"}}]"#,
+            base64::engine::general_purpose::STANDARD.encode([2u8; 32])
+        ))
+        .unwrap();
+        assert_eq!(list.open(&classic.seal(b"y")).unwrap(), b"y");
+        assert_eq!(
+            classic.open(&list.seal(b"z")),
+            Err(SealError::UnknownKek("k2".into()))
+        );
     }
 }

@@ -18,8 +18,9 @@ pub struct ServerConfig {
     pub service_did: String,
     /// HS256 secret for session tokens (`PDS_JWT_SECRET`).
     pub jwt_secret: String,
-    /// Password for `admin` Basic auth (`PDS_ADMIN_PASSWORD`).
-    pub admin_password: String,
+    /// Password for `admin` Basic auth (`PDS_ADMIN_PASSWORD`); None in a process that serves no
+    /// admin method (the bulk task), where admin credentials are always refused.
+    pub admin_password: Option<String>,
     /// The PLC directory (`PDS_DID_PLC_URL`; None = run one in-process, dev mode only).
     pub did_plc_url: Option<String>,
     /// Whether createAccount needs an invite code (`PDS_INVITE_REQUIRED`).
@@ -65,6 +66,16 @@ impl ServerConfig {
     /// Parses the environment. In production mode (`PDS_DEV_MODE` unset) `PDS_HOSTNAME`,
     /// `PDS_JWT_SECRET`, `PDS_ADMIN_PASSWORD` and `PDS_DID_PLC_URL` are required.
     pub fn from_env(env: &Env) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::parse(env, true)
+    }
+
+    /// Like [`ServerConfig::from_env`], for a process that serves no admin method: the admin
+    /// password is neither required nor read.
+    pub fn without_admin_from_env(env: &Env) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::parse(env, false)
+    }
+
+    fn parse(env: &Env, admin: bool) -> Result<ServerConfig, ConfigError> {
         let dev_mode = env.flag("PDS_DEV_MODE")?;
         let get = |name: &'static str, dev_default: &str| -> Result<String, ConfigError> {
             match env.get(name) {
@@ -82,7 +93,10 @@ impl ServerConfig {
                 why: "use at least 32 characters".into(),
             });
         }
-        let admin_password = get("PDS_ADMIN_PASSWORD", "admin")?;
+        let admin_password = match admin {
+            true => Some(get("PDS_ADMIN_PASSWORD", "admin")?),
+            false => None,
+        };
         let did_plc_url = match env.get("PDS_DID_PLC_URL").or_else(|| env.get("PLC_HOST")) {
             Some(url) if url.starts_with("http") => Some(url.trim_end_matches('/').to_owned()),
             Some(host) => Some(format!("https://{host}")),

@@ -168,6 +168,10 @@ pub(super) fn table() -> Vec<Method> {
     ]
 }
 
+/// The methods whose bodies can be larger than Lambda carries (6 MB each way): what the bulk
+/// task serves ([`crate::xrpc::bulk_router`]) and the deployment routes to it.
+pub const BULK_METHODS: &[&str] = &["com.atproto.repo.uploadBlob", "com.atproto.sync.getBlob"];
+
 /// The NSID and kind of every method [`crate::xrpc::router`] serves (the firehose's
 /// `subscribeRepos` is `crate::firehose`'s).
 pub fn method_list() -> Vec<(&'static str, MethodKind)> {

@@ -26,6 +26,6 @@ mod writes;
 
 pub use config::ServerConfig;
 pub use error::XrpcError;
-pub use methods::{MethodKind, method_list};
-pub use router::{repo_export_routes, router};
+pub use methods::{BULK_METHODS, MethodKind, method_list};
+pub use router::{bulk_router, repo_export_routes, router};
 pub use state::{AppState, ExportState, Services};

@@ -18,7 +18,7 @@ use super::{AppState, XrpcError};
 use crate::cbor::{self, Value};
 use crate::cid::{self, Cid, parse_cid};
 use crate::repo::{CommitData, Repo, RepoError, Write, WriteAction};
-use crate::storage::{BlockView, CommitPreconditions, load_repo_state, with_blocks};
+use crate::storage::{BlockView, CommitPreconditions, StorageError, load_repo_state, with_blocks};
 use crate::syntax::{AtUri, Did, Nsid, RecordKey};
 
 type Out = Result<Json<Json_>, XrpcError>;
@@ -411,7 +411,16 @@ pub(super) async fn upload_blob(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Out {
-    let record = writable_repo(&state, &access, access.did.as_str()).await?;
+    // The record alone (not the keys, which a commit would need): the bulk task serves uploads
+    // without key-encryption keys.
+    let record = state
+        .storage()
+        .load_repo(&access.did)
+        .await?
+        .ok_or(crate::accounts::AccountError::NotFound(access.did.clone()))?;
+    if !record.status.is_active() {
+        return Err(StorageError::InactiveRepo(record.did, record.status).into());
+    }
     let limit = state.config().blob_upload_limit;
     let declared: Option<u64> = headers
         .get(axum::http::header::CONTENT_LENGTH)

@@ -41,12 +41,28 @@ where
 /// and latency; one log line per request), CORS (`*`, as atproto clients in browsers need),
 /// then the body limits (each method's own, else 150 KB).
 pub fn router() -> Router<AppState> {
-    let mut router = Router::new()
+    let router = Router::new()
         .route("/", get(well_known::root))
         .route("/.well-known/atproto-did", get(well_known::atproto_did))
-        .route("/.well-known/did.json", get(well_known::did_json))
-        .route("/xrpc/_health", get(well_known::health));
-    for method in methods::table() {
+        .route("/.well-known/did.json", get(well_known::did_json));
+    with_methods(router, methods::table())
+}
+
+/// The router of the bulk task: only [`methods::BULK_METHODS`] (and `/xrpc/_health`), with the
+/// same layers as [`router`]. It needs the JWT secret to check sessions, and no other secret.
+pub fn bulk_router() -> Router<AppState> {
+    let bulk = methods::table()
+        .into_iter()
+        .filter(|m| methods::BULK_METHODS.contains(&m.nsid));
+    with_methods(Router::new(), bulk)
+}
+
+fn with_methods(
+    router: Router<AppState>,
+    methods: impl IntoIterator<Item = methods::Method>,
+) -> Router<AppState> {
+    let mut router = router.route("/xrpc/_health", get(well_known::health));
+    for method in methods {
         router = router.route(&x(method.nsid), method.route);
     }
     router

@@ -1,6 +1,7 @@
 //! The firehose Dockerfile cannot be built here (no Docker engine); this checks it builds the
 //! right binary (cross-compiled by infra/docker/build-firehose.sh in a stage on the build
-//! machine's platform), runs it as a non-root user on the firehose port, and starts the firehose.
+//! machine's platform), runs it as a non-root user on the firehose and bulk ports, and starts the
+//! firehose unless told to run the bulk task.
 
 #[test]
 fn the_firehose_image_runs_the_firehose_binary_as_non_root_on_its_port() {
@@ -47,15 +48,15 @@ fn the_firehose_image_runs_the_firehose_binary_as_non_root_on_its_port() {
         !user.contains("root") && !user.ends_with(" 0") && !user.contains(" 0:"),
         "{user}"
     );
-    assert!(lines.contains(&"EXPOSE 2584"));
-    assert_eq!(
-        lines.last().unwrap(),
-        &r#"ENTRYPOINT ["/usr/local/bin/arroba", "firehose"]"#
-    );
-    // The entrypoint's subcommand exists in the binary this repository builds.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arroba"))
-        .args(["firehose", "--help"])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    assert!(lines.contains(&"EXPOSE 2584 2585"));
+    assert!(lines.contains(&r#"ENTRYPOINT ["/usr/local/bin/arroba"]"#));
+    assert_eq!(lines.last().unwrap(), &r#"CMD ["firehose"]"#);
+    // The default command and the bulk container's exist in the binary this repository builds.
+    for command in ["firehose", "bulk"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arroba"))
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{command}");
+    }
 }

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::common::lambda_api::runtime_api;
+use crate::common::lambda_api::{bootstrap_command, runtime_api};
 use base64::Engine;
 use serde_json::{Value, json};
 
@@ -30,24 +30,6 @@ async fn secret(client: &aws_sdk_secretsmanager::Client, value: &str) -> String 
         .await
         .unwrap();
     out.arn().unwrap().to_owned()
-}
-
-/// The bootstrap under test: this build's `lambda` binary, or the package `make lambda-check`
-/// names in `ARROBA_LAMBDA_BOOTSTRAP`, started through `ARROBA_LAMBDA_RUNNER` when that is set
-/// (qemu-user, for a package built for the other architecture).
-fn bootstrap_command() -> tokio::process::Command {
-    let binary = std::env::var_os("ARROBA_LAMBDA_BOOTSTRAP")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_lambda").into());
-    let runner = std::env::var("ARROBA_LAMBDA_RUNNER").unwrap_or_default();
-    let mut runner = runner.split_whitespace();
-    match runner.next() {
-        Some(program) => {
-            let mut cmd = tokio::process::Command::new(program);
-            cmd.args(runner).arg(binary);
-            cmd
-        }
-        None => tokio::process::Command::new(binary),
-    }
 }
 
 fn bootstrap(api: &str, dir: &std::path::Path, secrets: &[(&str, &str)]) -> tokio::process::Child {

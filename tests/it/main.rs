@@ -23,6 +23,7 @@ mod lambda;
 mod lambda_runtime;
 mod lexicon_methods;
 mod mst;
+mod rehearsal;
 mod repo;
 mod serve;
 mod storage_conformance;

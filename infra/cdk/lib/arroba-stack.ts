@@ -1,17 +1,19 @@
 // The whole PDS on AWS: the XRPC Lambda behind an HTTP API, the DynamoDB tables (exactly as
-// `arroba dynamodb tables --json` defines them, via ../tables.json), the S3 blob bucket, the
-// firehose as an ECS Fargate service behind an ALB, secrets in Secrets Manager, least-privilege
-// roles, log retention and alarms.
+// `arroba dynamodb tables --json` defines them, via ../tables.json), the S3 blob bucket, one
+// Fargate service whose tasks run the firehose (no secrets) and the bulk container (uploadBlob
+// and getBlob, bodies Lambda cannot carry) behind an ALB, secrets in Secrets Manager,
+// least-privilege roles, log retention and alarms to an SNS topic.
 import * as fs from 'fs';
 import * as path from 'path';
 import {
   App, CfnOutput, Duration, RemovalPolicy, Stack, StackProps,
   aws_apigatewayv2 as apigw, aws_apigatewayv2_integrations as integrations,
-  aws_cloudwatch as cw, aws_dynamodb as ddb, aws_ec2 as ec2, aws_ecs as ecs,
-  aws_elasticloadbalancingv2 as elbv2, aws_iam as iam, aws_lambda as lambda, aws_logs as logs,
-  aws_s3 as s3, aws_secretsmanager as sm, aws_certificatemanager as acm,
+  aws_cloudwatch as cw, aws_cloudwatch_actions as cwActions, aws_dynamodb as ddb, aws_ec2 as ec2,
+  aws_ecs as ecs, aws_elasticloadbalancingv2 as elbv2, aws_iam as iam, aws_lambda as lambda,
+  aws_logs as logs, aws_s3 as s3, aws_secretsmanager as sm, aws_certificatemanager as acm,
   aws_cloudfront as cloudfront, aws_cloudfront_origins as origins, aws_route53 as route53,
-  aws_route53_targets as r53targets, aws_ecr_assets as ecrAssets,
+  aws_route53_targets as r53targets, aws_ecr_assets as ecrAssets, aws_sns as sns,
+  aws_sns_subscriptions as subscriptions, aws_wafv2 as wafv2,
 } from 'aws-cdk-lib';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -26,19 +28,34 @@ export interface TableDef {
 }
 
 export interface ArrobaProps extends StackProps {
+  /** The PDS hostname (required: nothing defaults to an example domain). */
   hostname: string;
+  /** Comma-separated handle domains; empty means `.<hostname>`. */
   handleDomains: string;
   plcUrl: string;
+  /** Relays to notify (`PDS_CRAWLERS`), default the main Bluesky relay; `none` for no relay. */
   crawlers: string;
   architecture: 'arm64' | 'x86_64';
   /** A directory holding the Lambda `bootstrap` (from `make lambda`). */
   lambdaAsset: string;
+  /** Whether sign-ups need an invite code (`PDS_INVITE_REQUIRED`), default true. */
+  inviteRequired: boolean;
+  /** Largest blob upload in bytes (`PDS_BLOB_UPLOAD_LIMIT`), default 50 MB as the reference
+   * PDS distribution sets; uploads go to the bulk container, which streams them. */
+  blobUploadLimit: number;
+  /** HTTP API throttling for the whole API: steady requests per second and burst. */
+  apiRateLimit: number;
+  apiBurstLimit: number;
+  /** An address to e-mail alarms to (they always go to the `Alarms` SNS topic). */
+  alarmEmail?: string;
+  /** Requests per 5 minutes per IP above which a WAF on the edge blocks (us-east-1 only). */
+  wafRateLimit?: number;
   /** An ACM certificate for the firehose's HTTPS listener; without one it listens on HTTP 80. */
   certificateArn?: string;
   /**
    * An ACM certificate in us-east-1 for `hostname` and `*.hostname`. With it (and
    * `certificateArn`, the regional one) the stack builds the edge: a CloudFront distribution
-   * serving both names, XRPC to the API's custom domains, the firehose paths to the ALB.
+   * serving both names, XRPC to the API's custom domains, the task's paths to the ALB.
    */
   edgeCertificateArn?: string;
   /** A Route 53 zone (id and name) to create the `hostname` and `*.hostname` alias records in. */
@@ -49,30 +66,51 @@ export interface ArrobaProps extends StackProps {
    * passing ARNs (us-east-1 only, where one certificate serves both CloudFront and the region).
    */
   createCertificate?: boolean;
-  tablePrefix: string;
 }
 
+/** The default relay: the reference PDS's default crawler. */
+export const MAIN_RELAY = 'https://bsky.network';
+
+/** The paths the task's two containers serve; the rest of /xrpc goes to the Lambda. */
+export const FIREHOSE_PATHS = ['com.atproto.sync.subscribeRepos', 'com.atproto.sync.getRepo', 'com.atproto.sync.getCheckout'].map((m) => `/xrpc/${m}`);
+export const BULK_PATHS = ['com.atproto.repo.uploadBlob', 'com.atproto.sync.getBlob'].map((m) => `/xrpc/${m}`);
+
+/** The repo-item attributes a task may read: everything but the sealed account keys. */
+export const REPO_RECORD_ATTRIBUTES = ['did', 'handle', 'head', 'rev', 'status', 'created_at', 'list_pk'];
+
 export function propsFromContext(app: App): ArrobaProps {
+  // An empty value counts as unset (`make deploy` passes variables that may be empty).
   const ctx = (key: string, fallback?: string): string => {
-    const v = app.node.tryGetContext(key) ?? fallback;
-    if (v === undefined) throw new Error(`missing context value ${key}`);
+    const given = app.node.tryGetContext(key);
+    const v = given === undefined || given === '' ? fallback : given;
+    if (v === undefined) throw new Error(`missing context value ${key} (-c ${key}=…)`);
     return String(v);
+  };
+  const optional = (key: string): string | undefined => {
+    const v = app.node.tryGetContext(key);
+    return v === undefined || v === '' ? undefined : String(v);
   };
   const arch = ctx('architecture', 'arm64');
   if (arch !== 'arm64' && arch !== 'x86_64') throw new Error('architecture must be arm64 or x86_64');
+  const waf = optional('wafRateLimit');
   return {
     hostname: ctx('hostname'),
-    handleDomains: ctx('handleDomains', ''),
+    handleDomains: optional('handleDomains') ?? '',
     plcUrl: ctx('plcUrl', 'https://plc.directory'),
-    crawlers: ctx('crawlers', ''),
+    crawlers: ctx('crawlers', MAIN_RELAY),
     architecture: arch,
     lambdaAsset: ctx('lambdaAsset', path.join(__dirname, '..', '..', '..', 'lambda-placeholder')),
-    certificateArn: app.node.tryGetContext('certificateArn'),
-    edgeCertificateArn: app.node.tryGetContext('edgeCertificateArn'),
-    hostedZoneId: app.node.tryGetContext('hostedZoneId'),
-    zoneName: app.node.tryGetContext('zoneName'),
+    inviteRequired: ctx('inviteRequired', 'true') === 'true',
+    blobUploadLimit: Number(ctx('blobUploadLimit', '52428800')),
+    apiRateLimit: Number(ctx('apiRateLimit', '200')),
+    apiBurstLimit: Number(ctx('apiBurstLimit', '400')),
+    alarmEmail: optional('alarmEmail'),
+    wafRateLimit: waf === undefined ? undefined : Number(waf),
+    certificateArn: optional('certificateArn'),
+    edgeCertificateArn: optional('edgeCertificateArn'),
+    hostedZoneId: optional('hostedZoneId'),
+    zoneName: optional('zoneName'),
     createCertificate: String(app.node.tryGetContext('createCertificate') ?? 'false') === 'true',
-    tablePrefix: ctx('tablePrefix', 'arroba-'),
   };
 }
 
@@ -86,12 +124,14 @@ export function tableDefinitions(): TableDef[] {
 export class ArrobaStack extends Stack {
   constructor(scope: Construct, id: string, props: ArrobaProps) {
     super(scope, id, props);
+    if (!props.hostname) throw new Error('hostname is required');
 
-    // Tables: on-demand, point-in-time recovery, deletion protection, TTL where defined.
+    // Tables: on-demand, point-in-time recovery, deletion protection, TTL where defined. Their
+    // names are CloudFormation's (passed in ARROBA_TABLE_NAMES), so a first deploy that rolls
+    // back leaves retained tables that never block the next attempt.
     const tables: Record<string, ddb.Table> = {};
     for (const def of tableDefinitions()) {
       const table = new ddb.Table(this, `Table-${def.suffix}`, {
-        tableName: `${props.tablePrefix}${def.suffix}`,
         partitionKey: { name: def.partition.name, type: attrType(def.partition.type) },
         sortKey: def.sort ? { name: def.sort.name, type: attrType(def.sort.type) } : undefined,
         billingMode: ddb.BillingMode.PAY_PER_REQUEST,
@@ -111,6 +151,7 @@ export class ArrobaStack extends Stack {
       }
       tables[def.suffix] = table;
     }
+    const tableNames = this.toJsonString(Object.fromEntries(Object.entries(tables).map(([s, t]) => [s, t.tableName])));
 
     // Blobs: private, encrypted, TLS only, access-logged; incomplete uploads cleaned up.
     const logBucket = new s3.Bucket(this, 'AccessLogs', {
@@ -135,34 +176,41 @@ export class ArrobaStack extends Stack {
       removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    // Secrets: generated in Secrets Manager, never in the template or plain environment values.
+    // Secrets: generated in Secrets Manager in the form the binaries read, never in the
+    // template or plain environment values.
     const jwtSecret = new sm.Secret(this, 'JwtSecret', { generateSecretString: { passwordLength: 48, excludePunctuation: true } });
     const adminPassword = new sm.Secret(this, 'AdminPassword', { generateSecretString: { passwordLength: 32, excludePunctuation: true } });
+    // The key-encryption key: `{"id": "k1", "key": "<64 hex digits>"}`, a form
+    // ARROBA_KEY_ENCRYPTION_KEYS accepts (src/storage/sealed.rs). Losing it loses every
+    // account's keys, so it outlives the stack.
+    const hexOnly = { excludeUppercase: true, excludePunctuation: true, includeSpace: false, excludeCharacters: 'ghijklmnopqrstuvwxyz' };
     const keyEncryptionKeys = new sm.Secret(this, 'KeyEncryptionKeys', {
-      description: 'id:base64key[,id:base64key] - set a real 32-byte key before the first deploy (docs/deploy.md)',
-      generateSecretString: { passwordLength: 44, excludePunctuation: true },
+      description: 'Seals account keys: {"id","key"} (64 hex digits). Keep it; rotation in docs/deploy.md',
+      generateSecretString: { secretStringTemplate: JSON.stringify({ id: 'k1' }), generateStringKey: 'key', passwordLength: 64, ...hexOnly },
+      removalPolicy: RemovalPolicy.RETAIN,
     });
     // The operator's PLC rotation key, listed in every new DID: 64 lowercase hex digits is a valid
     // k256 private key (all but a 2^-128 fraction of them), so Secrets Manager can generate it.
     const plcRotationKey = new sm.Secret(this, 'PlcRotationKey', {
       description: 'k256 private key, 64 hex digits: the operator rotation key in every DID this PDS creates (docs/identity.md)',
-      generateSecretString: {
-        passwordLength: 64, excludeUppercase: true, excludePunctuation: true, includeSpace: false,
-        excludeCharacters: 'ghijklmnopqrstuvwxyz',
-      },
+      generateSecretString: { passwordLength: 64, ...hexOnly },
+      removalPolicy: RemovalPolicy.RETAIN,
     });
 
-    const environment: Record<string, string> = {
+    const crawlers = props.crawlers === 'none' ? '' : props.crawlers;
+    const common: Record<string, string> = {
       PDS_HOSTNAME: props.hostname,
-      PDS_SERVICE_HANDLE_DOMAINS: props.handleDomains || `.${props.hostname}`,
-      PDS_DID_PLC_URL: props.plcUrl,
-      PDS_CRAWLERS: props.crawlers,
       PDS_STORAGE: 'dynamodb',
-      ARROBA_TABLE_PREFIX: props.tablePrefix,
-      PDS_BLOBSTORE_S3_BUCKET: blobs.bucketName,
+      ARROBA_TABLE_NAMES: tableNames,
       RUST_LOG: 'info',
       // JSON logs: the firehose lag metric filter reads the `lag` field.
       ARROBA_LOG_FORMAT: 'json',
+    };
+    const server: Record<string, string> = {
+      ...common,
+      PDS_DID_PLC_URL: props.plcUrl,
+      PDS_BLOBSTORE_S3_BUCKET: blobs.bucketName,
+      PDS_BLOB_UPLOAD_LIMIT: String(props.blobUploadLimit),
     };
 
     // The XRPC Lambda. Secrets arrive as ARNs, read at start-up (src/bin/lambda.rs).
@@ -179,7 +227,9 @@ export class ArrobaStack extends Stack {
       role: xrpcRole,
       logGroup: lambdaLogs,
       environment: {
-        ...environment,
+        ...server,
+        PDS_SERVICE_HANDLE_DOMAINS: props.handleDomains || `.${props.hostname}`,
+        PDS_INVITE_REQUIRED: String(props.inviteRequired),
         PDS_JWT_SECRET_ARN: jwtSecret.secretArn,
         PDS_ADMIN_PASSWORD_ARN: adminPassword.secretArn,
         ARROBA_KEY_ENCRYPTION_KEYS_ARN: keyEncryptionKeys.secretArn,
@@ -190,7 +240,8 @@ export class ArrobaStack extends Stack {
     blobs.grantReadWrite(xrpcRole);
     for (const s of [jwtSecret, adminPassword, keyEncryptionKeys, plcRotationKey]) s.grantRead(xrpcRole);
 
-    // The HTTP API (payload limit 10 MB; Lambda's own 6 MB applies, see docs/xrpc.md).
+    // The HTTP API (payload limit 10 MB; Lambda's own 6 MB applies, which is why uploads go to
+    // the bulk container), throttled as a whole.
     const apiLogs = new logs.LogGroup(this, 'ApiLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     const api = new apigw.HttpApi(this, 'Api', {
       defaultIntegration: new integrations.HttpLambdaIntegration('XrpcIntegration', xrpc),
@@ -200,8 +251,9 @@ export class ArrobaStack extends Stack {
       destinationArn: apiLogs.logGroupArn,
       format: JSON.stringify({ requestId: '$context.requestId', ip: '$context.identity.sourceIp', method: '$context.httpMethod', path: '$context.path', status: '$context.status', latency: '$context.responseLatency' }),
     };
+    stage.defaultRouteSettings = { throttlingRateLimit: props.apiRateLimit, throttlingBurstLimit: props.apiBurstLimit };
 
-    // The firehose: Fargate tasks in two AZs behind an ALB with a WebSocket-friendly idle timeout.
+    // The task: Fargate in two AZs behind an ALB with a WebSocket-friendly idle timeout.
     const flowLogs = new logs.LogGroup(this, 'VpcFlowLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     const vpc = new ec2.Vpc(this, 'Vpc', {
       maxAzs: 2,
@@ -211,7 +263,7 @@ export class ArrobaStack extends Stack {
         all: { trafficType: ec2.FlowLogTrafficType.REJECT, destination: ec2.FlowLogDestination.toCloudWatchLogs(flowLogs) },
       },
     });
-    const cluster = new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENABLED });
+    const cluster = new ecs.Cluster(this, 'Cluster', { vpc, containerInsightsV2: ecs.ContainerInsights.ENHANCED });
     const firehoseLogs = new logs.LogGroup(this, 'FirehoseLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY });
     const task = new ecs.FargateTaskDefinition(this, 'FirehoseTask', {
       cpu: 512,
@@ -221,31 +273,52 @@ export class ArrobaStack extends Stack {
         operatingSystemFamily: ecs.OperatingSystemFamily.LINUX,
       },
     });
-    task.addContainer('firehose', {
-      image: ecs.ContainerImage.fromAsset(path.join(__dirname, '..', '..', '..', '..'), {
-        file: 'infra/docker/Dockerfile',
-        // The image must match the tasks' CPU whatever the deploying machine is (an arm64 image
-        // from an x86_64 host needs Docker's buildx with qemu binfmt; docs/deploy.md).
-        platform: props.architecture === 'arm64' ? ecrAssets.Platform.LINUX_ARM64 : ecrAssets.Platform.LINUX_AMD64,
-        exclude: ['target', '.local', '.git', 'infra/cdk/node_modules', 'infra/cdk/cdk.out', 'infra/cdk/dist'],
-      }),
-      environment,
-      secrets: {
-        PDS_JWT_SECRET: ecs.Secret.fromSecretsManager(jwtSecret),
-        PDS_ADMIN_PASSWORD: ecs.Secret.fromSecretsManager(adminPassword),
-        ARROBA_KEY_ENCRYPTION_KEYS: ecs.Secret.fromSecretsManager(keyEncryptionKeys),
-      },
+    const image = ecs.ContainerImage.fromAsset(path.join(__dirname, '..', '..', '..', '..'), {
+      file: 'infra/docker/Dockerfile',
+      // The image must match the tasks' CPU whatever the deploying machine is (an arm64 image
+      // from an x86_64 host needs Docker's buildx with qemu binfmt; docs/deploy.md).
+      platform: props.architecture === 'arm64' ? ecrAssets.Platform.LINUX_ARM64 : ecrAssets.Platform.LINUX_AMD64,
+      exclude: ['target', '.local', '.git', 'infra/cdk/node_modules', 'infra/cdk/cdk.out', 'infra/cdk/dist'],
+    });
+    // The firehose gets no secret at all: it never signs or checks a session.
+    const firehose = task.addContainer('firehose', {
+      image,
+      command: ['firehose'],
+      environment: { ...common, PDS_CRAWLERS: crawlers },
       portMappings: [{ containerPort: 2584 }],
       logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'firehose', logGroup: firehoseLogs }),
       stopTimeout: Duration.seconds(30),
       // With DynamoDB and S3 configured the task writes nothing locally.
       readonlyRootFilesystem: true,
     });
-    // The firehose reads the log and writes only skipped markers (events) and nothing else.
-    for (const name of ['events', 'blocks', 'counters', 'repos']) tables[name].grantReadData(task.taskRole);
+    // The bulk container checks sessions, so it gets the JWT secret, and only that.
+    const bulk = task.addContainer('bulk', {
+      image,
+      command: ['bulk'],
+      environment: server,
+      secrets: { PDS_JWT_SECRET: ecs.Secret.fromSecretsManager(jwtSecret) },
+      portMappings: [{ containerPort: 2585 }],
+      logging: ecs.LogDrivers.awsLogs({ streamPrefix: 'bulk', logGroup: firehoseLogs }),
+      stopTimeout: Duration.seconds(30),
+      readonlyRootFilesystem: true,
+    });
+    // The task role: the log and blocks to read, skipped markers to write, blob records and
+    // bytes for the bulk container, and repo records without their sealed keys (the condition
+    // allows only projected reads of the other attributes). No secret, ever.
+    for (const name of ['events', 'blocks', 'counters']) tables[name].grantReadData(task.taskRole);
     tables['events'].grantWriteData(task.taskRole);
+    tables['kv'].grantReadWriteData(task.taskRole);
+    blobs.grantReadWrite(task.taskRole);
+    task.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
+      resources: [tables['repos'].tableArn, `${tables['repos'].tableArn}/index/*`],
+      conditions: {
+        'ForAllValues:StringEquals': { 'dynamodb:Attributes': REPO_RECORD_ATTRIBUTES },
+        StringEqualsIfExists: { 'dynamodb:Select': 'SPECIFIC_ATTRIBUTES' },
+      },
+    }));
 
-    const albSg = new ec2.SecurityGroup(this, 'AlbSecurityGroup', { vpc, description: 'public firehose' });
+    const albSg = new ec2.SecurityGroup(this, 'AlbSecurityGroup', { vpc, description: 'public firehose and bulk paths', allowAllOutbound: false });
     const alb = new elbv2.ApplicationLoadBalancer(this, 'Alb', { vpc, internetFacing: true, securityGroup: albSg, idleTimeout: Duration.seconds(3600), dropInvalidHeaderFields: true });
     alb.logAccessLogs(logBucket, 'alb');
     // Certificates: existing ones by ARN, or a new one validated in the zone.
@@ -270,9 +343,11 @@ export class ArrobaStack extends Stack {
     const listener = certificate
       ? alb.addListener('Https', { port: 443, certificates: [certificate], sslPolicy: elbv2.SslPolicy.RECOMMENDED_TLS })
       : alb.addListener('Http', { port: 80 });
-    albSg.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(certificate ? 443 : 80), 'relays and consumers');
-    const serviceSg = new ec2.SecurityGroup(this, 'FirehoseSecurityGroup', { vpc, description: 'firehose tasks' });
-    serviceSg.addIngressRule(albSg, ec2.Port.tcp(2584), 'from the load balancer');
+    albSg.addIngressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(certificate ? 443 : 80), 'relays, consumers and clients');
+    const serviceSg = new ec2.SecurityGroup(this, 'FirehoseSecurityGroup', { vpc, description: 'firehose tasks', allowAllOutbound: false });
+    serviceSg.addIngressRule(albSg, ec2.Port.tcp(2584), 'firehose, from the load balancer');
+    serviceSg.addIngressRule(albSg, ec2.Port.tcp(2585), 'bulk, from the load balancer');
+    serviceSg.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'DynamoDB, S3, ECR, CloudWatch, the PLC directory and relays over HTTPS');
     const service = new ecs.FargateService(this, 'Firehose', {
       cluster,
       taskDefinition: task,
@@ -283,21 +358,45 @@ export class ArrobaStack extends Stack {
       securityGroups: [serviceSg],
       circuitBreaker: { rollback: true },
     });
-    const targets = listener.addTargets('Firehose', {
+    const health = { path: '/xrpc/_health', healthyHttpCodes: '200', interval: Duration.seconds(15) };
+    const firehoseTargets = listener.addTargets('Firehose', {
       port: 2584,
       protocol: elbv2.ApplicationProtocol.HTTP,
-      targets: [service],
-      healthCheck: { path: '/xrpc/_health', healthyHttpCodes: '200', interval: Duration.seconds(15) },
+      targets: [service.loadBalancerTarget({ containerName: firehose.containerName, containerPort: 2584 })],
+      healthCheck: health,
       deregistrationDelay: Duration.seconds(35),
     });
+    const bulkTargets = listener.addTargets('Bulk', {
+      port: 2585,
+      protocol: elbv2.ApplicationProtocol.HTTP,
+      targets: [service.loadBalancerTarget({ containerName: bulk.containerName, containerPort: 2585 })],
+      healthCheck: health,
+      deregistrationDelay: Duration.seconds(35),
+      priority: 10,
+      conditions: [elbv2.ListenerCondition.pathPatterns(BULK_PATHS)],
+    });
 
-    // Alarms: 5xx, throttles, firehose lag, task health.
+    // Alarms, all to one topic (and an e-mail address when given): 5xx, errors, DynamoDB
+    // throttling as DynamoDB reports it per table, firehose lag, task health.
+    const alarmTopic = new sns.Topic(this, 'Alarms');
+    alarmTopic.addToResourcePolicy(new iam.PolicyStatement({
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      actions: ['sns:Publish'],
+      resources: [alarmTopic.topicArn],
+      conditions: { Bool: { 'aws:SecureTransport': 'false' } },
+    }));
+    if (props.alarmEmail) alarmTopic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
+    const notify = new cwActions.SnsAction(alarmTopic);
     const alarm = (id: string, metric: cw.IMetric, threshold: number) =>
-      new cw.Alarm(this, id, { metric, threshold, evaluationPeriods: 3, comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, treatMissingData: cw.TreatMissingData.NOT_BREACHING });
+      new cw.Alarm(this, id, { metric, threshold, evaluationPeriods: 3, comparisonOperator: cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD, treatMissingData: cw.TreatMissingData.NOT_BREACHING })
+        .addAlarmAction(notify);
     alarm('Xrpc5xx', api.metricServerError({ period: Duration.minutes(1) }), 5);
     alarm('XrpcErrors', xrpc.metricErrors({ period: Duration.minutes(1) }), 1);
     for (const [name, t] of Object.entries(tables)) {
-      alarm(`Throttles-${name}`, t.metric('ThrottledRequests', { period: Duration.minutes(1), statistic: 'Sum' }), 1);
+      for (const metric of ['ReadThrottleEvents', 'WriteThrottleEvents']) {
+        alarm(`${metric}-${name}`, t.metric(metric, { period: Duration.minutes(1), statistic: 'Sum' }), 1);
+      }
     }
     const lag = new logs.MetricFilter(this, 'FirehoseLagFilter', {
       logGroup: firehoseLogs,
@@ -307,18 +406,20 @@ export class ArrobaStack extends Stack {
       metricValue: '$.fields.lag',
     });
     alarm('FirehoseLag', lag.metric({ statistic: 'Maximum', period: Duration.minutes(1) }), 1000);
-    new cw.Alarm(this, 'FirehoseUnhealthy', {
-      metric: targets.metrics.healthyHostCount({ statistic: 'Minimum', period: Duration.minutes(1) }),
-      threshold: 1,
-      evaluationPeriods: 3,
-      comparisonOperator: cw.ComparisonOperator.LESS_THAN_THRESHOLD,
-      treatMissingData: cw.TreatMissingData.BREACHING,
-    });
+    for (const [id, targets] of [['FirehoseUnhealthy', firehoseTargets], ['BulkUnhealthy', bulkTargets]] as const) {
+      new cw.Alarm(this, id, {
+        metric: targets.metrics.healthyHostCount({ statistic: 'Minimum', period: Duration.minutes(1) }),
+        threshold: 1,
+        evaluationPeriods: 3,
+        comparisonOperator: cw.ComparisonOperator.LESS_THAN_THRESHOLD,
+        treatMissingData: cw.TreatMissingData.BREACHING,
+      }).addAlarmAction(notify);
+    }
 
-    // The edge: one hostname (and its handle subdomains) for XRPC and the firehose. CloudFront
-    // forwards the viewer's Host, because the PDS answers /.well-known/atproto-did by it; API
-    // Gateway accepts that Host through custom domains for both names. The firehose and the two
-    // whole-repo exports (responses beyond Lambda's 6 MB) go to the ALB.
+    // The edge: one hostname (and its handle subdomains) for XRPC and the task's paths.
+    // CloudFront forwards the viewer's Host, because the PDS answers /.well-known/atproto-did by
+    // it; API Gateway accepts that Host through custom domains for both names. The firehose, the
+    // whole-repo exports (responses beyond Lambda's 6 MB) and the bulk paths go to the ALB.
     if (edgeCertificateArn) {
       if (!certificate) throw new Error('edgeCertificateArn needs certificateArn (the regional certificate for the API and the ALB)');
       const names = [props.hostname, `*.${props.hostname}`];
@@ -333,17 +434,38 @@ export class ArrobaStack extends Stack {
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
       };
       const albOrigin = new origins.LoadBalancerV2Origin(alb, { protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY });
-      const firehosePaths = ['subscribeRepos', 'getRepo', 'getCheckout'].map((m) => `/xrpc/com.atproto.sync.${m}`);
+      let webAclId: string | undefined;
+      if (props.wafRateLimit !== undefined) {
+        if (this.region !== 'us-east-1') throw new Error('wafRateLimit needs the stack in us-east-1 (CloudFront WAF rules live there)');
+        const acl = new wafv2.CfnWebACL(this, 'EdgeWaf', {
+          scope: 'CLOUDFRONT',
+          defaultAction: { allow: {} },
+          visibilityConfig: { cloudWatchMetricsEnabled: true, metricName: 'arroba-edge', sampledRequestsEnabled: true },
+          rules: [{
+            name: 'rate-per-ip',
+            priority: 0,
+            action: { block: {} },
+            statement: { rateBasedStatement: { limit: props.wafRateLimit, aggregateKeyType: 'IP' } },
+            visibilityConfig: { cloudWatchMetricsEnabled: true, metricName: 'arroba-rate-per-ip', sampledRequestsEnabled: true },
+          }],
+        });
+        webAclId = acl.attrArn;
+      }
       const edge = new cloudfront.Distribution(this, 'Edge', {
         domainNames: names,
         certificate: acm.Certificate.fromCertificateArn(this, 'EdgeCertificate', edgeCertificateArn),
         minimumProtocolVersion: cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021,
+        enableIpv6: true,
+        webAclId,
         defaultBehavior: {
           origin: new origins.HttpOrigin(domains[0].regionalDomainName, { protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY }),
           allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL,
           ...passThrough,
         },
-        additionalBehaviors: Object.fromEntries(firehosePaths.map((p) => [p, { origin: albOrigin, ...passThrough }])),
+        additionalBehaviors: Object.fromEntries([
+          ...FIREHOSE_PATHS.map((p) => [p, { origin: albOrigin, ...passThrough }]),
+          ...BULK_PATHS.map((p) => [p, { origin: albOrigin, allowedMethods: cloudfront.AllowedMethods.ALLOW_ALL, ...passThrough }]),
+        ]),
         enableLogging: true,
         logBucket,
         logFilePrefix: 'cloudfront/',
@@ -353,11 +475,17 @@ export class ArrobaStack extends Stack {
           zone, recordName, target: route53.RecordTarget.fromAlias(new r53targets.CloudFrontTarget(edge)),
         }));
       }
-      new CfnOutput(this, 'EdgeDomain', { value: edge.distributionDomainName });
+      new CfnOutput(this, 'EdgeDomain', { value: edge.distributionDomainName, description: 'Point hostname and *.hostname here (CNAME or alias) when Route 53 records were not created' });
     }
 
-    new CfnOutput(this, 'XrpcUrl', { value: api.apiEndpoint });
+    new CfnOutput(this, 'XrpcUrl', { value: api.apiEndpoint, description: 'The HTTP API (XRPC through the Lambda)' });
     new CfnOutput(this, 'FirehoseUrl', { value: `${certificate ? 'wss' : 'ws'}://${alb.loadBalancerDnsName}/xrpc/com.atproto.sync.subscribeRepos` });
+    new CfnOutput(this, 'AdminPasswordSecretArn', { value: adminPassword.secretArn, description: 'The admin password (arroba admin, pdsadmin)' });
+    new CfnOutput(this, 'KeyEncryptionKeysSecretArn', { value: keyEncryptionKeys.secretArn, description: 'Back it up: it seals every account key' });
+    new CfnOutput(this, 'PlcRotationKeySecretArn', { value: plcRotationKey.secretArn, description: 'Back it up: the operator rotation key of every DID' });
+    new CfnOutput(this, 'AlarmTopicArn', { value: alarmTopic.topicArn, description: 'Subscribe to get alarms' });
+    new CfnOutput(this, 'BlobBucket', { value: blobs.bucketName });
+    new CfnOutput(this, 'TableNames', { value: tableNames });
 
     // cdk-nag findings we accept, each with its reason.
     NagSuppressions.addStackSuppressions(this, [
@@ -366,8 +494,10 @@ export class ArrobaStack extends Stack {
       { id: 'AwsSolutions-APIG4', reason: 'XRPC methods authenticate themselves (session JWTs, admin Basic auth); most are public by protocol.' },
       { id: 'AwsSolutions-EC23', reason: 'The firehose is a public endpoint by design: relays and consumers connect from anywhere.' },
       { id: 'AwsSolutions-CFR1', reason: 'A PDS serves its users and relays worldwide; no geo restriction.' },
-      { id: 'AwsSolutions-CFR2', reason: 'No WAF on the edge: XRPC rate limits and auth live in the PDS, and WAF bills per request; operators may attach one.' },
-      { id: 'AwsSolutions-ECS2', reason: 'Environment variables hold only non-secret settings; secrets use ECS secrets from Secrets Manager.' },
+      { id: 'AwsSolutions-CFR2', reason: 'The WAF is optional (wafRateLimit): the PDS rate-limits itself and the API is throttled; WAF bills per request.' },
+      { id: 'AwsSolutions-ECS2', reason: 'Environment variables hold only non-secret settings; the one secret (the bulk container\'s JWT secret) is an ECS secret from Secrets Manager.' },
+      { id: 'AwsSolutions-ECS4', reason: 'Container Insights is on, in its enhanced mode (containerInsightsV2), which this cdk-nag version does not recognise.' },
+      { id: 'AwsSolutions-SNS2', reason: 'Alarm notifications carry no sensitive data, and CloudWatch cannot publish to a topic encrypted with the AWS-managed SNS key (a customer key would cost $1 a month).' },
     ]);
   }
 }

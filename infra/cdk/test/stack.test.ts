@@ -9,7 +9,7 @@ import * as path from 'path';
 import { App, Aspects } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ArrobaStack, tableDefinitions } from '../lib/arroba-stack';
+import { ArrobaStack, BULK_PATHS, FIREHOSE_PATHS, MAIN_RELAY, REPO_RECORD_ATTRIBUTES, propsFromContext, tableDefinitions } from '../lib/arroba-stack';
 
 // Every synth writes its cloud assembly under one temporary folder, removed when the tests end
 // (an App without an outdir leaves a new cdk.out folder in the system temp dir each time).
@@ -21,12 +21,15 @@ function synth(extra: Record<string, string> = {}) {
   const app = new App({ outdir });
   const stack = new ArrobaStack(app, 'Test', {
     hostname: 'pds.example.com',
-    handleDomains: '.pds.example.com',
+    handleDomains: '',
     plcUrl: 'https://plc.directory',
-    crawlers: 'https://bsky.network',
+    crawlers: MAIN_RELAY,
     architecture: 'arm64',
     lambdaAsset: path.join(__dirname, '..', '..', '..', 'lambda-placeholder'),
-    tablePrefix: 'arroba-',
+    inviteRequired: true,
+    blobUploadLimit: 52428800,
+    apiRateLimit: 200,
+    apiBurstLimit: 400,
     env: { region: 'us-east-1', account: '123456789012' },
     ...extra,
   });
@@ -50,8 +53,11 @@ test('tables match the Rust definitions: keys, indexes, TTL, on-demand, PITR, de
   const tables = template.findResources('AWS::DynamoDB::Table');
   assert.equal(Object.keys(tables).length, defs.length);
   for (const def of defs) {
-    const [, table] = Object.entries(tables).find(([, t]: any) => t.Properties.TableName === `arroba-${def.suffix}`) as [string, any];
+    const [id, table] = Object.entries(tables).find(([id]) => id.startsWith(`Table${def.suffix.replace(/-/g, '')}`)) as [string, any];
     const p = table.Properties;
+    // CloudFormation names the tables, so a rolled-back first deploy never blocks the next one;
+    // the binaries get the names in ARROBA_TABLE_NAMES.
+    assert.equal(p.TableName, undefined, id);
     assert.equal(p.BillingMode, 'PAY_PER_REQUEST');
     assert.equal(p.PointInTimeRecoverySpecification.PointInTimeRecoveryEnabled, true);
     assert.equal(p.DeletionProtectionEnabled, true);
@@ -92,7 +98,7 @@ test('the blob bucket is private, encrypted, TLS-only and cleans up incomplete u
   });
 });
 
-test('the XRPC Lambda: provided.al2023, the chosen architecture, secrets only by ARN', () => {
+test('the XRPC Lambda: provided.al2023, the chosen architecture, secrets only by ARN, safe defaults', () => {
   const fns = template.findResources('AWS::Lambda::Function');
   const [fn] = Object.values(fns) as any[];
   assert.equal(fn.Properties.Runtime, 'provided.al2023');
@@ -103,48 +109,88 @@ test('the XRPC Lambda: provided.al2023, the chosen architecture, secrets only by
     assert.ok(env[`${secret}_ARN`], `${secret} is passed by ARN`);
   }
   assert.equal(env.PDS_STORAGE, 'dynamodb');
+  assert.equal(env.PDS_INVITE_REQUIRED, 'true', 'invites are required unless the operator turns them off');
+  assert.equal(env.PDS_SERVICE_HANDLE_DOMAINS, '.pds.example.com', 'handles default to the hostname');
+  assert.equal(env.PDS_BLOB_UPLOAD_LIMIT, '52428800');
+  assert.ok(JSON.stringify(env.ARROBA_TABLE_NAMES).includes('Tablerepos'), 'the table names reach the binary');
   const x86 = synth({ architecture: 'x86_64' } as any).template;
   assert.deepEqual((Object.values(x86.findResources('AWS::Lambda::Function'))[0] as any).Properties.Architectures, ['x86_64']);
   template.resourceCountIs('AWS::ApiGatewayV2::Api', 1);
-  template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { AccessLogSettings: Match.anyValue() });
+  template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+    AccessLogSettings: Match.anyValue(),
+    DefaultRouteSettings: { ThrottlingRateLimit: 200, ThrottlingBurstLimit: 400 },
+  });
 });
 
-test('secrets live in Secrets Manager and the template holds no secret values', () => {
+test('context: hostname is required, nothing defaults to an example domain, crawlers default to the main relay', () => {
+  const cdkJson = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'cdk.json'), 'utf8'));
+  assert.ok(!JSON.stringify(cdkJson).includes('example.com'), 'cdk.json names no example domain');
+  assert.throws(() => propsFromContext(new App({ context: cdkJson.context })), /missing context value hostname/);
+  const props = propsFromContext(new App({ context: { ...cdkJson.context, hostname: 'pds.rehearsal.test' } }));
+  assert.equal(props.crawlers, MAIN_RELAY);
+  assert.equal(props.inviteRequired, true);
+  assert.equal(props.handleDomains, '');
+  // An empty value (what `make deploy` would pass for an unset variable) is the default, not "".
+  const empty = propsFromContext(new App({ context: { hostname: 'h.test', crawlers: '', certificateArn: '' } }));
+  assert.equal(empty.crawlers, MAIN_RELAY);
+  assert.equal(empty.certificateArn, undefined);
+});
+
+test('secrets live in Secrets Manager in the forms the binaries read, and the keys outlive the stack', () => {
   template.resourceCountIs('AWS::SecretsManager::Secret', 4);
+  const secrets = template.findResources('AWS::SecretsManager::Secret');
+  const byId = (prefix: string) => Object.entries(secrets).find(([id]) => id.startsWith(prefix))![1] as any;
   // The PLC rotation key is generated as 64 lowercase hex digits (a k256 private key).
-  template.hasResourceProperties('AWS::SecretsManager::Secret', {
-    GenerateSecretString: Match.objectLike({
-      PasswordLength: 64, ExcludeUppercase: true, ExcludePunctuation: true, ExcludeCharacters: 'ghijklmnopqrstuvwxyz',
-    }),
-  });
+  const hex = { PasswordLength: 64, ExcludeUppercase: true, ExcludePunctuation: true, ExcludeCharacters: 'ghijklmnopqrstuvwxyz', IncludeSpace: false };
+  assert.deepEqual(byId('PlcRotationKey').Properties.GenerateSecretString, hex);
+  // The key-encryption key: {"id":"k1","key":<64 hex digits>}, a form the binaries accept.
+  const kek = byId('KeyEncryptionKeys').Properties.GenerateSecretString;
+  assert.deepEqual(kek, { ...hex, SecretStringTemplate: '{"id":"k1"}', GenerateStringKey: 'key' });
+  for (const id of ['KeyEncryptionKeys', 'PlcRotationKey']) {
+    assert.equal(byId(id).DeletionPolicy, 'Retain', `${id} is kept when the stack goes`);
+  }
   const json = JSON.stringify(template.toJSON());
   assert.ok(!/insecure-development|hunter2/.test(json));
   const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;
-  const container = task.Properties.ContainerDefinitions[0];
-  assert.deepEqual(container.Secrets.map((s: any) => s.Name).sort(), ['ARROBA_KEY_ENCRYPTION_KEYS', 'PDS_ADMIN_PASSWORD', 'PDS_JWT_SECRET']);
-  assert.ok(!container.Environment.some((e: any) => /SECRET|PASSWORD|KEYS$/.test(e.Name)));
+  const containers = Object.fromEntries(task.Properties.ContainerDefinitions.map((c: any) => [c.Name, c]));
+  assert.equal(containers.firehose.Secrets, undefined, 'the firehose gets no secret');
+  assert.deepEqual(containers.bulk.Secrets.map((s: any) => s.Name), ['PDS_JWT_SECRET'], 'the bulk container gets only the JWT secret');
+  for (const c of Object.values(containers) as any[]) {
+    assert.ok(!c.Environment.some((e: any) => /SECRET|PASSWORD|KEYS$/.test(e.Name)), c.Name);
+  }
 });
 
-test('the firehose: two Fargate tasks behind an ALB with a long idle timeout, health checks, draining', () => {
+test('the task: two Fargate tasks behind an ALB, the firehose by default, the bulk paths to the bulk container', () => {
   template.hasResourceProperties('AWS::ECS::Service', {
     DesiredCount: 2,
     LaunchType: 'FARGATE',
     DeploymentConfiguration: Match.objectLike({ MinimumHealthyPercent: 100, DeploymentCircuitBreaker: { Enable: true, Rollback: true } }),
   });
+  template.hasResourceProperties('AWS::ECS::Cluster', { ClusterSettings: [{ Name: 'containerInsights', Value: 'enhanced' }] });
   template.hasResourceProperties('AWS::ElasticLoadBalancingV2::LoadBalancer', {
     Scheme: 'internet-facing',
     LoadBalancerAttributes: Match.arrayWith([{ Key: 'idle_timeout.timeout_seconds', Value: '3600' }, { Key: 'access_logs.s3.enabled', Value: 'true' }]),
   });
-  template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
-    HealthCheckPath: '/xrpc/_health',
-    Port: 2584,
-    TargetGroupAttributes: Match.arrayWith([{ Key: 'deregistration_delay.timeout_seconds', Value: '35' }]),
+  for (const port of [2584, 2585]) {
+    template.hasResourceProperties('AWS::ElasticLoadBalancingV2::TargetGroup', {
+      HealthCheckPath: '/xrpc/_health',
+      Port: port,
+      TargetGroupAttributes: Match.arrayWith([{ Key: 'deregistration_delay.timeout_seconds', Value: '35' }]),
+    });
+  }
+  template.hasResourceProperties('AWS::ElasticLoadBalancingV2::ListenerRule', {
+    Conditions: [{ Field: 'path-pattern', PathPatternConfig: { Values: BULK_PATHS } }],
   });
   const subnets = template.findResources('AWS::EC2::Subnet');
   const azs = new Set(Object.values(subnets).map((s: any) => JSON.stringify(s.Properties.AvailabilityZone)));
   assert.equal(azs.size, 2, 'tasks spread over two AZs');
   const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;
-  assert.equal(task.Properties.ContainerDefinitions[0].PortMappings[0].ContainerPort, 2584);
+  const containers = task.Properties.ContainerDefinitions.map((c: any) => [c.Name, c.Command, c.PortMappings[0].ContainerPort]);
+  assert.deepEqual(containers, [['firehose', ['firehose'], 2584], ['bulk', ['bulk'], 2585]]);
+  // Egress is what the tasks need (HTTPS out) and no more.
+  const groups = Object.entries(template.findResources('AWS::EC2::SecurityGroup')) as [string, any][];
+  const tasks = groups.find(([id]) => id.startsWith('FirehoseSecurityGroup'))![1];
+  assert.deepEqual(tasks.Properties.SecurityGroupEgress.map((e: any) => [e.IpProtocol, e.FromPort, e.ToPort, e.CidrIp]), [['tcp', 443, 443, '0.0.0.0/0']]);
 });
 
 test('the firehose image is built for the tasks\' architecture, from the project Dockerfile', () => {
@@ -160,15 +206,27 @@ test('the firehose image is built for the tasks\' architecture, from the project
   }
 });
 
-test('least privilege: the firehose role cannot touch blobs or secrets beyond its own, and writes only events', () => {
+test('least privilege: the task role reads no secret and no sealed key, and writes only events, kv and blobs', () => {
   const policies = template.findResources('AWS::IAM::Policy');
   const taskPolicy = Object.entries(policies).find(([id]) => id.startsWith('FirehoseTaskTaskRole')) as [string, any];
-  const statements = JSON.stringify(taskPolicy[1].Properties.PolicyDocument.Statement);
-  assert.ok(!statements.includes('s3:'), 'no S3 access');
-  assert.ok(!statements.includes('secretsmanager'), 'secrets arrive through the execution role only');
-  const writes = taskPolicy[1].Properties.PolicyDocument.Statement.filter((s: any) => [].concat(s.Action).some((a: string) => a.includes('PutItem')));
-  assert.equal(writes.length, 1);
-  assert.ok(JSON.stringify(writes[0].Resource).includes('Tableevents'));
+  const statements = taskPolicy[1].Properties.PolicyDocument.Statement as any[];
+  const text = JSON.stringify(statements);
+  assert.ok(!text.includes('secretsmanager'), 'secrets reach only the bulk container, through the execution role');
+  const writes = statements.filter((s) => [].concat(s.Action).some((a: string) => a.includes('PutItem')));
+  assert.deepEqual(writes.map((w) => JSON.stringify(w.Resource).match(/Table(events|kv)/)![1]).sort(), ['events', 'kv']);
+  const repos = statements.filter((s) => JSON.stringify(s.Resource).includes('Tablerepos'));
+  assert.equal(repos.length, 1, 'one statement on repos');
+  assert.deepEqual([].concat(repos[0].Action).sort(), ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query']);
+  assert.deepEqual(repos[0].Condition, {
+    'ForAllValues:StringEquals': { 'dynamodb:Attributes': REPO_RECORD_ATTRIBUTES },
+    StringEqualsIfExists: { 'dynamodb:Select': 'SPECIFIC_ATTRIBUTES' },
+  });
+  assert.ok(!REPO_RECORD_ATTRIBUTES.includes('keys'));
+  // The execution role reads exactly one secret: the JWT secret the bulk container gets.
+  const exec = Object.entries(policies).find(([id]) => id.startsWith('FirehoseTaskExecutionRole')) as [string, any];
+  const secretReads = (exec[1].Properties.PolicyDocument.Statement as any[]).filter((s) => JSON.stringify(s.Action).includes('secretsmanager'));
+  assert.equal(secretReads.length, 1);
+  assert.ok(JSON.stringify(secretReads[0].Resource).includes('JwtSecret'));
 });
 
 test('logs have retention and alarms cover 5xx, throttles, firehose lag and task health', () => {
@@ -176,13 +234,25 @@ test('logs have retention and alarms cover 5xx, throttles, firehose lag and task
   assert.ok(groups.length >= 3 && groups.every((g) => g.Properties.RetentionInDays === 30));
   const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as any[];
   const names = alarms.map((a) => a.Properties.MetricName);
-  for (const m of ['5xx', 'Errors', 'ThrottledRequests', 'FirehoseLag', 'HealthyHostCount']) assert.ok(names.includes(m), `an alarm on ${m}`);
+  for (const m of ['5xx', 'Errors', 'ReadThrottleEvents', 'WriteThrottleEvents', 'FirehoseLag', 'HealthyHostCount']) assert.ok(names.includes(m), `an alarm on ${m}`);
+  const tables = tableDefinitions().length;
+  assert.equal(names.filter((n) => n === 'ReadThrottleEvents').length, tables, 'throttles alarmed on every table');
+  // Every alarm notifies the topic; an e-mail address subscribes when given.
+  const topic = Object.keys(template.findResources('AWS::SNS::Topic'))[0];
+  for (const a of alarms) assert.deepEqual(a.Properties.AlarmActions, [{ Ref: topic }]);
+  assert.equal(Object.keys(template.findResources('AWS::SNS::Subscription')).length, 0);
+  template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+    PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Effect: 'Deny', Action: 'sns:Publish', Condition: { Bool: { 'aws:SecureTransport': 'false' } } })]) },
+  });
+  const mailed = synth({ alarmEmail: 'ops@pds.test' } as any).template;
+  mailed.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@pds.test' });
   // The lag metric comes from the firehose's JSON logs (src/firehose/hub.rs logs `lag`).
   const filter = Object.values(template.findResources('AWS::Logs::MetricFilter'))[0] as any;
   assert.equal(filter.Properties.MetricTransformations[0].MetricValue, '$.fields.lag');
   const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0] as any;
-  const env = task.Properties.ContainerDefinitions[0].Environment;
-  assert.ok(env.some((e: any) => e.Name === 'ARROBA_LOG_FORMAT' && e.Value === 'json'));
+  for (const c of task.Properties.ContainerDefinitions) {
+    assert.ok(c.Environment.some((e: any) => e.Name === 'ARROBA_LOG_FORMAT' && e.Value === 'json'), c.Name);
+  }
 });
 
 test('the edge: one hostname and its handle subdomains, Host forwarded, firehose paths to the ALB, DNS records', () => {
@@ -208,7 +278,10 @@ test('the edge: one hostname and its handle subdomains, Host forwarded, firehose
   assert.equal(dist.DefaultCacheBehavior.CachePolicyId, cachingDisabled);
   assert.ok(dist.DefaultCacheBehavior.AllowedMethods.includes('POST'));
   const paths = dist.CacheBehaviors.map((b: any) => b.PathPattern).sort();
-  assert.deepEqual(paths, ['/xrpc/com.atproto.sync.getCheckout', '/xrpc/com.atproto.sync.getRepo', '/xrpc/com.atproto.sync.subscribeRepos']);
+  assert.deepEqual(paths, [...FIREHOSE_PATHS, ...BULK_PATHS].sort());
+  const upload = dist.CacheBehaviors.find((b: any) => b.PathPattern === '/xrpc/com.atproto.repo.uploadBlob');
+  assert.ok(upload.AllowedMethods.includes('POST'), 'uploads are POSTed through the edge');
+  assert.equal(dist.IPV6Enabled, true);
   const albOriginId = dist.CacheBehaviors[0].TargetOriginId;
   assert.notEqual(albOriginId, dist.DefaultCacheBehavior.TargetOriginId);
   const albOrigin = dist.Origins.find((o: any) => o.Id === albOriginId);
@@ -222,6 +295,27 @@ test('the edge: one hostname and its handle subdomains, Host forwarded, firehose
   assert.deepEqual(records, ['*.pds.example.com.', 'pds.example.com.']);
   // The ALB listens on HTTPS with the regional certificate.
   t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'HTTPS' });
+});
+
+test('an optional WAF limits requests per IP on the edge (us-east-1 only)', () => {
+  const edgeProps = {
+    certificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/regional',
+    edgeCertificateArn: 'arn:aws:acm:us-east-1:123456789012:certificate/edge',
+  };
+  const walled = synth({ ...edgeProps, wafRateLimit: 3000 } as any).template;
+  walled.hasResourceProperties('AWS::WAFv2::WebACL', {
+    Scope: 'CLOUDFRONT',
+    Rules: [Match.objectLike({ Statement: { RateBasedStatement: { Limit: 3000, AggregateKeyType: 'IP' } }, Action: { Block: {} } })],
+  });
+  const dist = (Object.values(walled.findResources('AWS::CloudFront::Distribution'))[0] as any).Properties.DistributionConfig;
+  assert.ok(JSON.stringify(dist.WebACLId).includes('EdgeWaf'));
+  assert.equal(Object.keys(template.findResources('AWS::WAFv2::WebACL')).length, 0, 'none by default');
+  assert.throws(() => synth({ ...edgeProps, wafRateLimit: 3000, env: { region: 'eu-west-1', account: '123456789012' } } as any), /us-east-1/);
+});
+
+test('outputs: every value docs/deploy.md tells an operator to look up', () => {
+  const outputs = Object.keys(template.findOutputs('*')).sort();
+  assert.deepEqual(outputs, ['AdminPasswordSecretArn', 'AlarmTopicArn', 'BlobBucket', 'FirehoseUrl', 'KeyEncryptionKeysSecretArn', 'PlcRotationKeySecretArn', 'TableNames', 'XrpcUrl']);
 });
 
 test('without an edge certificate the stack has no distribution, and an edge needs the regional certificate', () => {

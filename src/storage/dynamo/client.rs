@@ -18,6 +18,8 @@ use crate::storage::{BlockCache, KeySealer, StorageError};
 pub struct DynamoConfig {
     /// Prefix of every table name (`ARROBA_TABLE_PREFIX`, default `arroba-`).
     pub table_prefix: String,
+    /// Names by table suffix that replace `<prefix><suffix>` (`ARROBA_TABLE_NAMES`).
+    pub table_names: std::collections::BTreeMap<String, String>,
     /// Seals account keys at rest (`ARROBA_KEY_ENCRYPTION_KEYS`); None in processes that never
     /// sign (the firehose task), which then never read the `keys` attribute.
     pub sealer: Option<KeySealer>,
@@ -38,6 +40,7 @@ impl DynamoConfig {
     pub fn new(table_prefix: impl Into<String>, sealer: Option<KeySealer>) -> DynamoConfig {
         DynamoConfig {
             table_prefix: table_prefix.into(),
+            table_names: Default::default(),
             sealer,
             event_retention: Duration::from_secs(7 * 24 * 3600),
             block_cache: BlockCache::default(),

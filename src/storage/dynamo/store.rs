@@ -71,7 +71,10 @@ impl DynamoStorage {
     }
 
     pub(super) fn table(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.config.table_prefix)
+        match self.config.table_names.get(suffix) {
+            Some(name) => name.clone(),
+            None => format!("{}{suffix}", self.config.table_prefix),
+        }
     }
 
     pub(super) fn expires_at(&self) -> i64 {

@@ -1,4 +1,40 @@
-# Alarms: HTTP 5xx, Lambda errors, DynamoDB throttles, firehose lag and task health.
+# Alarms, all to one SNS topic (and an e-mail address when given): HTTP 5xx, Lambda errors,
+# DynamoDB throttling as DynamoDB reports it per table, firehose lag, task health.
+resource "aws_sns_topic" "alarms" {
+  name_prefix = "arroba-alarms-"
+}
+
+resource "aws_sns_topic_policy" "alarms" {
+  arn = aws_sns_topic.alarms.arn
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid       = "AlarmsPublish"
+        Effect    = "Allow"
+        Principal = { Service = "cloudwatch.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms.arn
+      },
+      {
+        Sid       = "TlsOnly"
+        Effect    = "Deny"
+        Principal = "*"
+        Action    = "sns:Publish"
+        Resource  = aws_sns_topic.alarms.arn
+        Condition = { Bool = { "aws:SecureTransport" = "false" } }
+      },
+    ]
+  })
+}
+
+resource "aws_sns_topic_subscription" "alarm_email" {
+  count     = var.alarm_email != "" ? 1 : 0
+  topic_arn = aws_sns_topic.alarms.arn
+  protocol  = "email"
+  endpoint  = var.alarm_email
+}
+
 locals {
   # Alarms that fire at or above a threshold, for three minutes in a row.
   threshold_alarms = {
@@ -16,12 +52,15 @@ locals {
       dimensions = {}
     }
   }
-  throttle_alarms = {
-    for name, table in aws_dynamodb_table.this : "throttles-${name}" => {
-      namespace = "AWS/DynamoDB", metric = "ThrottledRequests", statistic = "Sum", threshold = 1
-      dimensions = { TableName = table.name }
+  # DynamoDB publishes throttling per table as ReadThrottleEvents and WriteThrottleEvents.
+  throttle_alarms = merge([
+    for name, table in aws_dynamodb_table.this : {
+      for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] : "${metric}-${name}" => {
+        namespace = "AWS/DynamoDB", metric = metric, statistic = "Sum", threshold = 1
+        dimensions = { TableName = table.name }
+      }
     }
-  }
+  ]...)
 }
 
 resource "aws_cloudwatch_metric_alarm" "threshold" {
@@ -36,6 +75,7 @@ resource "aws_cloudwatch_metric_alarm" "threshold" {
   threshold           = each.value.threshold
   comparison_operator = "GreaterThanOrEqualToThreshold"
   treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
 }
 
 resource "aws_cloudwatch_log_metric_filter" "firehose_lag" {
@@ -49,15 +89,21 @@ resource "aws_cloudwatch_log_metric_filter" "firehose_lag" {
   }
 }
 
-resource "aws_cloudwatch_metric_alarm" "firehose_unhealthy" {
-  alarm_name          = "arroba-firehose-unhealthy"
+# A container with no healthy target for three minutes: the firehose's or the bulk one's.
+resource "aws_cloudwatch_metric_alarm" "unhealthy" {
+  for_each = {
+    firehose = aws_lb_target_group.firehose.arn_suffix
+    bulk     = aws_lb_target_group.bulk.arn_suffix
+  }
+  alarm_name          = "arroba-${each.key}-unhealthy"
   namespace           = "AWS/ApplicationELB"
   metric_name         = "HealthyHostCount"
-  dimensions          = { LoadBalancer = aws_lb.firehose.arn_suffix, TargetGroup = aws_lb_target_group.firehose.arn_suffix }
+  dimensions          = { LoadBalancer = aws_lb.firehose.arn_suffix, TargetGroup = each.value }
   statistic           = "Minimum"
   period              = 60
   evaluation_periods  = 3
   threshold           = 1
   comparison_operator = "LessThanThreshold"
   treat_missing_data  = "breaching"
+  alarm_actions       = [aws_sns_topic.alarms.arn]
 }

@@ -1,11 +1,16 @@
 # The edge: one hostname (and its handle subdomains) for XRPC and the firehose. CloudFront
 # forwards the viewer's Host, because the PDS answers /.well-known/atproto-did by it; API Gateway
-# accepts that Host through custom domains for both names. The firehose and the two whole-repo
-# exports (responses beyond Lambda's 6 MB) go to the ALB.
+# accepts that Host through custom domains for both names. The firehose, the two whole-repo
+# exports (responses beyond Lambda's 6 MB) and the bulk paths (uploads and blob downloads, bodies
+# beyond it) go to the ALB, which sends the bulk paths to the bulk container.
 locals {
-  edge           = var.edge_certificate_arn != "" || var.create_certificate
-  edge_names     = [var.hostname, "*.${var.hostname}"]
-  firehose_paths = ["subscribeRepos", "getRepo", "getCheckout"]
+  edge       = var.edge_certificate_arn != "" || var.create_certificate
+  edge_names = [var.hostname, "*.${var.hostname}"]
+  firehose_paths = [
+    "/xrpc/com.atproto.sync.subscribeRepos", "/xrpc/com.atproto.sync.getRepo",
+    "/xrpc/com.atproto.sync.getCheckout",
+  ]
+  bulk_paths = ["/xrpc/com.atproto.repo.uploadBlob", "/xrpc/com.atproto.sync.getBlob"]
   # AWS managed policies: CachingDisabled and AllViewer (forwards Host).
   caching_disabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
   all_viewer       = "216adef6-5c7f-47e4-b989-5492eafa07d3"
@@ -31,8 +36,10 @@ resource "aws_apigatewayv2_api_mapping" "edge" {
 resource "aws_cloudfront_distribution" "edge" {
   count        = local.edge ? 1 : 0
   enabled      = true
-  aliases      = local.edge_names
-  http_version = "http2"
+  aliases         = local.edge_names
+  http_version    = "http2"
+  is_ipv6_enabled = true
+  web_acl_id      = var.waf_rate_limit > 0 ? aws_wafv2_web_acl.edge[0].arn : null
 
   origin {
     origin_id   = "xrpc"
@@ -68,9 +75,22 @@ resource "aws_cloudfront_distribution" "edge" {
   dynamic "ordered_cache_behavior" {
     for_each = local.firehose_paths
     content {
-      path_pattern             = "/xrpc/com.atproto.sync.${ordered_cache_behavior.value}"
+      path_pattern             = ordered_cache_behavior.value
       target_origin_id         = "firehose"
       allowed_methods          = ["GET", "HEAD"]
+      cached_methods           = ["GET", "HEAD"]
+      viewer_protocol_policy   = "https-only"
+      cache_policy_id          = local.caching_disabled
+      origin_request_policy_id = local.all_viewer
+    }
+  }
+
+  dynamic "ordered_cache_behavior" {
+    for_each = local.bulk_paths
+    content {
+      path_pattern             = ordered_cache_behavior.value
+      target_origin_id         = "firehose"
+      allowed_methods          = ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "POST", "DELETE"]
       cached_methods           = ["GET", "HEAD"]
       viewer_protocol_policy   = "https-only"
       cache_policy_id          = local.caching_disabled
@@ -94,6 +114,8 @@ resource "aws_cloudfront_distribution" "edge" {
     bucket = aws_s3_bucket.access_logs.bucket_domain_name
     prefix = "cloudfront/"
   }
+
+  depends_on = [aws_s3_bucket_ownership_controls.access_logs]
 }
 
 resource "aws_route53_record" "edge" {
@@ -105,5 +127,45 @@ resource "aws_route53_record" "edge" {
     name                   = aws_cloudfront_distribution.edge[0].domain_name
     zone_id                = aws_cloudfront_distribution.edge[0].hosted_zone_id
     evaluate_target_health = false
+  }
+}
+
+# An optional WAF on the edge: blocks an IP that sends more than waf_rate_limit requests in five
+# minutes. CloudFront's WAF rules live in us-east-1, so the module must be deployed there.
+resource "aws_wafv2_web_acl" "edge" {
+  count = local.edge && var.waf_rate_limit > 0 ? 1 : 0
+  name  = "arroba-edge"
+  scope = "CLOUDFRONT"
+  default_action {
+    allow {}
+  }
+  rule {
+    name     = "rate-per-ip"
+    priority = 0
+    action {
+      block {}
+    }
+    statement {
+      rate_based_statement {
+        limit              = var.waf_rate_limit
+        aggregate_key_type = "IP"
+      }
+    }
+    visibility_config {
+      cloudwatch_metrics_enabled = true
+      metric_name                = "arroba-rate-per-ip"
+      sampled_requests_enabled   = true
+    }
+  }
+  visibility_config {
+    cloudwatch_metrics_enabled = true
+    metric_name                = "arroba-edge"
+    sampled_requests_enabled   = true
+  }
+  lifecycle {
+    precondition {
+      condition     = data.aws_region.current.name == "us-east-1"
+      error_message = "waf_rate_limit needs the module in us-east-1 (CloudFront WAF rules live there)."
+    }
   }
 }

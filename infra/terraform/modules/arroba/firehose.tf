@@ -1,5 +1,8 @@
-# The firehose: Fargate tasks in two AZs (public subnets, no NAT) behind an ALB whose idle timeout
-# suits long-lived WebSockets; health checks on /xrpc/_health and a 35 s drain on deploys.
+# The task: Fargate in two AZs (public subnets, no NAT) behind an ALB whose idle timeout suits
+# long-lived WebSockets; health checks on /xrpc/_health and a 35 s drain on deploys. Each task
+# runs two containers from one image: the firehose (subscribeRepos and the whole-repo exports,
+# no secret) and the bulk container (uploadBlob and getBlob, bodies Lambda cannot carry, with
+# the JWT secret only).
 locals {
   azs = slice(data.aws_availability_zones.available.names, 0, 2)
 }
@@ -85,11 +88,18 @@ resource "aws_security_group" "alb" {
     cidr_blocks = ["0.0.0.0/0"]
   }
   egress {
-    description     = "to the firehose tasks"
+    description     = "to the firehose containers"
     protocol        = "tcp"
     from_port       = 2584
     to_port         = 2584
-    cidr_blocks     = [aws_vpc.this.cidr_block]
+    security_groups = [aws_security_group.firehose.id]
+  }
+  egress {
+    description     = "to the bulk containers"
+    protocol        = "tcp"
+    from_port       = 2585
+    to_port         = 2585
+    security_groups = [aws_security_group.firehose.id]
   }
 }
 
@@ -98,14 +108,21 @@ resource "aws_security_group" "firehose" {
   description = "firehose tasks"
   vpc_id      = aws_vpc.this.id
   ingress {
-    description     = "from the load balancer"
+    description     = "firehose, from the load balancer"
     protocol        = "tcp"
     from_port       = 2584
     to_port         = 2584
     security_groups = [aws_security_group.alb.id]
   }
+  ingress {
+    description     = "bulk, from the load balancer"
+    protocol        = "tcp"
+    from_port       = 2585
+    to_port         = 2585
+    security_groups = [aws_security_group.alb.id]
+  }
   egress {
-    description = "DynamoDB, Secrets Manager, ECR and CloudWatch over HTTPS"
+    description = "DynamoDB, S3, ECR, CloudWatch, the PLC directory and relays over HTTPS"
     protocol    = "tcp"
     from_port   = 443
     to_port     = 443
@@ -143,6 +160,20 @@ resource "aws_lb_target_group" "firehose" {
   }
 }
 
+resource "aws_lb_target_group" "bulk" {
+  name_prefix          = "arbulk"
+  port                 = 2585
+  protocol             = "HTTP"
+  target_type          = "ip"
+  vpc_id               = aws_vpc.this.id
+  deregistration_delay = 35
+  health_check {
+    path     = "/xrpc/_health"
+    matcher  = "200"
+    interval = 15
+  }
+}
+
 resource "aws_lb_listener" "firehose" {
   load_balancer_arn = aws_lb.firehose.arn
   port              = local.https ? 443 : 80
@@ -152,6 +183,21 @@ resource "aws_lb_listener" "firehose" {
   default_action {
     type             = "forward"
     target_group_arn = aws_lb_target_group.firehose.arn
+  }
+}
+
+# The bulk paths go to the bulk container; everything else the ALB gets is the firehose's.
+resource "aws_lb_listener_rule" "bulk" {
+  listener_arn = aws_lb_listener.firehose.arn
+  priority     = 10
+  action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.bulk.arn
+  }
+  condition {
+    path_pattern {
+      values = local.bulk_paths
+    }
   }
 }
 
@@ -178,7 +224,7 @@ data "aws_iam_policy_document" "ecs_tasks_assume" {
   }
 }
 
-# The execution role pulls the image, writes logs and injects the secrets.
+# The execution role pulls the image, writes logs and injects the bulk container's one secret.
 resource "aws_iam_role" "firehose_execution" {
   name_prefix        = "arroba-fh-exec-"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
@@ -193,14 +239,21 @@ resource "aws_iam_role_policy" "firehose_execution_secrets" {
   role = aws_iam_role.firehose_execution.id
   policy = jsonencode({
     Version   = "2012-10-17"
-    Statement = [{ Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = local.secret_arns }]
+    Statement = [{ Effect = "Allow", Action = ["secretsmanager:GetSecretValue"], Resource = values(local.bulk_secrets) }]
   })
 }
 
-# The task role reads the log and writes only skipped-sequence markers into events.
+# The task role: the log and blocks to read, skipped markers to write, blob records and bytes
+# for the bulk container, and repo records without their sealed keys (the condition allows only
+# projected reads of the other attributes). No secret, ever.
 resource "aws_iam_role" "firehose_task" {
   name_prefix        = "arroba-fh-task-"
   assume_role_policy = data.aws_iam_policy_document.ecs_tasks_assume.json
+}
+
+locals {
+  # Every repo-item attribute but `keys` (src/storage/dynamo/items.rs).
+  repo_record_attributes = ["did", "handle", "head", "rev", "status", "created_at", "list_pk"]
 }
 
 resource "aws_iam_role_policy" "firehose_task" {
@@ -212,17 +265,67 @@ resource "aws_iam_role_policy" "firehose_task" {
         Effect = "Allow"
         Action = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:Scan", "dynamodb:DescribeTable"]
         Resource = flatten([
-          for name in ["events", "blocks", "counters", "repos"] :
+          for name in ["events", "blocks", "counters", "kv"] :
           [aws_dynamodb_table.this[name].arn, "${aws_dynamodb_table.this[name].arn}/index/*"]
         ])
       },
       {
         Effect   = "Allow"
         Action   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
-        Resource = [aws_dynamodb_table.this["events"].arn]
+        Resource = [aws_dynamodb_table.this["events"].arn, aws_dynamodb_table.this["kv"].arn]
+      },
+      {
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"]
+        Resource = [aws_dynamodb_table.this["repos"].arn, "${aws_dynamodb_table.this["repos"].arn}/index/*"]
+        Condition = {
+          "ForAllValues:StringEquals" = { "dynamodb:Attributes" = local.repo_record_attributes }
+          StringEqualsIfExists        = { "dynamodb:Select" = "SPECIFIC_ATTRIBUTES" }
+        }
+      },
+      {
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
+        Resource = "${aws_s3_bucket.blobs.arn}/*"
+      },
+      {
+        Effect   = "Allow"
+        Action   = ["s3:ListBucket"]
+        Resource = aws_s3_bucket.blobs.arn
       },
     ]
   })
+}
+
+locals {
+  log_options = {
+    awslogs-group  = aws_cloudwatch_log_group.firehose.name
+    awslogs-region = data.aws_region.current.name
+  }
+  # The two containers of the task, from one image.
+  firehose_container = {
+    name                   = "firehose"
+    image                  = local.firehose_image
+    command                = ["firehose"]
+    essential              = true
+    stopTimeout            = 30
+    readonlyRootFilesystem = true
+    portMappings           = [{ containerPort = 2584, protocol = "tcp" }]
+    environment            = [for k, v in local.firehose_environment : { name = k, value = v }]
+    logConfiguration       = { logDriver = "awslogs", options = merge(local.log_options, { awslogs-stream-prefix = "firehose" }) }
+  }
+  bulk_container = {
+    name                   = "bulk"
+    image                  = local.firehose_image
+    command                = ["bulk"]
+    essential              = true
+    stopTimeout            = 30
+    readonlyRootFilesystem = true
+    portMappings           = [{ containerPort = 2585, protocol = "tcp" }]
+    environment            = [for k, v in local.bulk_environment : { name = k, value = v }]
+    secrets                = [for k, v in local.bulk_secrets : { name = k, valueFrom = v }]
+    logConfiguration       = { logDriver = "awslogs", options = merge(local.log_options, { awslogs-stream-prefix = "bulk" }) }
+  }
 }
 
 resource "aws_ecs_task_definition" "firehose" {
@@ -237,28 +340,7 @@ resource "aws_ecs_task_definition" "firehose" {
     cpu_architecture        = var.architecture == "arm64" ? "ARM64" : "X86_64"
     operating_system_family = "LINUX"
   }
-  container_definitions = jsonencode([{
-    name                   = "firehose"
-    image                  = var.firehose_image
-    essential              = true
-    stopTimeout            = 30
-    readonlyRootFilesystem = true
-    portMappings           = [{ containerPort = 2584, protocol = "tcp" }]
-    environment            = [for k, v in local.environment : { name = k, value = v }]
-    secrets = [
-      { name = "PDS_JWT_SECRET", valueFrom = aws_secretsmanager_secret.jwt.arn },
-      { name = "PDS_ADMIN_PASSWORD", valueFrom = aws_secretsmanager_secret.admin_password.arn },
-      { name = "ARROBA_KEY_ENCRYPTION_KEYS", valueFrom = aws_secretsmanager_secret.key_encryption_keys.arn },
-    ]
-    logConfiguration = {
-      logDriver = "awslogs"
-      options = {
-        awslogs-group         = aws_cloudwatch_log_group.firehose.name
-        awslogs-region        = data.aws_region.current.name
-        awslogs-stream-prefix = "firehose"
-      }
-    }
-  }])
+  container_definitions = jsonencode([local.firehose_container, local.bulk_container])
 }
 
 resource "aws_ecs_service" "firehose" {
@@ -283,5 +365,10 @@ resource "aws_ecs_service" "firehose" {
     container_name   = "firehose"
     container_port   = 2584
   }
-  depends_on = [aws_lb_listener.firehose]
+  load_balancer {
+    target_group_arn = aws_lb_target_group.bulk.arn
+    container_name   = "bulk"
+    container_port   = 2585
+  }
+  depends_on = [aws_lb_listener.firehose, aws_lb_listener_rule.bulk]
 }

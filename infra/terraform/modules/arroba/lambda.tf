@@ -1,4 +1,6 @@
 # The XRPC Lambda behind an HTTP API. Secrets arrive as ARNs, read at start-up (src/bin/lambda.rs).
+# The HTTP API carries 10 MB and Lambda 6 MB, which is why uploads and blob downloads go to the
+# task's bulk container (firehose.tf, edge.tf).
 resource "aws_cloudwatch_log_group" "xrpc" {
   name              = "/aws/lambda/arroba-xrpc"
   retention_in_days = var.log_retention_days
@@ -45,7 +47,7 @@ resource "aws_iam_role_policy" "xrpc" {
       {
         Effect   = "Allow"
         Action   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
-        Resource = concat(local.secret_arns, [aws_secretsmanager_secret.plc_rotation_key.arn])
+        Resource = values(local.lambda_secret_arns)
       },
     ]
   })
@@ -68,12 +70,7 @@ resource "aws_lambda_function" "xrpc" {
   }
 
   environment {
-    variables = merge(local.environment, {
-      PDS_JWT_SECRET_ARN                            = aws_secretsmanager_secret.jwt.arn
-      PDS_ADMIN_PASSWORD_ARN                        = aws_secretsmanager_secret.admin_password.arn
-      ARROBA_KEY_ENCRYPTION_KEYS_ARN                = aws_secretsmanager_secret.key_encryption_keys.arn
-      PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN = aws_secretsmanager_secret.plc_rotation_key.arn
-    })
+    variables = merge(local.lambda_environment, local.lambda_secret_arns)
   }
 }
 
@@ -104,6 +101,11 @@ resource "aws_apigatewayv2_stage" "default" {
   api_id      = aws_apigatewayv2_api.xrpc.id
   name        = "$default"
   auto_deploy = true
+  # The whole API is throttled: requests per second, and the burst above it.
+  default_route_settings {
+    throttling_rate_limit  = var.api_rate_limit
+    throttling_burst_limit = var.api_burst_limit
+  }
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.api.arn
     format = jsonencode({

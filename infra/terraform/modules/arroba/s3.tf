@@ -18,6 +18,16 @@ resource "aws_s3_bucket_lifecycle_configuration" "access_logs" {
   }
 }
 
+# CloudFront's standard logging writes with ACLs, which a bucket only accepts when its objects
+# stay owned by the writer (BucketOwnerEnforced, the default for new buckets, refuses the
+# distribution's logging configuration).
+resource "aws_s3_bucket_ownership_controls" "access_logs" {
+  bucket = aws_s3_bucket.access_logs.id
+  rule {
+    object_ownership = "ObjectWriter"
+  }
+}
+
 locals {
   buckets = { access_logs = aws_s3_bucket.access_logs, blobs = aws_s3_bucket.blobs }
 }

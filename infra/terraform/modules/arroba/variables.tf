@@ -16,9 +16,45 @@ variable "plc_url" {
 }
 
 variable "crawlers" {
-  description = "Comma-separated relay URLs to notify with requestCrawl (PDS_CRAWLERS)."
+  description = "Comma-separated relay URLs to notify with requestCrawl (PDS_CRAWLERS); \"none\" for no relay."
+  type        = string
+  default     = "https://bsky.network"
+}
+
+variable "invite_required" {
+  description = "Whether sign-ups need an invite code (PDS_INVITE_REQUIRED)."
+  type        = bool
+  default     = true
+}
+
+variable "blob_upload_limit" {
+  description = "Largest blob upload in bytes (PDS_BLOB_UPLOAD_LIMIT); uploads go to the task's bulk container."
+  type        = number
+  default     = 52428800
+}
+
+variable "api_rate_limit" {
+  description = "HTTP API throttling: steady requests per second for the whole API."
+  type        = number
+  default     = 200
+}
+
+variable "api_burst_limit" {
+  description = "HTTP API throttling: the burst above the steady rate."
+  type        = number
+  default     = 400
+}
+
+variable "alarm_email" {
+  description = "An address to e-mail alarms to (they always go to the alarms SNS topic)."
   type        = string
   default     = ""
+}
+
+variable "waf_rate_limit" {
+  description = "Requests per 5 minutes per IP above which a WAF on the edge blocks; 0 for no WAF (us-east-1 only)."
+  type        = number
+  default     = 0
 }
 
 variable "architecture" {
@@ -37,8 +73,9 @@ variable "lambda_zip" {
 }
 
 variable "firehose_image" {
-  description = "The firehose container image URI (built from infra/docker/Dockerfile and pushed to ECR)."
+  description = "The task's image (infra/docker/Dockerfile); empty uses the module's ECR repository's latest tag."
   type        = string
+  default     = ""
 }
 
 variable "certificate_arn" {
