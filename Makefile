@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test run run-aws bench fmt lint build clean emulator-start emulator-stop infra-test infra-clean lambda lambda-check deploy
+.PHONY: test run run-aws smoke bootstrap bench fmt lint build clean emulator-start emulator-stop infra-test infra-clean lambda lambda-check deploy
 
 EMULATOR_PORT ?= 4566
 # Test credentials for the emulator; real AWS credentials are never needed by the tests.
@@ -43,6 +43,13 @@ run-aws:
 	  PDS_BLOBSTORE_S3_BUCKET=$${PDS_BLOBSTORE_S3_BUCKET:-arroba-local-blobs} \
 	  PDS_DATA_DIRECTORY=$${PDS_DATA_DIRECTORY:-./.local/pds-aws} \
 	  $(CARGO) run --release --bin arroba -- serve
+
+## Check a running PDS from outside (describeServer, a handle subdomain, the firehose WebSocket,
+## getBlob, CORS preflights on the task's routes): make smoke URL=https://pds.example.org
+## [BLOB=did/cid]. Exit code 1 if any check fails.
+smoke:
+	@[ -n "$(URL)" ] || { echo "set URL (make smoke URL=https://pds.example.org)" >&2; exit 1; }
+	$(CARGO) run --release --bin arroba -- smoke $(URL) $(if $(BLOB),--blob $(BLOB),)
 
 ## Criterion benchmarks; figures go in docs/benchmarks.md.
 bench:
@@ -136,20 +143,31 @@ lambda-check: lambda
 	  ARROBA_LAMBDA_RUNNER="$(LAMBDA_RUNNER)" $(CARGO) test --test it lambda_runtime:: || status=$$?; \
 	  localstack/emulator.sh stop; exit $$status
 
-## Deploy with CDK to the account in the environment: PDS_HOSTNAME=pds.example.com make deploy
-## (CERTIFICATE_ARN, EDGE_CERTIFICATE_ARN, HOSTED_ZONE_ID + ZONE_NAME, CREATE_CERTIFICATE=true and
-## PDS_CRAWLERS optional; LAMBDA_BOOTSTRAP=path deploys a prebuilt bootstrap for LAMBDA_ARCH
-## instead of building one; docs/deploy.md walks through the first deploy).
+## Prepare an AWS account and region for CDK, once (credentials from the environment).
+bootstrap:
+	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc && npx cdk bootstrap
+
+## Deploy with CDK to the account in the environment: PDS_HOSTNAME=pds.example.org make deploy
+## (CERTIFICATE_ARN, EDGE_CERTIFICATE_ARN, HOSTED_ZONE_ID + ZONE_NAME, CREATE_CERTIFICATE=true,
+## PDS_CRAWLERS, PDS_INVITE_REQUIRED, ALARM_EMAIL and WAF_RATE_LIMIT optional; LAMBDA_BOOTSTRAP=path
+## deploys a prebuilt bootstrap for LAMBDA_ARCH instead of building one; docs/deploy.md walks
+## through the first deploy). Unset variables leave the stack's defaults.
 LAMBDA_BOOTSTRAP ?=
 # A prebuilt bootstrap is copied alone into its own asset folder (CDK zips the whole folder).
 LAMBDA_ASSET = $(if $(LAMBDA_BOOTSTRAP),$(CURDIR)/target/lambda-prebuilt,$(CURDIR)/target/lambda)
+# `-c name=value` for each variable that is set.
+cdk_context = $(if $(2),-c $(1)=$(2),)
 deploy: $(if $(LAMBDA_BOOTSTRAP),,lambda)
 	@[ -n "$(PDS_HOSTNAME)" ] || { echo "set PDS_HOSTNAME" >&2; exit 1; }
 	$(if $(LAMBDA_BOOTSTRAP),rm -rf $(LAMBDA_ASSET) && mkdir -p $(LAMBDA_ASSET) && \
 	  install -m 755 $(LAMBDA_BOOTSTRAP) $(LAMBDA_ASSET)/bootstrap,@true)
 	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc && npx cdk deploy \
 	  -c hostname=$(PDS_HOSTNAME) -c architecture=$(LAMBDA_ARCH) -c lambdaAsset=$(LAMBDA_ASSET) \
-	  -c crawlers=$(PDS_CRAWLERS) $(if $(CERTIFICATE_ARN),-c certificateArn=$(CERTIFICATE_ARN),) \
-	  $(if $(EDGE_CERTIFICATE_ARN),-c edgeCertificateArn=$(EDGE_CERTIFICATE_ARN),) \
-	  $(if $(HOSTED_ZONE_ID),-c hostedZoneId=$(HOSTED_ZONE_ID) -c zoneName=$(ZONE_NAME),) \
-	  $(if $(CREATE_CERTIFICATE),-c createCertificate=$(CREATE_CERTIFICATE),)
+	  $(call cdk_context,crawlers,$(PDS_CRAWLERS)) \
+	  $(call cdk_context,inviteRequired,$(PDS_INVITE_REQUIRED)) \
+	  $(call cdk_context,certificateArn,$(CERTIFICATE_ARN)) \
+	  $(call cdk_context,edgeCertificateArn,$(EDGE_CERTIFICATE_ARN)) \
+	  $(call cdk_context,hostedZoneId,$(HOSTED_ZONE_ID)) $(call cdk_context,zoneName,$(ZONE_NAME)) \
+	  $(call cdk_context,createCertificate,$(CREATE_CERTIFICATE)) \
+	  $(call cdk_context,alarmEmail,$(ALARM_EMAIL)) \
+	  $(call cdk_context,wafRateLimit,$(WAF_RATE_LIMIT))

@@ -47,8 +47,11 @@ impl FirehoseTask {
 
     /// The task's routes: `subscribeRepos`, `getRepo`/`getCheckout` and `/xrpc/_health`.
     pub fn router(&self) -> Router {
+        let exports = crate::xrpc::repo_export_routes()
+            .layer(crate::xrpc::cors())
+            .with_state(self.exports.clone());
         crate::firehose::router(self.hub.clone())
-            .merge(crate::xrpc::repo_export_routes().with_state(self.exports.clone()))
+            .merge(exports)
             .route(
                 "/xrpc/_health",
                 get(|| async {

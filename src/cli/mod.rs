@@ -11,6 +11,7 @@ mod firehose;
 mod plc;
 mod repo;
 mod serve;
+mod smoke;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +38,9 @@ enum Command {
     /// Serve the methods whose bodies Lambda cannot carry (uploadBlob, getBlob), as the AWS
     /// ECS task's bulk container does.
     Bulk(bulk::BulkArgs),
+    /// Check a running PDS from outside: describeServer, a handle subdomain, the firehose,
+    /// blobs and CORS preflights (exit code 1 if any check fails).
+    Smoke(smoke::SmokeArgs),
     /// Manage the DynamoDB tables.
     #[command(subcommand)]
     Dynamodb(dynamodb::DynamoCommand),
@@ -52,6 +56,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Firehose(args) => firehose::run(args),
         Command::Bulk(args) => bulk::run(args),
+        Command::Smoke(args) => smoke::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

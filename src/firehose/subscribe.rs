@@ -25,13 +25,14 @@ use crate::storage::{Seq, StorageError};
 use crate::xrpc::XrpcError;
 use crate::xrpc::extract::Params;
 
-/// The firehose routes: `subscribeRepos` and `/xrpc/_health`.
+/// The firehose's route, `subscribeRepos` (with CORS, like every XRPC route).
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route(
             "/xrpc/com.atproto.sync.subscribeRepos",
             get(subscribe_repos),
         )
+        .layer(crate::xrpc::cors())
         .with_state(hub)
 }
 

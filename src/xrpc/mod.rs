@@ -27,5 +27,5 @@ mod writes;
 pub use config::ServerConfig;
 pub use error::XrpcError;
 pub use methods::{BULK_METHODS, MethodKind, method_list};
-pub use router::{bulk_router, repo_export_routes, router};
+pub use router::{bulk_router, cors, repo_export_routes, router};
 pub use state::{AppState, ExportState, Services};

@@ -69,8 +69,14 @@ fn with_methods(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
-        .layer(CorsLayer::permissive().max_age(Duration::from_secs(86400)))
+        .layer(cors())
         .layer(request_spans())
+}
+
+/// Permissive CORS (`*`), as atproto clients in browsers need, with day-long preflight caching;
+/// every router a deployment exposes uses it (the firehose task's too).
+pub fn cors() -> CorsLayer {
+    CorsLayer::permissive().max_age(Duration::from_secs(86400))
 }
 
 /// The trace layer [`request_spans`] builds.

@@ -168,16 +168,8 @@ async fn arroba_serve_serves_xrpc_and_the_firehose_on_one_port() {
 /// the built binary standing in for `cargo run` and `env` added (the recipes let the data
 /// directory, port and table prefix be overridden). Output goes to `<dir>/<target>.log`.
 fn make(target: &str, dir: &std::path::Path, env: &[(&str, String)]) -> Running {
-    let cargo = dir.join("cargo");
     // `$(CARGO) run --release --bin arroba -- serve`: drop the five cargo words, run the binary.
-    std::fs::write(
-        &cargo,
-        format!(
-            "#!/bin/sh\nshift 5\nexec {} \"$@\"\n",
-            env!("CARGO_BIN_EXE_arroba")
-        ),
-    )
-    .unwrap();
+    let cargo = fake_cargo(dir);
     let log = dir.join(format!("{target}.log"));
     let mut make = Command::new("make");
     make.args(["-s", "-C", env!("CARGO_MANIFEST_DIR"), target])
@@ -284,4 +276,101 @@ fn the_firehose_task_names_a_bad_setting_and_exits() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(name), "{name}={value}: {stderr}");
     }
+}
+
+/// Writes the stand-in for `cargo run --release --bin arroba --` into `dir`.
+fn fake_cargo(dir: &std::path::Path) -> std::path::PathBuf {
+    let cargo = dir.join("cargo");
+    std::fs::write(
+        &cargo,
+        format!(
+            "#!/bin/sh\nshift 5\nexec {} \"$@\"\n",
+            env!("CARGO_BIN_EXE_arroba")
+        ),
+    )
+    .unwrap();
+    cargo
+}
+
+/// `make smoke` as an operator runs it after a deploy: every check passes against a running
+/// PDS (here with a real blob for getBlob's headers), and against nothing it fails, naming each
+/// check.
+#[tokio::test]
+async fn make_smoke_passes_against_a_running_pds_and_names_what_fails() {
+    let pds = crate::common::pds::Pds::start(&[]).await;
+    let alice = pds.create_account("alice").await;
+    let uploaded: Json = pds
+        .client
+        .post(pds.xrpc("com.atproto.repo.uploadBlob"))
+        .bearer_auth(&alice.access)
+        .header("content-type", "image/png")
+        .body(vec![7u8; 4096])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (status, body) = pds
+        .post(
+            "com.atproto.repo.createRecord",
+            Some(&alice.access),
+            json!({"repo": alice.did, "collection": "com.example.smoke", "validate": false,
+                   "record": {"file": uploaded["blob"]}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let blob = format!(
+        "{}/{}",
+        alice.did,
+        uploaded["blob"]["ref"]["$link"].as_str().unwrap()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cargo = fake_cargo(dir.path());
+    let make = move |url: &str, blob: Option<&str>| {
+        let mut cmd = Command::new("make");
+        cmd.args(["-s", "-C", env!("CARGO_MANIFEST_DIR"), "smoke"])
+            .arg(format!("URL={url}"))
+            .arg(format!("CARGO=sh {}", cargo.display()))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap());
+        if let Some(b) = blob {
+            cmd.arg(format!("BLOB={b}"));
+        }
+        cmd.output().unwrap()
+    };
+    let url = pds.url.clone();
+    let out = tokio::task::spawn_blocking(move || make(&url, Some(&blob)))
+        .await
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 8, "{printed}");
+    assert!(lines.iter().all(|l| l.starts_with("ok")), "{printed}");
+    for check in [
+        "describeServer",
+        "handle subdomain",
+        "firehose websocket",
+        "getBlob",
+        "cors preflight",
+    ] {
+        assert!(printed.contains(check), "{check}: {printed}");
+    }
+    // Nothing listening: each check fails and says so, and the exit code is 1.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .args(["smoke", &closed, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let results: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        results.as_array().unwrap().iter().all(|r| r["ok"] == false),
+        "{results}"
+    );
 }

@@ -66,6 +66,11 @@ export interface ArrobaProps extends StackProps {
    * passing ARNs (us-east-1 only, where one certificate serves both CloudFront and the region).
    */
   createCertificate?: boolean;
+  /**
+   * Existing tables to use instead of creating them, by suffix (all of them): restored
+   * point-in-time copies (docs/deploy.md, "Restoring from point-in-time recovery").
+   */
+  existingTables?: Record<string, string>;
 }
 
 /** The default relay: the reference PDS's default crawler. */
@@ -111,6 +116,7 @@ export function propsFromContext(app: App): ArrobaProps {
     hostedZoneId: optional('hostedZoneId'),
     zoneName: optional('zoneName'),
     createCertificate: String(app.node.tryGetContext('createCertificate') ?? 'false') === 'true',
+    existingTables: optional('existingTables') === undefined ? undefined : JSON.parse(optional('existingTables')!),
   };
 }
 
@@ -129,8 +135,17 @@ export class ArrobaStack extends Stack {
     // Tables: on-demand, point-in-time recovery, deletion protection, TTL where defined. Their
     // names are CloudFormation's (passed in ARROBA_TABLE_NAMES), so a first deploy that rolls
     // back leaves retained tables that never block the next attempt.
-    const tables: Record<string, ddb.Table> = {};
-    for (const def of tableDefinitions()) {
+    const tables: Record<string, ddb.ITable> = {};
+    const defs = tableDefinitions();
+    if (props.existingTables) {
+      const missing = defs.map((d) => d.suffix).filter((s) => !props.existingTables![s]);
+      if (missing.length) throw new Error(`existingTables lacks ${missing.join(', ')}`);
+    }
+    for (const def of defs) {
+      if (props.existingTables) {
+        tables[def.suffix] = ddb.Table.fromTableName(this, `Table-${def.suffix}`, props.existingTables[def.suffix]);
+        continue;
+      }
       const table = new ddb.Table(this, `Table-${def.suffix}`, {
         partitionKey: { name: def.partition.name, type: attrType(def.partition.type) },
         sortKey: def.sort ? { name: def.sort.name, type: attrType(def.sort.type) } : undefined,

@@ -313,6 +313,15 @@ test('an optional WAF limits requests per IP on the edge (us-east-1 only)', () =
   assert.throws(() => synth({ ...edgeProps, wafRateLimit: 3000, env: { region: 'eu-west-1', account: '123456789012' } } as any), /us-east-1/);
 });
 
+test('existing (restored) tables replace the stack\'s own, all or none', () => {
+  const names = Object.fromEntries(tableDefinitions().map((d) => [d.suffix, `arroba-r1-${d.suffix}`]));
+  const restored = synth({ existingTables: names } as any).template;
+  assert.equal(Object.keys(restored.findResources('AWS::DynamoDB::Table')).length, 0);
+  const fn = Object.values(restored.findResources('AWS::Lambda::Function'))[0] as any;
+  assert.ok(JSON.stringify(fn.Properties.Environment.Variables.ARROBA_TABLE_NAMES).includes('arroba-r1-repos'));
+  assert.throws(() => synth({ existingTables: { repos: 'x' } } as any), /existingTables lacks/);
+});
+
 test('outputs: every value docs/deploy.md tells an operator to look up', () => {
   const outputs = Object.keys(template.findOutputs('*')).sort();
   assert.deepEqual(outputs, ['AdminPasswordSecretArn', 'AlarmTopicArn', 'BlobBucket', 'FirehoseUrl', 'KeyEncryptionKeysSecretArn', 'PlcRotationKeySecretArn', 'TableNames', 'XrpcUrl']);
