@@ -55,6 +55,7 @@ smoke:
 bench:
 	$(CARGO) bench --bench repo
 	$(CARGO) bench --bench xrpc
+	$(CARGO) bench --bench import
 	localstack/emulator.sh start $(EMULATOR_PORT)
 	status=0; $(TEST_ENV) $(CARGO) bench --bench firehose || status=$$?; localstack/emulator.sh stop; exit $$status
 

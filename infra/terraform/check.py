@@ -141,6 +141,11 @@ def main():
     check("secretsmanager" not in task_policy, "the task role reads no secret")
     check("dynamodb:Attributes" in task_policy and "local.repo_record_attributes" in task_policy,
           "the task role reads repo records only without their sealed keys")
+    check("local.repo_head_attributes" in task_policy,
+          "the task role updates a repo's head and rev only (an import), never its keys")
+    head_attributes = re.search(r"repo_head_attributes\s*=\s*\[([^\]]*)\]", firehose)
+    check(head_attributes is not None and "keys" not in head_attributes.group(1),
+          "the head attributes exclude the sealed keys")
 
     dist = module.get(("aws_cloudfront_distribution", "edge"), {})
     check(dist.get("aliases") == "${local.edge_names}", "the edge serves hostname and *.hostname")

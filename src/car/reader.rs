@@ -1,4 +1,5 @@
-//! Validating CAR reader over a byte slice.
+//! Validating CAR readers: [`CarReader`] over a byte slice, [`CarStream`] over any
+//! [`std::io::Read`] one block at a time.
 
 use crate::block::BlockMap;
 use crate::cbor::{self, CborError, Value};
@@ -28,6 +29,12 @@ pub enum CarError {
     /// A zero-length block frame.
     #[error("empty block frame at byte {0}")]
     EmptyFrame(usize),
+    /// A frame longer than the reader accepts (a block is at most a few MB in a repo).
+    #[error("block frame at byte {0} is larger than {1} bytes")]
+    FrameTooLarge(usize, usize),
+    /// The underlying reader failed.
+    #[error("could not read the CAR: {0}")]
+    Read(String),
 }
 
 /// A parsed CAR: its roots and its blocks.
@@ -68,6 +75,25 @@ pub struct CarReader<'a> {
     failed: bool,
 }
 
+/// The roots of a CAR header (`{version: 1, roots: [links]}`).
+fn parse_header(bytes: &[u8]) -> Result<Vec<Cid>, CarError> {
+    let header = cbor::decode(bytes).map_err(CarError::HeaderCbor)?;
+    if header.get("version") != Some(&Value::Integer(1)) {
+        return Err(CarError::Header("version must be 1"));
+    }
+    header
+        .get("roots")
+        .and_then(Value::as_array)
+        .ok_or(CarError::Header("roots must be an array"))?
+        .iter()
+        .map(|r| {
+            r.as_link()
+                .copied()
+                .ok_or(CarError::Header("roots must be links"))
+        })
+        .collect()
+}
+
 fn read_varint(bytes: &[u8], pos: &mut usize) -> Result<u64, CarError> {
     let start = *pos;
     let mut n: u64 = 0;
@@ -92,21 +118,7 @@ impl<'a> CarReader<'a> {
             .and_then(|l| pos.checked_add(l))
             .filter(|&e| e <= bytes.len())
             .ok_or(CarError::Truncated(pos))?;
-        let header = cbor::decode(&bytes[pos..end]).map_err(CarError::HeaderCbor)?;
-        if header.get("version") != Some(&Value::Integer(1)) {
-            return Err(CarError::Header("version must be 1"));
-        }
-        let roots = header
-            .get("roots")
-            .and_then(Value::as_array)
-            .ok_or(CarError::Header("roots must be an array"))?
-            .iter()
-            .map(|r| {
-                r.as_link()
-                    .copied()
-                    .ok_or(CarError::Header("roots must be links"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let roots = parse_header(&bytes[pos..end])?;
         Ok(CarReader {
             bytes,
             pos: end,
@@ -157,6 +169,145 @@ impl<'a> Iterator for CarReader<'a> {
     }
 }
 
+/// One block read by [`CarStream`]: its CID, its bytes, and where the bytes start in the stream.
+#[derive(Debug, Clone)]
+pub struct StreamedBlock {
+    /// The block's CID (checked against the bytes).
+    pub cid: Cid,
+    /// Byte offset of the block's data (after its CID) from the start of the stream.
+    pub offset: u64,
+    /// The block's bytes.
+    pub data: Vec<u8>,
+}
+
+/// Reads a CAR v1 from a byte stream one block at a time, checking each block's CID, so a CAR
+/// of any size is read in the memory of its largest block. Each block comes with its offset, so
+/// a caller that kept the bytes (a spooled file) can read blocks back later without holding them.
+#[derive(Debug)]
+pub struct CarStream<R> {
+    reader: R,
+    pos: u64,
+    roots: Vec<Cid>,
+    max_frame: usize,
+    failed: bool,
+}
+
+impl<R: std::io::Read> CarStream<R> {
+    /// Reads and checks the header; frames (and the header) longer than `max_frame` bytes are
+    /// refused.
+    pub fn new(mut reader: R, max_frame: usize) -> Result<Self, CarError> {
+        let mut pos = 0;
+        let len = stream_varint(&mut reader, &mut pos)?.ok_or(CarError::Truncated(0))?;
+        let header = read_frame(&mut reader, &mut pos, len, max_frame, 0)?;
+        let roots = parse_header(&header)?;
+        Ok(CarStream {
+            reader,
+            pos,
+            roots,
+            max_frame,
+            failed: false,
+        })
+    }
+
+    /// The header roots.
+    pub fn roots(&self) -> &[Cid] {
+        &self.roots
+    }
+
+    fn next_block(&mut self) -> Result<Option<StreamedBlock>, CarError> {
+        let frame_start = self.pos as usize;
+        let Some(len) = stream_varint(&mut self.reader, &mut self.pos)? else {
+            return Ok(None);
+        };
+        if len == 0 {
+            return Err(CarError::EmptyFrame(frame_start));
+        }
+        let frame_data_start = self.pos;
+        let frame = read_frame(
+            &mut self.reader,
+            &mut self.pos,
+            len,
+            self.max_frame,
+            frame_start,
+        )?;
+        let mut cursor = std::io::Cursor::new(frame.as_slice());
+        let cid = Cid::read_bytes(&mut cursor)
+            .map_err(|e| CarError::BlockCid(frame_start, e.to_string()))?;
+        let cid_len = cursor.position() as usize;
+        let data = frame[cid_len..].to_vec();
+        if !cid::matches(&cid, &data) {
+            return Err(CarError::CidMismatch(cid));
+        }
+        Ok(Some(StreamedBlock {
+            cid,
+            offset: frame_data_start + cid_len as u64,
+            data,
+        }))
+    }
+}
+
+impl<R: std::io::Read> Iterator for CarStream<R> {
+    type Item = Result<StreamedBlock, CarError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let result = self.next_block().transpose();
+        self.failed = matches!(result, Some(Err(_)));
+        result
+    }
+}
+
+/// A varint from a stream; None at a clean end of input (no byte read).
+fn stream_varint(reader: &mut impl std::io::Read, pos: &mut u64) -> Result<Option<u64>, CarError> {
+    let start = *pos as usize;
+    let mut n: u64 = 0;
+    for i in 0..9 {
+        let mut byte = [0u8];
+        let read = loop {
+            match reader.read(&mut byte) {
+                Ok(r) => break r,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CarError::Read(e.to_string())),
+            }
+        };
+        if read == 0 {
+            return if i == 0 {
+                Ok(None)
+            } else {
+                Err(CarError::Truncated(start))
+            };
+        }
+        *pos += 1;
+        n |= u64::from(byte[0] & 0x7f) << (7 * i);
+        if byte[0] & 0x80 == 0 {
+            return Ok(Some(n));
+        }
+    }
+    Err(CarError::Varint(start))
+}
+
+fn read_frame(
+    reader: &mut impl std::io::Read,
+    pos: &mut u64,
+    len: u64,
+    max_frame: usize,
+    frame_start: usize,
+) -> Result<Vec<u8>, CarError> {
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= max_frame)
+        .ok_or(CarError::FrameTooLarge(frame_start, max_frame))?;
+    let mut frame = vec![0u8; len];
+    reader.read_exact(&mut frame).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => CarError::Truncated(frame_start),
+        _ => CarError::Read(e.to_string()),
+    })?;
+    *pos += len as u64;
+    Ok(frame)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::car_bytes;
@@ -178,6 +329,45 @@ mod tests {
         assert!(matches!(
             read_car(&bytes[..bytes.len() - 3]),
             Err(CarError::Truncated(_))
+        ));
+    }
+
+    #[test]
+    fn the_stream_reader_agrees_with_the_slice_reader_and_reports_offsets() {
+        let blocks: Vec<Vec<u8>> = (0..5)
+            .map(|i| cbor::encode(&cbor::map([("i", Value::Integer(i))])))
+            .collect();
+        let cids: Vec<Cid> = blocks.iter().map(|b| cid::cid_for_cbor(b)).collect();
+        let bytes = car_bytes(
+            &cids[..1],
+            cids.iter().zip(blocks.iter().map(Vec::as_slice)),
+        );
+        let stream = CarStream::new(bytes.as_slice(), 1024).unwrap();
+        assert_eq!(stream.roots(), &cids[..1]);
+        let read: Vec<StreamedBlock> = stream.collect::<Result<_, _>>().unwrap();
+        assert_eq!(read.len(), 5);
+        for (block, (cid, data)) in read.iter().zip(cids.iter().zip(&blocks)) {
+            assert_eq!(&block.cid, cid);
+            assert_eq!(&block.data, data);
+            let at = block.offset as usize;
+            assert_eq!(&bytes[at..at + data.len()], data.as_slice());
+        }
+
+        let mut tampered = bytes.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        let errors: Vec<_> = CarStream::new(tampered.as_slice(), 1024)
+            .unwrap()
+            .filter_map(Result::err)
+            .collect();
+        assert_eq!(errors, vec![CarError::CidMismatch(cids[4])]);
+        let cut = CarStream::new(&bytes[..bytes.len() - 3], 1024).unwrap();
+        assert!(matches!(cut.last(), Some(Err(CarError::Truncated(_)))));
+        let small = CarStream::new(bytes.as_slice(), 8).unwrap_err();
+        assert!(matches!(small, CarError::FrameTooLarge(0, 8)), "{small:?}");
+        assert!(matches!(
+            CarStream::new(&b""[..], 1024),
+            Err(CarError::Truncated(0))
         ));
     }
 }

@@ -22,5 +22,5 @@ pub use error::RepoError;
 pub use export::ExportError;
 pub use state::Repo;
 pub use write::{
-    MAX_COMMIT_BLOCKS_BYTES, MAX_RECORD_BYTES, MAX_WRITES, RepoOp, Write, WriteAction,
+    MAX_COMMIT_BLOCKS_BYTES, MAX_RECORD_BYTES, MAX_WRITES, RepoOp, Write, WriteAction, blob_refs,
 };

@@ -1,5 +1,7 @@
 //! Writes (what a client asks for) and ops (what a commit records).
 
+use std::collections::BTreeSet;
+
 use crate::cbor::Value;
 use crate::cid::Cid;
 use crate::syntax::{Nsid, RecordKey};
@@ -104,4 +106,25 @@ pub struct RepoOp {
     pub cid: Option<Cid>,
     /// The previous record CID (None for creates).
     pub prev: Option<Cid>,
+}
+
+/// The blob CIDs a record references (`{"$type": "blob", "ref": …}` anywhere in it).
+pub fn blob_refs(value: &Value) -> BTreeSet<Cid> {
+    fn walk(v: &Value, out: &mut BTreeSet<Cid>) {
+        match v {
+            Value::Map(m) => {
+                if m.get("$type").and_then(Value::as_str) == Some("blob") {
+                    if let Some(c) = m.get("ref").and_then(Value::as_link) {
+                        out.insert(*c);
+                    }
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(value, &mut out);
+    out
 }

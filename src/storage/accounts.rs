@@ -3,7 +3,8 @@
 //!
 //! Values are JSON. Namespaces: `account` (by DID), `email` (claims: email → DID),
 //! `refresh:<did>` (session id → session), `invite` (code → invite), `blobs:<did>` (CID →
-//! blob record). Claims use put-if-absent, single-use sessions use delete-and-return, invite
+//! blob record), `expected-blobs:<did>` (CID → the record paths of an imported repo that
+//! reference a blob not uploaded yet). Claims use put-if-absent, single-use sessions use delete-and-return, invite
 //! uses compare-and-swap, so concurrent requests cannot both win.
 
 use chrono::{DateTime, Utc};
@@ -331,6 +332,61 @@ impl Accounts<'_> {
             .await?;
         page.into_iter()
             .map(|(k, v)| Ok((k, decode(&v, "blob record")?)))
+            .collect()
+    }
+
+    /// The record paths that reference `cid`, a blob of `did`'s repo not uploaded yet.
+    pub async fn get_expected_blob(
+        &self,
+        did: &Did,
+        cid: &str,
+    ) -> Result<Option<Vec<String>>, StorageError> {
+        self.0
+            .kv_get(&format!("expected-blobs:{did}"), cid)
+            .await?
+            .map(|b| decode(&b, "expected blob"))
+            .transpose()
+    }
+
+    /// Stores the record paths that reference `cid`, a blob not uploaded yet.
+    pub async fn put_expected_blob(
+        &self,
+        did: &Did,
+        cid: &str,
+        refs: &[String],
+    ) -> Result<(), StorageError> {
+        self.0
+            .kv_put(
+                &format!("expected-blobs:{did}"),
+                cid,
+                &encode(&refs),
+                KvCondition::Always,
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// Forgets an expected blob (uploaded, or no record references it any more).
+    pub async fn delete_expected_blob(&self, did: &Did, cid: &str) -> Result<(), StorageError> {
+        self.0
+            .kv_delete(&format!("expected-blobs:{did}"), cid, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// Expected blobs of `did` after CID `after`, in CID order, with their record paths.
+    pub async fn list_expected_blobs(
+        &self,
+        did: &Did,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Vec<String>)>, StorageError> {
+        let page = self
+            .0
+            .kv_list(&format!("expected-blobs:{did}"), after, limit)
+            .await?;
+        page.into_iter()
+            .map(|(k, v)| Ok((k, decode(&v, "expected blob")?)))
             .collect()
     }
 }

@@ -15,6 +15,7 @@ use crate::block::BlockMap;
 use crate::cid::Cid;
 use crate::repo::CommitData;
 use crate::syntax::{Did, Handle};
+use crate::tid::Tid;
 
 /// In-memory storage. One mutex makes every call atomic; it is never held across an await.
 #[derive(Default)]
@@ -151,6 +152,27 @@ impl RepoStore for MemoryStorage {
         repo.head = data.cid;
         repo.rev = data.rev();
         Ok(seq)
+    }
+
+    async fn replace_head(
+        &self,
+        did: &Did,
+        from: Cid,
+        to: Cid,
+        rev: Tid,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError> {
+        let mut state = self.state();
+        let repo = state
+            .repos
+            .get_mut(did)
+            .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
+        if repo.head != from {
+            return Err(StorageError::Conflict(did.clone()));
+        }
+        repo.head = to;
+        repo.rev = rev;
+        Ok(state.append(did, events))
     }
 
     async fn set_status(

@@ -24,6 +24,7 @@ mod driver;
 pub mod dynamo;
 mod error;
 mod history;
+pub mod import;
 mod memory;
 mod remote_blobs;
 mod repo_cache;

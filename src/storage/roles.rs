@@ -14,6 +14,7 @@ use crate::block::BlockMap;
 use crate::cid::Cid;
 use crate::repo::CommitData;
 use crate::syntax::{Did, Handle};
+use crate::tid::Tid;
 
 /// Repo records, handle claims and the writes that move a repo: creation, commits, status and
 /// handle changes. Every write also appends its events to the log, in the same atomic unit.
@@ -76,6 +77,18 @@ pub trait RepoStore: Send + Sync + std::fmt::Debug {
     /// with [`StorageError::Conflict`] (the caller rebuilds on the new head); if the repo is
     /// not active, with [`StorageError::InactiveRepo`]. Returns the event's sequence number.
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError>;
+
+    /// Moves `did`'s head from `from` to `to`, a commit with rev `rev` whose blocks are already
+    /// stored (an imported repo), and appends `events` (none, or a `#sync`), atomically, whatever
+    /// the repo's status. Fails with [`StorageError::Conflict`] if the head is no longer `from`.
+    async fn replace_head(
+        &self,
+        did: &Did,
+        from: Cid,
+        to: Cid,
+        rev: Tid,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError>;
 
     /// Changes a repo's status and appends `events`, atomically.
     async fn set_status(

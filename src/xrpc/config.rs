@@ -30,6 +30,11 @@ pub struct ServerConfig {
     pub handle_domains: Vec<String>,
     /// Largest blob upload in bytes (`PDS_BLOB_UPLOAD_LIMIT`, default 5 MiB).
     pub blob_upload_limit: usize,
+    /// Largest `importRepo` CAR in bytes (`PDS_MAX_REPO_IMPORT_SIZE`, the reference PDS's name;
+    /// default 100 MiB).
+    pub max_import_size: u64,
+    /// Whether `importRepo` is served (`PDS_ACCEPTING_REPO_IMPORTS`, default true).
+    pub accepting_imports: bool,
     /// Development mode (`PDS_DEV_MODE`).
     pub dev_mode: bool,
     /// The operator's PLC rotation key (`PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX`, the reference
@@ -53,6 +58,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("invite_required", &self.invite_required)
             .field("handle_domains", &self.handle_domains)
             .field("blob_upload_limit", &self.blob_upload_limit)
+            .field("max_import_size", &self.max_import_size)
+            .field("accepting_imports", &self.accepting_imports)
             .field("dev_mode", &self.dev_mode)
             .field(
                 "plc_rotation_key",
@@ -150,6 +157,13 @@ impl ServerConfig {
             invite_required: env.flag("PDS_INVITE_REQUIRED")?,
             handle_domains,
             blob_upload_limit,
+            max_import_size: env
+                .parse::<u64>("PDS_MAX_REPO_IMPORT_SIZE", "a byte count")?
+                .unwrap_or(100 * 1024 * 1024),
+            accepting_imports: match env.get("PDS_ACCEPTING_REPO_IMPORTS") {
+                Some(_) => env.flag("PDS_ACCEPTING_REPO_IMPORTS")?,
+                None => true,
+            },
             dev_mode,
             plc_rotation_key,
         })
@@ -186,6 +200,8 @@ mod tests {
         assert_eq!(c.service_did, "did:web:pds.example.com");
         assert_eq!(c.handle_domains, [".pds.example.com"]);
         assert_eq!(c.blob_upload_limit, 5 * 1024 * 1024);
+        assert_eq!(c.max_import_size, 100 * 1024 * 1024);
+        assert!(c.accepting_imports);
         let dev = ServerConfig::from_env(&env(&[("PDS_DEV_MODE", "true"), ("PDS_PORT", "3000")]))
             .unwrap();
         assert_eq!(dev.public_url, "http://localhost:3000");
@@ -199,6 +215,8 @@ mod tests {
         for (k, v) in [
             ("PDS_PORT", "x"),
             ("PDS_BLOB_UPLOAD_LIMIT", "lots"),
+            ("PDS_MAX_REPO_IMPORT_SIZE", "-1"),
+            ("PDS_ACCEPTING_REPO_IMPORTS", "maybe"),
             ("PDS_INVITE_REQUIRED", "sometimes"),
             ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", "not hex"),
             ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", "abcd"),

@@ -12,6 +12,7 @@ use crate::identity::IdentityError;
 use crate::lexicon::LexiconError;
 use crate::mst::MstError;
 use crate::repo::RepoError;
+use crate::storage::import::ImportError;
 use crate::storage::{RepoStatus, StorageError};
 use crate::syntax::SyntaxError;
 
@@ -195,6 +196,17 @@ impl From<StorageError> for XrpcError {
                 format!("repo {did} was changed concurrently; retry"),
             ),
             other => XrpcError::internal(other),
+        }
+    }
+}
+
+impl From<ImportError> for XrpcError {
+    fn from(e: ImportError) -> Self {
+        match e {
+            ImportError::Storage(e) => e.into(),
+            ImportError::Spool(detail) => XrpcError::internal(detail),
+            // The CAR, the commit or the tree is wrong: the client's to fix, and named.
+            other => XrpcError::invalid(other.to_string()),
         }
     }
 }

@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
 
-use super::{AppState, admin, identity, repo, server, sync};
+use super::{AppState, admin, identity, import, repo, server, sync};
 
 /// Body limit for record writes: the reference PDS's 1,000,000-byte JSON limit.
 const RECORD_BODY_LIMIT: usize = 1_000_000;
@@ -129,6 +129,12 @@ pub(super) fn table() -> Vec<Method> {
             repo::upload_blob,
             DefaultBodyLimit::disable(),
         ),
+        // Spooled to disk while streaming, against PDS_MAX_REPO_IMPORT_SIZE.
+        large(
+            "com.atproto.repo.importRepo",
+            import::import_repo,
+            DefaultBodyLimit::disable(),
+        ),
         // com.atproto.sync
         query("com.atproto.sync.getRepo", sync::get_repo),
         query("com.atproto.sync.getCheckout", sync::get_repo),
@@ -170,7 +176,11 @@ pub(super) fn table() -> Vec<Method> {
 
 /// The methods whose bodies can be larger than Lambda carries (6 MB each way): what the bulk
 /// task serves ([`crate::xrpc::bulk_router`]) and the deployment routes to it.
-pub const BULK_METHODS: &[&str] = &["com.atproto.repo.uploadBlob", "com.atproto.sync.getBlob"];
+pub const BULK_METHODS: &[&str] = &[
+    "com.atproto.repo.importRepo",
+    "com.atproto.repo.uploadBlob",
+    "com.atproto.sync.getBlob",
+];
 
 /// The NSID and kind of every method [`crate::xrpc::router`] serves (the firehose's
 /// `subscribeRepos` is `crate::firehose`'s).

@@ -15,6 +15,7 @@ pub mod config;
 mod error;
 pub mod extract;
 mod identity;
+mod import;
 mod methods;
 mod repo;
 mod router;

@@ -10,7 +10,7 @@ use super::{AppState, XrpcError};
 use crate::cbor::Value;
 use crate::cid::Cid;
 use crate::lexicon::Validation;
-use crate::repo::{CommitData, Write, WriteAction};
+use crate::repo::{CommitData, Write, WriteAction, blob_refs};
 use crate::storage::accounts::BlobRecord;
 use crate::storage::{
     Accounts, CommitPreconditions, RepoRecord, Seq, StorageError, commit_writes_if,
@@ -116,27 +116,6 @@ pub(super) fn prepare_record(
     Ok((record, cid, validation))
 }
 
-/// The blob CIDs a record references (`{"$type": "blob", "ref": …}` anywhere in it).
-pub(super) fn blob_refs(value: &Value) -> BTreeSet<Cid> {
-    let mut out = BTreeSet::new();
-    fn walk(v: &Value, out: &mut BTreeSet<Cid>) {
-        match v {
-            Value::Map(m) => {
-                if m.get("$type").and_then(Value::as_str) == Some("blob") {
-                    if let Some(c) = m.get("ref").and_then(Value::as_link) {
-                        out.insert(*c);
-                    }
-                }
-                m.values().for_each(|x| walk(x, out));
-            }
-            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
-            _ => {}
-        }
-    }
-    walk(value, &mut out);
-    out
-}
-
 /// Commits `writes` for `did` under `preconditions`, after checking every referenced blob was
 /// uploaded to this repo; then records which records reference which blobs, deleting blobs no
 /// record references any more.
@@ -201,6 +180,14 @@ async fn track_blob_refs(
     for (cid, (added, removed)) in changes {
         let key = cid.to_string();
         let Some(mut record) = accounts.get_blob(did, &key).await? else {
+            // Not uploaded yet (a blob an imported record references): forget the removed paths.
+            if let Some(mut refs) = accounts.get_expected_blob(did, &key).await? {
+                refs.retain(|p| !removed.contains(p));
+                match refs.is_empty() {
+                    true => accounts.delete_expected_blob(did, &key).await?,
+                    false => accounts.put_expected_blob(did, &key, &refs).await?,
+                }
+            }
             continue;
         };
         record
@@ -237,7 +224,8 @@ pub(super) async fn sweep_temporary_blobs(state: &AppState, did: &Did) -> Result
     Ok(())
 }
 
-/// Stores an uploaded blob's record (keeping references if it was already there).
+/// Stores an uploaded blob's record (keeping references if it was already there, taking over
+/// those of imported records that were waiting for it).
 pub(super) async fn record_upload(
     state: &AppState,
     did: &Did,
@@ -248,6 +236,11 @@ pub(super) async fn record_upload(
     let accounts = Accounts(state.storage());
     let key = cid.to_string();
     if accounts.get_blob(did, &key).await?.is_none() {
+        // Records imported before the upload may already reference it.
+        let refs = accounts
+            .get_expected_blob(did, &key)
+            .await?
+            .unwrap_or_default();
         accounts
             .put_blob(
                 did,
@@ -255,11 +248,12 @@ pub(super) async fn record_upload(
                 &BlobRecord {
                     mime_type: mime_type.to_owned(),
                     size,
-                    refs: vec![],
+                    refs,
                     created_at: Utc::now(),
                 },
             )
             .await?;
+        accounts.delete_expected_blob(did, &key).await?;
     }
     Ok(())
 }

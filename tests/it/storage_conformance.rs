@@ -12,6 +12,7 @@ use arroba::cbor::{Value, map};
 use arroba::cid::cid_for_cbor;
 use arroba::crypto::{Algorithm, Keypair};
 use arroba::repo::{Repo, Write, WriteAction};
+use arroba::storage::import::{SpooledCar, VerifiedRepo};
 use arroba::storage::{
     BlockCache, EventBody, MemoryStorage, RemoteBlob, RemoteBlobs, RepoKeys, RepoStatus, Storage,
     StorageError, commit_writes, create_repo, fetch_tree, load_repo_state, writes_since,
@@ -807,6 +808,119 @@ async fn a_warm_commit_reads_no_blocks_and_makes_one_write(s: Arc<dyn Storage>) 
     assert_eq!(calls.values().sum::<u64>(), 2, "{calls:?}");
 }
 
+/// A repo of `records` posts for `did(1)` signed by `key(1)` at `rev`, spooled and indexed as
+/// importRepo would have it.
+fn spooled_repo(records: u32, rev: arroba::tid::Tid) -> (Arc<SpooledCar>, VerifiedRepo) {
+    use std::io::{Seek, Write as _};
+    let posts = (0..records).map(|n| {
+        (
+            format!("app.bsky.feed.post/i{n}"),
+            map([
+                ("$type", "app.bsky.feed.post".into()),
+                ("text", format!("imported {n}").into()),
+            ]),
+        )
+    });
+    let repo = Repo::create_with_records(did(1), &key(1), rev, posts).unwrap();
+    let mut file = tempfile::tempfile().unwrap();
+    repo.export_car(&mut file).unwrap();
+    file.flush().unwrap();
+    file.rewind().unwrap();
+    let car = Arc::new(SpooledCar::index(file).unwrap());
+    let verified = car.verify(&did(1), &key(1).public_key()).unwrap();
+    (car, verified)
+}
+
+async fn an_import_moves_the_head_last_and_a_crash_before_that_changes_nothing(
+    s: Arc<dyn Storage>,
+) {
+    use arroba::storage::import::{ImportError, import_repo};
+    new_repo(&*s, 1, None).await;
+    let faulty = Faulty::new(s.clone());
+    let blobs = arroba::storage::DiskBlobStore::new(tempfile::tempdir().unwrap().keep());
+    let view = BlockCache::default().view();
+    let before = snapshot(&*s).await;
+    let events_before = last_event(&*s).await;
+    let rev = TidClock::new(21).next(micros_of(Utc::now()) + 1_000_000);
+    let (car, verified) = spooled_repo(300, rev);
+    let commit = verified.commit_cid;
+
+    faulty.fail("replace_head", Point::Before);
+    let failed = import_repo(&*faulty, &blobs, &view, &did(1), car.clone(), verified).await;
+    assert!(
+        matches!(failed, Err(ImportError::Storage(StorageError::Backend(_)))),
+        "{failed:?}"
+    );
+    assert_eq!(snapshot(&*s).await, before, "the head did not move");
+    assert_eq!(last_event(&*s).await, events_before, "nothing announced");
+
+    // Asked again, it completes: the head is the imported commit, every block is readable from
+    // storage alone, and one #sync announces it (the repo is active).
+    let (_, verified) = spooled_repo(300, rev);
+    let outcome = import_repo(&*faulty, &blobs, &view, &did(1), car.clone(), verified)
+        .await
+        .unwrap();
+    assert!(outcome.moved);
+    assert_eq!(outcome.records, 300);
+    let record = s.load_repo(&did(1)).await.unwrap().unwrap();
+    assert_eq!((record.head, record.rev), (commit, rev));
+    assert_whole(&*s, 300).await;
+    let events = s.read_events(events_before, 100).await.unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].body, EventBody::Sync { commit, rev });
+
+    // A third time is a no-op.
+    let (_, verified) = spooled_repo(300, rev);
+    let again = import_repo(&*s, &blobs, &view, &did(1), car, verified)
+        .await
+        .unwrap();
+    assert!(!again.moved);
+    assert_eq!(s.read_events(events_before, 100).await.unwrap().len(), 1);
+
+    // Into an active repo, an older commit is refused; into a deactivated one it is taken,
+    // silently (the account announces itself when it is activated).
+    let older = TidClock::new(22).next(micros_of(Utc::now()) - 60_000_000);
+    let (car, verified) = spooled_repo(5, older);
+    let refused = import_repo(&*s, &blobs, &view, &did(1), car, verified).await;
+    assert!(
+        matches!(refused, Err(ImportError::NotNewer { .. })),
+        "{refused:?}"
+    );
+    s.set_status(&did(1), RepoStatus::Deactivated, vec![])
+        .await
+        .unwrap();
+    let last = last_event(&*s).await;
+    let (car, verified) = spooled_repo(5, older);
+    import_repo(&*s, &blobs, &view, &did(1), car, verified)
+        .await
+        .unwrap();
+    assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().rev, older);
+    assert_whole(&*s, 5).await;
+    assert_eq!(last_event(&*s).await, last);
+}
+
+async fn replacing_the_head_is_conditional_on_the_old_one(s: Arc<dyn Storage>) {
+    let rec = new_repo(&*s, 1, None).await;
+    let other = cid_for_cbor(b"\xa0");
+    let rev = TidClock::new(23).next(micros_of(Utc::now()));
+    let stale = s
+        .replace_head(
+            &did(1),
+            other,
+            other,
+            rev,
+            vec![EventBody::Sync { commit: other, rev }],
+        )
+        .await;
+    assert!(matches!(stale, Err(StorageError::Conflict(_))), "{stale:?}");
+    assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().head, rec.head);
+    let missing = s.replace_head(&did(2), other, other, rev, vec![]).await;
+    assert!(
+        matches!(missing, Err(StorageError::RepoNotFound(_))),
+        "{missing:?}"
+    );
+}
+
 macro_rules! storage_conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -832,6 +946,8 @@ macro_rules! storage_conformance {
                 repo_creation_is_all_or_nothing_at_either_crash_point,
                 a_writer_paused_before_its_commit_loses_the_race_and_rebuilds_without_a_fork,
                 a_warm_commit_reads_no_blocks_and_makes_one_write,
+                an_import_moves_the_head_last_and_a_crash_before_that_changes_nothing,
+                replacing_the_head_is_conditional_on_the_old_one,
             );
         }
     };

@@ -1,7 +1,7 @@
 // The whole PDS on AWS: the XRPC Lambda behind an HTTP API, the DynamoDB tables (exactly as
 // `arroba dynamodb tables --json` defines them, via ../tables.json), the S3 blob bucket, one
-// Fargate service whose tasks run the firehose (no secrets) and the bulk container (uploadBlob
-// and getBlob, bodies Lambda cannot carry) behind an ALB, secrets in Secrets Manager,
+// Fargate service whose tasks run the firehose (no secrets) and the bulk container (importRepo,
+// uploadBlob and getBlob, bodies Lambda cannot carry) behind an ALB, secrets in Secrets Manager,
 // least-privilege roles, log retention and alarms to an SNS topic.
 import * as fs from 'fs';
 import * as path from 'path';
@@ -78,10 +78,12 @@ export const MAIN_RELAY = 'https://bsky.network';
 
 /** The paths the task's two containers serve; the rest of /xrpc goes to the Lambda. */
 export const FIREHOSE_PATHS = ['com.atproto.sync.subscribeRepos', 'com.atproto.sync.getRepo', 'com.atproto.sync.getCheckout'].map((m) => `/xrpc/${m}`);
-export const BULK_PATHS = ['com.atproto.repo.uploadBlob', 'com.atproto.sync.getBlob'].map((m) => `/xrpc/${m}`);
+export const BULK_PATHS = ['com.atproto.repo.importRepo', 'com.atproto.repo.uploadBlob', 'com.atproto.sync.getBlob'].map((m) => `/xrpc/${m}`);
 
 /** The repo-item attributes a task may read: everything but the sealed account keys. */
 export const REPO_RECORD_ATTRIBUTES = ['did', 'handle', 'head', 'rev', 'status', 'created_at', 'list_pk'];
+/** What an import writes of a repo item (with its key): the head and its rev. */
+export const REPO_HEAD_ATTRIBUTES = ['did', 'head', 'rev'];
 
 export function propsFromContext(app: App): ArrobaProps {
   // An empty value counts as unset (`make deploy` passes variables that may be empty).
@@ -319,10 +321,17 @@ export class ArrobaStack extends Stack {
     });
     // The task role: the log and blocks to read, skipped markers to write, blob records and
     // bytes for the bulk container, and repo records without their sealed keys (the condition
-    // allows only projected reads of the other attributes). No secret, ever.
+    // allows only projected reads of the other attributes). An imported repo's blocks, its
+    // `#sync` (a sequence number and an event) and its new head (the head and rev attributes
+    // only) are the bulk container's too. No secret, ever.
     for (const name of ['events', 'blocks', 'counters']) tables[name].grantReadData(task.taskRole);
-    tables['events'].grantWriteData(task.taskRole);
+    for (const name of ['events', 'blocks', 'counters']) tables[name].grantWriteData(task.taskRole);
     tables['kv'].grantReadWriteData(task.taskRole);
+    task.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      actions: ['dynamodb:UpdateItem'],
+      resources: [tables['repos'].tableArn],
+      conditions: { 'ForAllValues:StringEquals': { 'dynamodb:Attributes': REPO_HEAD_ATTRIBUTES } },
+    }));
     blobs.grantReadWrite(task.taskRole);
     task.taskRole.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query'],
@@ -448,7 +457,12 @@ export class ArrobaStack extends Stack {
         originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER,
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
       };
-      const albOrigin = new origins.LoadBalancerV2Origin(alb, { protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY });
+      // 60 s for the first byte (CloudFront's most without a quota increase): an import answers when
+      // its repo is written.
+      const albOrigin = new origins.LoadBalancerV2Origin(alb, {
+        protocolPolicy: cloudfront.OriginProtocolPolicy.HTTPS_ONLY,
+        readTimeout: Duration.seconds(60),
+      });
       let webAclId: string | undefined;
       if (props.wafRateLimit !== undefined) {
         if (this.region !== 'us-east-1') throw new Error('wafRateLimit needs the stack in us-east-1 (CloudFront WAF rules live there)');

@@ -9,7 +9,7 @@ import * as path from 'path';
 import { App, Aspects } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ArrobaStack, BULK_PATHS, FIREHOSE_PATHS, MAIN_RELAY, REPO_RECORD_ATTRIBUTES, propsFromContext, tableDefinitions } from '../lib/arroba-stack';
+import { ArrobaStack, BULK_PATHS, FIREHOSE_PATHS, MAIN_RELAY, REPO_HEAD_ATTRIBUTES, REPO_RECORD_ATTRIBUTES, propsFromContext, tableDefinitions } from '../lib/arroba-stack';
 
 // Every synth writes its cloud assembly under one temporary folder, removed when the tests end
 // (an App without an outdir leaves a new cdk.out folder in the system temp dir each time).
@@ -206,22 +206,29 @@ test('the firehose image is built for the tasks\' architecture, from the project
   }
 });
 
-test('least privilege: the task role reads no secret and no sealed key, and writes only events, kv and blobs', () => {
+test('least privilege: the task role reads no secret and no sealed key, and writes only events, kv, blobs, imported blocks and heads', () => {
   const policies = template.findResources('AWS::IAM::Policy');
   const taskPolicy = Object.entries(policies).find(([id]) => id.startsWith('FirehoseTaskTaskRole')) as [string, any];
   const statements = taskPolicy[1].Properties.PolicyDocument.Statement as any[];
   const text = JSON.stringify(statements);
   assert.ok(!text.includes('secretsmanager'), 'secrets reach only the bulk container, through the execution role');
   const writes = statements.filter((s) => [].concat(s.Action).some((a: string) => a.includes('PutItem')));
-  assert.deepEqual(writes.map((w) => JSON.stringify(w.Resource).match(/Table(events|kv)/)![1]).sort(), ['events', 'kv']);
+  assert.deepEqual(
+    writes.map((w) => JSON.stringify(w.Resource).match(/Table(events|kv|blocks|counters)/)![1]).sort(),
+    ['blocks', 'counters', 'events', 'kv'],
+  );
   const repos = statements.filter((s) => JSON.stringify(s.Resource).includes('Tablerepos'));
-  assert.equal(repos.length, 1, 'one statement on repos');
-  assert.deepEqual([].concat(repos[0].Action).sort(), ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query']);
-  assert.deepEqual(repos[0].Condition, {
+  assert.equal(repos.length, 2, 'two statements on repos: projected reads, head updates');
+  const reads = repos.find((r) => ([] as string[]).concat(r.Action).includes('dynamodb:GetItem'));
+  assert.deepEqual([].concat(reads.Action).sort(), ['dynamodb:BatchGetItem', 'dynamodb:GetItem', 'dynamodb:Query']);
+  assert.deepEqual(reads.Condition, {
     'ForAllValues:StringEquals': { 'dynamodb:Attributes': REPO_RECORD_ATTRIBUTES },
     StringEqualsIfExists: { 'dynamodb:Select': 'SPECIFIC_ATTRIBUTES' },
   });
-  assert.ok(!REPO_RECORD_ATTRIBUTES.includes('keys'));
+  const updates = repos.find((r) => r !== reads);
+  assert.deepEqual(updates.Action, 'dynamodb:UpdateItem');
+  assert.deepEqual(updates.Condition, { 'ForAllValues:StringEquals': { 'dynamodb:Attributes': REPO_HEAD_ATTRIBUTES } });
+  assert.ok(!REPO_RECORD_ATTRIBUTES.includes('keys') && !REPO_HEAD_ATTRIBUTES.includes('keys'));
   // The execution role reads exactly one secret: the JWT secret the bulk container gets.
   const exec = Object.entries(policies).find(([id]) => id.startsWith('FirehoseTaskExecutionRole')) as [string, any];
   const secretReads = (exec[1].Properties.PolicyDocument.Statement as any[]).filter((s) => JSON.stringify(s.Action).includes('secretsmanager'));

@@ -8,11 +8,13 @@ use super::store::{
     DiskStorage, HANDLES, REPO_KEYS, REPOS, append, db_err, load, put_blocks, store,
 };
 use crate::block::BlockMap;
+use crate::cid::Cid;
 use crate::repo::CommitData;
 use crate::storage::{
     EventBody, NewRepo, RepoKeys, RepoRecord, RepoStatus, RepoStore, Seq, StorageError,
 };
 use crate::syntax::{Did, Handle};
+use crate::tid::Tid;
 
 fn read_record(txn: &ReadTransaction, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
     let table = txn.open_table(REPOS).map_err(db_err)?;
@@ -181,6 +183,33 @@ impl RepoStore for DiskStorage {
             Ok(_) => self.records.advance(&data.did, data.cid, data.rev()),
             Err(_) => self.records.forget(&data.did),
         }
+        result
+    }
+
+    async fn replace_head(
+        &self,
+        did: &Did,
+        from: Cid,
+        to: Cid,
+        rev: Tid,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError> {
+        let owned = did.clone();
+        let result = self
+            .writer
+            .write(move |txn| {
+                let mut record =
+                    load(txn, &owned)?.ok_or_else(|| StorageError::RepoNotFound(owned.clone()))?;
+                if record.head != from {
+                    return Err(StorageError::Conflict(owned.clone()));
+                }
+                record.head = to;
+                record.rev = rev;
+                store(txn, &record)?;
+                append(txn, &owned, events)
+            })
+            .await;
+        self.records.forget(did);
         result
     }
 

@@ -11,11 +11,13 @@ use super::requests::{Fetch, MAX_SEQ_ATTEMPTS, active_statuses, build, handle_ke
 use super::store::DynamoStorage;
 use super::tables::{self, REPO_LIST_PK};
 use crate::block::BlockMap;
+use crate::cid::Cid;
 use crate::repo::CommitData;
 use crate::storage::{
     BlockStore, EventBody, NewRepo, RepoKeys, RepoRecord, RepoStatus, RepoStore, Seq, StorageError,
 };
 use crate::syntax::{Did, Handle};
+use crate::tid::Tid;
 
 /// Reads of a repo item that leave the sealed keys behind.
 const RECORD_ONLY: Fetch<'static> = Fetch::Only(REPO_RECORD_PROJECTION, &[("#st", "status")]);
@@ -200,6 +202,40 @@ impl RepoStore for DynamoStorage {
                 self.repos.forget(&data.did);
                 Err(e)
             }
+        }
+    }
+
+    async fn replace_head(
+        &self,
+        did: &Did,
+        from: Cid,
+        to: Cid,
+        rev: Tid,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError> {
+        let update = self.repo_update(
+            did,
+            "SET head = :head, rev = :rev",
+            "head = :from",
+            vec![
+                (":head", cid_key(&to)),
+                (":rev", s(rev.to_string())),
+                (":from", cid_key(&from)),
+            ],
+            vec![],
+        )?;
+        let result = self
+            .transact_with_events(did, vec![update], &events, &|_| {
+                StorageError::Conflict(did.clone())
+            })
+            .await;
+        self.repos.forget(did);
+        match result {
+            Err(StorageError::Conflict(did)) => match self.load_repo(&did).await? {
+                None => Err(StorageError::RepoNotFound(did)),
+                Some(_) => Err(StorageError::Conflict(did)),
+            },
+            other => other,
         }
     }
 

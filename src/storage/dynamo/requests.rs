@@ -21,6 +21,8 @@ use crate::syntax::Did;
 
 /// How often a write retries after its sequence number was claimed by a skipped marker.
 pub(super) const MAX_SEQ_ATTEMPTS: usize = 10;
+/// `BatchWriteItem` calls one `batch_put` keeps in flight.
+const BATCH_PUT_CONCURRENCY: usize = 8;
 /// Largest sequence number (the spec's range is 1..2^53).
 const MAX_SEQ: Seq = (1 << 53) - 1;
 
@@ -116,38 +118,49 @@ impl DynamoStorage {
         table: &str,
         items: Vec<Item>,
     ) -> Result<(), StorageError> {
-        for chunk in items.chunks(25) {
-            self.metrics.wrote(chunk.iter().map(item_size), false);
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|item| {
-                    Ok(WriteRequest::builder()
-                        .put_request(build(
-                            PutRequest::builder().set_item(Some(item.clone())).build(),
-                        )?)
-                        .build())
-                })
-                .collect::<Result<_, StorageError>>()?;
-            for round in 0..=MAX_BATCH_ROUNDS {
-                let resp = self
-                    .client
-                    .batch_write_item()
-                    .request_items(table, pending)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                match resp.unprocessed_items().and_then(|u| u.get(table)) {
-                    Some(rest) if !rest.is_empty() => {
-                        if round == MAX_BATCH_ROUNDS {
-                            return Err(StorageError::Backend(
-                                "BatchWriteItem kept returning unprocessed items".into(),
-                            ));
-                        }
-                        pending = rest.clone();
-                        backoff(round).await;
+        use futures::{StreamExt, TryStreamExt};
+        // Chunks go out concurrently: a large write (an imported repo) is bound by round trips.
+        let calls: Vec<_> = items
+            .chunks(25)
+            .map(|chunk| self.batch_put_chunk(table, chunk))
+            .collect();
+        futures::stream::iter(calls)
+            .buffer_unordered(BATCH_PUT_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn batch_put_chunk(&self, table: &str, chunk: &[Item]) -> Result<(), StorageError> {
+        self.metrics.wrote(chunk.iter().map(item_size), false);
+        let mut pending: Vec<WriteRequest> = chunk
+            .iter()
+            .map(|item| {
+                Ok(WriteRequest::builder()
+                    .put_request(build(
+                        PutRequest::builder().set_item(Some(item.clone())).build(),
+                    )?)
+                    .build())
+            })
+            .collect::<Result<_, StorageError>>()?;
+        for round in 0..=MAX_BATCH_ROUNDS {
+            let resp = self
+                .client
+                .batch_write_item()
+                .request_items(table, pending)
+                .send()
+                .await
+                .map_err(backend)?;
+            match resp.unprocessed_items().and_then(|u| u.get(table)) {
+                Some(rest) if !rest.is_empty() => {
+                    if round == MAX_BATCH_ROUNDS {
+                        return Err(StorageError::Backend(
+                            "BatchWriteItem kept returning unprocessed items".into(),
+                        ));
                     }
-                    _ => break,
+                    pending = rest.clone();
+                    backoff(round).await;
                 }
+                _ => break,
             }
         }
         Ok(())

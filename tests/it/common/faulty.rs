@@ -15,6 +15,7 @@ use arroba::storage::{
     RepoStatus, RepoStore, Seq, Storage, StorageError,
 };
 use arroba::syntax::{Did, Handle};
+use arroba::tid::Tid;
 use async_trait::async_trait;
 use tokio::sync::watch;
 
@@ -220,6 +221,21 @@ impl RepoStore for Faulty {
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError> {
         self.around("apply_commit", self.inner.apply_commit(data))
             .await
+    }
+
+    async fn replace_head(
+        &self,
+        did: &Did,
+        from: Cid,
+        to: Cid,
+        rev: Tid,
+        events: Vec<EventBody>,
+    ) -> Result<Vec<Seq>, StorageError> {
+        self.around(
+            "replace_head",
+            self.inner.replace_head(did, from, to, rev, events),
+        )
+        .await
     }
 
     async fn set_status(

@@ -9,7 +9,7 @@
 //! around them is substituted: AWS endpoints (the emulator), the PLC directory (a local one) and
 //! the relay (a stand-in that records `requestCrawl`). Then, through the deployed routing: an
 //! invite, an account and a post through the Lambda, the post's `#commit` from the firehose, a
-//! 20 MB blob up and down through the bulk container. A wrong secret format, a missing variable,
+//! 20 MB blob up and down and a 100 MB repo import through the bulk container. A wrong secret format, a missing variable,
 //! a default naming an example domain, or a path routed to the wrong place fails it.
 //! `stacks_agree` compares the two definitions on the settings that matter.
 
@@ -23,7 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arroba::cbor::{self, Value as Cbor};
+use arroba::crypto::{Algorithm, Keypair};
+use arroba::identity::{IdentityConfig, PlcClient, Resolver};
+use arroba::repo::Repo;
 use arroba::storage::KeySealer;
+use arroba::syntax::Did;
+use arroba::tid::{TidClock, micros_of};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -551,6 +556,96 @@ async fn rehearse(spec: Spec) {
         sha2::Sha256::digest(&blob),
         "{}: the blob comes back whole",
         spec.source
+    );
+
+    // A 100 MB repo import through the bulk route. The account's DID is first moved to a key
+    // this test holds (with the operator's rotation key, which the deployment generated), the
+    // way a migrating account's repo arrives signed by its old PDS's key.
+    let operator = {
+        let Val::SecretArn(id) = &spec.lambda.env["PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX_ARN"]
+        else {
+            panic!("the operator's rotation key arrives by ARN")
+        };
+        Keypair::from_bytes(Algorithm::K256, &hex::decode(&world.secrets[id].1).unwrap()).unwrap()
+    };
+    let old_pds_key = Keypair::from_seed(Algorithm::K256, b"the rehearsal account's old key");
+    let resolver = Arc::new(
+        Resolver::new(IdentityConfig {
+            plc_url: plc.clone(),
+            allow_private_addresses: true,
+            ..IdentityConfig::default()
+        })
+        .unwrap(),
+    );
+    let did_key = old_pds_key.public_key().to_did_key();
+    let account_did = Did::parse(&did).unwrap();
+    PlcClient::new(resolver)
+        .update(&account_did, &operator, |data| {
+            data.verification_methods.insert("atproto".into(), did_key);
+        })
+        .await
+        .unwrap();
+    let filler = "x".repeat(20_000);
+    let records = (0..5_000).map(|n| {
+        (
+            format!("com.example.rehearsal.big/{n:06}"),
+            cbor::map([
+                ("$type", "com.example.rehearsal.big".into()),
+                ("text", format!("{n:06}{filler}").into()),
+            ]),
+        )
+    });
+    let rev = TidClock::new(3).next(micros_of(chrono::Utc::now()) + 5_000_000);
+    let big = Repo::create_with_records(account_did, &old_pds_key, rev, records).unwrap();
+    let mut car = Vec::new();
+    big.export_car(&mut car).unwrap();
+    assert!(car.len() >= 100_000_000, "{} bytes", car.len());
+    let import = http
+        .post(format!(
+            "{}/xrpc/com.atproto.repo.importRepo",
+            through("/xrpc/com.atproto.repo.importRepo")
+        ))
+        .bearer_auth(&token)
+        .header("content-type", "application/vnd.ipld.car")
+        .body(car)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        import.status(),
+        200,
+        "{}: {}",
+        spec.source,
+        import.text().await.unwrap()
+    );
+    let latest = call(
+        "GET",
+        format!("/xrpc/com.atproto.sync.getLatestCommit?did={did}"),
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(
+        latest.json()["cid"],
+        big.head().to_string(),
+        "{}: the imported commit is the head",
+        spec.source
+    );
+    let record = call(
+        "GET",
+        format!(
+            "/xrpc/com.atproto.repo.getRecord?repo={did}&collection=com.example.rehearsal.big&rkey=004999"
+        ),
+        vec![],
+        None,
+    )
+    .await;
+    assert_eq!(record.status, 200, "{}: {:?}", spec.source, record.json());
+    assert!(
+        record.json()["value"]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("004999x")
     );
 
     // The whole-repo export is served by the firehose route (Lambda caps responses at 6 MB).

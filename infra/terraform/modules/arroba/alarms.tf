@@ -39,16 +39,16 @@ locals {
   # Alarms that fire at or above a threshold, for three minutes in a row.
   threshold_alarms = {
     xrpc-5xx = {
-      namespace = "AWS/ApiGateway", metric = "5xx", statistic = "Sum", threshold = 5
+      namespace  = "AWS/ApiGateway", metric = "5xx", statistic = "Sum", threshold = 5
       dimensions = { ApiId = aws_apigatewayv2_api.xrpc.id, Stage = "$default" }
     }
     xrpc-errors = {
-      namespace = "AWS/Lambda", metric = "Errors", statistic = "Sum", threshold = 1
+      namespace  = "AWS/Lambda", metric = "Errors", statistic = "Sum", threshold = 1
       dimensions = { FunctionName = aws_lambda_function.xrpc.function_name }
     }
     # The firehose logs its lag behind the head of the log as a structured field (milliseconds).
     firehose-lag = {
-      namespace = "Arroba", metric = "FirehoseLag", statistic = "Maximum", threshold = 1000
+      namespace  = "Arroba", metric = "FirehoseLag", statistic = "Maximum", threshold = 1000
       dimensions = {}
     }
   }
@@ -56,7 +56,7 @@ locals {
   throttle_alarms = merge([
     for name, table in aws_dynamodb_table.this : {
       for metric in ["ReadThrottleEvents", "WriteThrottleEvents"] : "${metric}-${name}" => {
-        namespace = "AWS/DynamoDB", metric = metric, statistic = "Sum", threshold = 1
+        namespace  = "AWS/DynamoDB", metric = metric, statistic = "Sum", threshold = 1
         dimensions = { TableName = table.name }
       }
     }

@@ -1,6 +1,6 @@
 # Certificates: existing ones by ARN, or one created and DNS-validated in the zone.
 locals {
-  https                = var.certificate_arn != "" || var.create_certificate
+  https = var.certificate_arn != "" || var.create_certificate
   certificate_arn = var.certificate_arn != "" ? var.certificate_arn : (
     var.create_certificate ? aws_acm_certificate_validation.this[0].certificate_arn : ""
   )
@@ -24,7 +24,7 @@ resource "aws_acm_certificate" "this" {
 # The hostname and its wildcard share one validation record, hence allow_overwrite.
 resource "aws_route53_record" "certificate_validation" {
   for_each = {
-    for o in (var.create_certificate ? aws_acm_certificate.this[0].domain_validation_options : []) : o.domain_name => o
+    for o in(var.create_certificate ? aws_acm_certificate.this[0].domain_validation_options : []) : o.domain_name => o
   }
   zone_id         = var.hosted_zone_id
   name            = each.value.resource_record_name

@@ -10,7 +10,7 @@ locals {
     "/xrpc/com.atproto.sync.subscribeRepos", "/xrpc/com.atproto.sync.getRepo",
     "/xrpc/com.atproto.sync.getCheckout",
   ]
-  bulk_paths = ["/xrpc/com.atproto.repo.uploadBlob", "/xrpc/com.atproto.sync.getBlob"]
+  bulk_paths = ["/xrpc/com.atproto.repo.importRepo", "/xrpc/com.atproto.repo.uploadBlob", "/xrpc/com.atproto.sync.getBlob"]
   # AWS managed policies: CachingDisabled and AllViewer (forwards Host).
   caching_disabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
   all_viewer       = "216adef6-5c7f-47e4-b989-5492eafa07d3"
@@ -34,8 +34,8 @@ resource "aws_apigatewayv2_api_mapping" "edge" {
 }
 
 resource "aws_cloudfront_distribution" "edge" {
-  count        = local.edge ? 1 : 0
-  enabled      = true
+  count           = local.edge ? 1 : 0
+  enabled         = true
   aliases         = local.edge_names
   http_version    = "http2"
   is_ipv6_enabled = true
@@ -60,6 +60,8 @@ resource "aws_cloudfront_distribution" "edge" {
       https_port             = 443
       origin_protocol_policy = "https-only"
       origin_ssl_protocols   = ["TLSv1.2"]
+      # CloudFront's most without a quota increase: an import answers when its repo is written.
+      origin_read_timeout = 60
     }
   }
 

@@ -254,6 +254,8 @@ resource "aws_iam_role" "firehose_task" {
 locals {
   # Every repo-item attribute but `keys` (src/storage/dynamo/items.rs).
   repo_record_attributes = ["did", "handle", "head", "rev", "status", "created_at", "list_pk"]
+  # What an import writes of a repo item (with its key): the head and its rev.
+  repo_head_attributes = ["did", "head", "rev"]
 }
 
 resource "aws_iam_role_policy" "firehose_task" {
@@ -270,9 +272,19 @@ resource "aws_iam_role_policy" "firehose_task" {
         ])
       },
       {
+        # Skipped markers and blob records; an imported repo's blocks, #sync and its sequence number.
         Effect   = "Allow"
         Action   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
-        Resource = [aws_dynamodb_table.this["events"].arn, aws_dynamodb_table.this["kv"].arn]
+        Resource = [for name in ["events", "kv", "blocks", "counters"] : aws_dynamodb_table.this[name].arn]
+      },
+      {
+        # An imported repo's new head: the head and rev attributes only, never the sealed keys.
+        Effect   = "Allow"
+        Action   = ["dynamodb:UpdateItem"]
+        Resource = [aws_dynamodb_table.this["repos"].arn]
+        Condition = {
+          "ForAllValues:StringEquals" = { "dynamodb:Attributes" = local.repo_head_attributes }
+        }
       },
       {
         Effect   = "Allow"

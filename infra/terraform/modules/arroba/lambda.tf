@@ -110,7 +110,7 @@ resource "aws_apigatewayv2_stage" "default" {
     destination_arn = aws_cloudwatch_log_group.api.arn
     format = jsonencode({
       requestId = "$context.requestId", ip = "$context.identity.sourceIp", method = "$context.httpMethod",
-      path = "$context.path", status = "$context.status", latency = "$context.responseLatency"
+      path      = "$context.path", status = "$context.status", latency = "$context.responseLatency"
     })
   }
 }
