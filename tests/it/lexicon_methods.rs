@@ -288,6 +288,19 @@ async fn every_method_the_router_serves_follows_its_lexicon() {
     // com.atproto.sync
     let did = alice.did.as_str();
     check!("com.atproto.sync.getRepo", Auth::None, q(&[("did", did)]));
+    // The account's own export, imported again: accepted, and a no-op.
+    let export = pds
+        .get_bytes("com.atproto.sync.getRepo", &[("did", did)])
+        .await
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    check!(
+        "com.atproto.repo.importRepo",
+        a(&alice.access),
+        Input::Raw("application/vnd.ipld.car", export)
+    );
     check!(
         "com.atproto.sync.getCheckout",
         Auth::None,
