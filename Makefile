@@ -165,6 +165,10 @@ deploy: $(if $(LAMBDA_BOOTSTRAP),,lambda)
 	cd infra/cdk && npm ci --no-audit --no-fund --loglevel=error && npx tsc && npx cdk deploy \
 	  -c hostname=$(PDS_HOSTNAME) -c architecture=$(LAMBDA_ARCH) -c lambdaAsset=$(LAMBDA_ASSET) \
 	  $(call cdk_context,crawlers,$(PDS_CRAWLERS)) \
+	  $(call cdk_context,appViewUrl,$(PDS_BSKY_APP_VIEW_URL)) \
+	  $(call cdk_context,appViewDid,$(PDS_BSKY_APP_VIEW_DID)) \
+	  $(call cdk_context,reportServiceUrl,$(PDS_REPORT_SERVICE_URL)) \
+	  $(call cdk_context,reportServiceDid,$(PDS_REPORT_SERVICE_DID)) \
 	  $(call cdk_context,inviteRequired,$(PDS_INVITE_REQUIRED)) \
 	  $(call cdk_context,certificateArn,$(CERTIFICATE_ARN)) \
 	  $(call cdk_context,edgeCertificateArn,$(EDGE_CERTIFICATE_ARN)) \

@@ -134,6 +134,7 @@ impl PdsBuilder {
             false => None,
         };
         let services = Services {
+            http: resolver.service_client()?,
             storage,
             blobs,
             resolver,

@@ -114,6 +114,14 @@ impl DidDocument {
             .find_map(|vm| PublicKey::from_multikey(vm.public_key_multibase.as_deref()?).ok())
     }
 
+    /// The endpoint of the service with id `#<id>` (or `<did>#<id>`), whatever its type.
+    pub fn service_endpoint(&self, id: &str) -> Option<&str> {
+        self.service
+            .iter()
+            .find(|s| is_fragment(&s.id, &self.id, id))
+            .map(|s| s.service_endpoint.as_str())
+    }
+
     /// The PDS endpoint: the first `#atproto_pds` service of type `AtprotoPersonalDataServer`.
     pub fn pds_endpoint(&self) -> Option<&str> {
         self.service

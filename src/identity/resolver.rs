@@ -155,6 +155,35 @@ impl Resolver {
         })
     }
 
+    /// An HTTP client for calling services named in DID documents (service proxying): the same
+    /// guard against private addresses as DID and handle fetches (in DNS answers and redirects),
+    /// no redirects followed, 10 s to connect and 30 s between reads (bodies stream).
+    pub fn service_client(&self) -> Result<reqwest::Client, IdentityError> {
+        let allow_private = self.config.allow_private_addresses;
+        reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("arroba-rs/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(SafeDns {
+                dns: self.dns.clone(),
+                allow_private,
+            }))
+            .build()
+            .map_err(|e| IdentityError::DnsConfig(e.to_string()))
+    }
+
+    /// Whether a service URL may be called: HTTPS (plain HTTP only where private addresses are
+    /// allowed, i.e. tests and development) and not an IP literal in a private range (a DNS
+    /// name is checked when it resolves).
+    pub fn allows_service_url(&self, url: &url::Url) -> bool {
+        let allow_private = self.config.allow_private_addresses;
+        let scheme_ok = url.scheme() == "https" || (allow_private && url.scheme() == "http");
+        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+        let private_literal = host.parse::<IpAddr>().is_ok_and(is_private);
+        scheme_ok && !host.is_empty() && (allow_private || !private_literal)
+    }
+
     /// The configuration.
     pub fn config(&self) -> &IdentityConfig {
         &self.config

@@ -4,7 +4,8 @@
 //! Values are JSON. Namespaces: `account` (by DID), `email` (claims: email → DID),
 //! `refresh:<did>` (session id → session), `invite` (code → invite), `blobs:<did>` (CID →
 //! blob record), `expected-blobs:<did>` (CID → the record paths of an imported repo that
-//! reference a blob not uploaded yet). Claims use put-if-absent, single-use sessions use delete-and-return, invite
+//! reference a blob not uploaded yet), `preferences` (DID → the account's preferences, a JSON
+//! array of objects with a `$type`). Claims use put-if-absent, single-use sessions use delete-and-return, invite
 //! uses compare-and-swap, so concurrent requests cannot both win.
 
 use chrono::{DateTime, Utc};
@@ -388,5 +389,45 @@ impl Accounts<'_> {
         page.into_iter()
             .map(|(k, v)| Ok((k, decode(&v, "expected blob")?)))
             .collect()
+    }
+
+    /// The stored preferences of `did` (every namespace), in the order they were put.
+    pub async fn get_preferences(&self, did: &Did) -> Result<Vec<serde_json::Value>, StorageError> {
+        Ok(self
+            .0
+            .kv_get("preferences", did.as_str())
+            .await?
+            .map(|b| decode(&b, "preferences"))
+            .transpose()?
+            .unwrap_or_default())
+    }
+
+    /// Replaces `did`'s preferences with what `change` makes of the current ones, by
+    /// compare-and-swap (retried), so two concurrent changes cannot lose one another.
+    pub async fn update_preferences<E: From<StorageError>>(
+        &self,
+        did: &Did,
+        change: impl Fn(Vec<serde_json::Value>) -> Result<Vec<serde_json::Value>, E>,
+    ) -> Result<(), E> {
+        for _ in 0..10 {
+            let raw = self.0.kv_get("preferences", did.as_str()).await?;
+            let current = match &raw {
+                Some(bytes) => decode(bytes, "preferences")?,
+                None => Vec::new(),
+            };
+            let next = encode(&change(current)?);
+            let condition = match &raw {
+                Some(bytes) => KvCondition::IfEquals(bytes),
+                None => KvCondition::IfAbsent,
+            };
+            if self
+                .0
+                .kv_put("preferences", did.as_str(), &next, condition)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(StorageError::Conflict(did.clone()).into())
     }
 }

@@ -205,6 +205,46 @@ impl FromRequestParts<AppState> for Access {
     }
 }
 
+/// Who uploads a blob: an account's own session, or a service-auth token the account issued to
+/// this PDS for `com.atproto.repo.uploadBlob` (how the video service hands back a processed
+/// video), checked against the account's current signing key from its DID document.
+#[derive(Debug, Clone)]
+pub struct Uploader {
+    /// The account the blob is for.
+    pub did: Did,
+}
+
+impl FromRequestParts<AppState> for Uploader {
+    type Rejection = XrpcError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?;
+        let session = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
+        if session {
+            let access = Access::from_request_parts(parts, state).await?;
+            return Ok(Uploader { did: access.did });
+        }
+        let lxm = crate::syntax::Nsid::parse("com.atproto.repo.uploadBlob")
+            .map_err(XrpcError::internal)?;
+        let claims = crate::identity::service_auth::verify(
+            state.resolver(),
+            token,
+            &state.config().service_did,
+            Some(&lxm),
+            Utc::now().timestamp(),
+        )
+        .await
+        .map_err(|e| XrpcError::invalid_token(format!("Bad service token: {e}")))?;
+        let did = Did::parse(&claims.iss)
+            .map_err(|_| XrpcError::invalid_token("Bad service token: iss is not a DID"))?;
+        tracing::Span::current().record("did", did.as_str());
+        Ok(Uploader { did })
+    }
+}
+
 /// A request authenticated with a refresh token (refreshSession, deleteSession).
 #[derive(Debug, Clone)]
 pub struct Refresh {

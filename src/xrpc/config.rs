@@ -5,6 +5,47 @@
 use crate::config::{ConfigError, Env};
 use crate::crypto::{Algorithm, Keypair};
 
+/// A service this PDS forwards calls to (the AppView, the moderation and report services):
+/// where it answers, and the DID its service-auth tokens are addressed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    /// Base URL, without a trailing slash.
+    pub url: String,
+    /// The service's DID (a token's `aud`).
+    pub did: String,
+}
+
+impl ServiceConfig {
+    /// `<prefix>_URL` and `<prefix>_DID`, both or neither.
+    fn from_env(
+        env: &Env,
+        url_name: &'static str,
+        did_name: &'static str,
+    ) -> Result<Option<ServiceConfig>, ConfigError> {
+        match (env.get(url_name), env.get(did_name)) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(ConfigError::Missing(did_name)),
+            (None, Some(_)) => Err(ConfigError::Missing(url_name)),
+            (Some(url), Some(did)) => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(ConfigError::Invalid {
+                        name: url_name,
+                        why: format!("{url:?} is not an http(s) URL"),
+                    });
+                }
+                crate::syntax::Did::parse(did).map_err(|_| ConfigError::Invalid {
+                    name: did_name,
+                    why: format!("{did:?} is not a DID"),
+                })?;
+                Ok(Some(ServiceConfig {
+                    url: url.trim_end_matches('/').to_owned(),
+                    did: did.to_owned(),
+                }))
+            }
+        }
+    }
+}
+
 /// Everything the XRPC handlers need to know about this server.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -35,6 +76,17 @@ pub struct ServerConfig {
     pub max_import_size: u64,
     /// Whether `importRepo` is served (`PDS_ACCEPTING_REPO_IMPORTS`, default true).
     pub accepting_imports: bool,
+    /// The AppView every `app.bsky.*` call goes to by default (`PDS_BSKY_APP_VIEW_URL` and
+    /// `PDS_BSKY_APP_VIEW_DID`).
+    pub app_view: Option<ServiceConfig>,
+    /// Image URLs in read-after-write answers (`PDS_BSKY_APP_VIEW_CDN_URL_PATTERN`: `%s` is
+    /// replaced by the preset, the DID and the CID, in that order); without it, getBlob URLs.
+    pub app_view_cdn_url_pattern: Option<String>,
+    /// The moderation service (`PDS_MOD_SERVICE_URL`/`_DID`): `tools.ozone.*` calls.
+    pub mod_service: Option<ServiceConfig>,
+    /// Where `com.atproto.moderation.createReport` goes (`PDS_REPORT_SERVICE_URL`/`_DID`; the
+    /// moderation service if unset).
+    pub report_service: Option<ServiceConfig>,
     /// Development mode (`PDS_DEV_MODE`).
     pub dev_mode: bool,
     /// The operator's PLC rotation key (`PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX`, the reference
@@ -60,6 +112,10 @@ impl std::fmt::Debug for ServerConfig {
             .field("blob_upload_limit", &self.blob_upload_limit)
             .field("max_import_size", &self.max_import_size)
             .field("accepting_imports", &self.accepting_imports)
+            .field("app_view", &self.app_view)
+            .field("app_view_cdn_url_pattern", &self.app_view_cdn_url_pattern)
+            .field("mod_service", &self.mod_service)
+            .field("report_service", &self.report_service)
             .field("dev_mode", &self.dev_mode)
             .field(
                 "plc_rotation_key",
@@ -146,7 +202,22 @@ impl ServerConfig {
             .get("PDS_SERVICE_DID")
             .map(str::to_owned)
             .unwrap_or_else(|| format!("did:web:{hostname}"));
+        let mod_service =
+            ServiceConfig::from_env(env, "PDS_MOD_SERVICE_URL", "PDS_MOD_SERVICE_DID")?;
+        let report_service =
+            ServiceConfig::from_env(env, "PDS_REPORT_SERVICE_URL", "PDS_REPORT_SERVICE_DID")?
+                .or_else(|| mod_service.clone());
         Ok(ServerConfig {
+            app_view: ServiceConfig::from_env(
+                env,
+                "PDS_BSKY_APP_VIEW_URL",
+                "PDS_BSKY_APP_VIEW_DID",
+            )?,
+            app_view_cdn_url_pattern: env
+                .get("PDS_BSKY_APP_VIEW_CDN_URL_PATTERN")
+                .map(str::to_owned),
+            mod_service,
+            report_service,
             hostname,
             port,
             public_url,
@@ -230,6 +301,48 @@ mod tests {
                 "{k}"
             );
         }
+    }
+
+    #[test]
+    fn services_need_both_their_url_and_their_did() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut e = env(&[("PDS_DEV_MODE", "1")]);
+            for (k, v) in pairs {
+                e.set(*k, *v);
+            }
+            ServerConfig::from_env(&e)
+        };
+        assert_eq!(
+            with(&[("PDS_BSKY_APP_VIEW_URL", "https://api.bsky.app")]).unwrap_err(),
+            ConfigError::Missing("PDS_BSKY_APP_VIEW_DID")
+        );
+        assert_eq!(
+            with(&[("PDS_REPORT_SERVICE_DID", "did:plc:ar7c4by46qjdydhdevvrndac")]).unwrap_err(),
+            ConfigError::Missing("PDS_REPORT_SERVICE_URL")
+        );
+        assert!(matches!(
+            with(&[
+                ("PDS_MOD_SERVICE_URL", "ftp://x"),
+                ("PDS_MOD_SERVICE_DID", "did:web:x")
+            ]),
+            Err(ConfigError::Invalid {
+                name: "PDS_MOD_SERVICE_URL",
+                ..
+            })
+        ));
+        let c = with(&[
+            ("PDS_BSKY_APP_VIEW_URL", "https://api.bsky.app/"),
+            ("PDS_BSKY_APP_VIEW_DID", "did:web:api.bsky.app"),
+            ("PDS_MOD_SERVICE_URL", "https://mod.bsky.app"),
+            ("PDS_MOD_SERVICE_DID", "did:plc:ar7c4by46qjdydhdevvrndac"),
+        ])
+        .unwrap();
+        assert_eq!(c.app_view.unwrap().url, "https://api.bsky.app");
+        assert_eq!(
+            c.report_service, c.mod_service,
+            "reports go to the moderation service unless a report service is set"
+        );
+        assert!(with(&[]).unwrap().app_view.is_none());
     }
 
     #[test]

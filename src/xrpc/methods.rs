@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
 
-use super::{AppState, admin, identity, import, repo, server, sync};
+use super::{AppState, admin, bsky, identity, import, repo, server, sync};
 
 /// Body limit for record writes: the reference PDS's 1,000,000-byte JSON limit.
 const RECORD_BODY_LIMIT: usize = 1_000_000;
@@ -171,6 +171,17 @@ pub(super) fn table() -> Vec<Method> {
             admin::update_account_password,
         ),
         procedure("com.atproto.admin.deleteAccount", admin::delete_account),
+        // app.bsky: preferences are the PDS's own; the rest of these go to the AppView, patched
+        // with the caller's newest records (read-after-write). Every other app.bsky method is
+        // proxied by the router's fallback.
+        query("app.bsky.actor.getPreferences", bsky::get_preferences),
+        procedure("app.bsky.actor.putPreferences", bsky::put_preferences),
+        query("app.bsky.actor.getProfile", bsky::get_profile),
+        query("app.bsky.actor.getProfiles", bsky::get_profiles),
+        query("app.bsky.feed.getActorLikes", bsky::get_actor_likes),
+        query("app.bsky.feed.getAuthorFeed", bsky::get_author_feed),
+        query("app.bsky.feed.getPostThread", bsky::get_post_thread),
+        query("app.bsky.feed.getTimeline", bsky::get_timeline),
     ]
 }
 

@@ -11,12 +11,14 @@
 
 mod admin;
 pub mod auth;
+mod bsky;
 pub mod config;
 mod error;
 pub mod extract;
 mod identity;
 mod import;
 mod methods;
+mod proxy;
 mod repo;
 mod router;
 mod server;

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use serde_json::{Value as Json_, json};
 use sha2::{Digest, Sha256};
 
-use super::auth::Access;
+use super::auth::{Access, Uploader};
 use serde::Deserialize;
 
 use super::extract::{Body, Params, data_value, present};
@@ -407,18 +407,17 @@ pub(super) async fn describe_repo(State(state): State<AppState>, params: Params)
 
 pub(super) async fn upload_blob(
     State(state): State<AppState>,
-    access: Access,
+    uploader: Uploader,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Out {
     // The record alone (not the keys, which a commit would need): the bulk task serves uploads
-    // without key-encryption keys.
-    let record = state
-        .storage()
-        .load_repo(&access.did)
-        .await?
-        .ok_or(crate::accounts::AccountError::NotFound(access.did.clone()))?;
-    if !record.status.is_active() {
+    // without key-encryption keys. A deactivated account may upload (an account moving in
+    // uploads its blobs before it is activated).
+    let record = state.storage().load_repo(&uploader.did).await?.ok_or(
+        crate::accounts::AccountError::NotFound(uploader.did.clone()),
+    )?;
+    if !record.status.is_active() && record.status != crate::storage::RepoStatus::Deactivated {
         return Err(StorageError::InactiveRepo(record.did, record.status).into());
     }
     let limit = state.config().blob_upload_limit;
@@ -431,12 +430,17 @@ pub(super) async fn upload_blob(
             "Blob is larger than the {limit}-byte limit"
         )));
     }
-    let mime = headers
+    let declared_mime = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|m| m.split(';').next().unwrap_or_default().trim().to_owned())
-        .filter(|m| !m.is_empty() && m != "*/*")
-        .unwrap_or_else(|| "application/octet-stream".to_owned());
+        .map(|m| {
+            m.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .filter(|m| !writes::is_generic_mime(m));
     // Hash while reading; the CID is known the moment the body ends.
     let mut hasher = Sha256::new();
     let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
@@ -459,8 +463,13 @@ pub(super) async fn upload_blob(
     }
     let cid = cid::cid_from_sha256(cid::RAW, hasher.finalize().into());
     let size = bytes.len() as u64;
+    // What the bytes are beats what the client said, as in the reference PDS (SDKs send `*/*`).
+    let mime = infer::get(&bytes)
+        .map(|kind| kind.mime_type().to_owned())
+        .or(declared_mime)
+        .unwrap_or_else(|| "application/octet-stream".to_owned());
     state.blobs().put(&record.did, &cid, bytes.into()).await?;
-    writes::record_upload(&state, &record.did, &cid, &mime, size).await?;
+    let mime = writes::record_upload(&state, &record.did, &cid, &mime, size).await?;
     writes::sweep_temporary_blobs(&state, &record.did).await?;
     Ok(Json(
         json!({"blob": {"$type": "blob", "ref": {"$link": cid.to_string()}, "mimeType": mime, "size": size}}),

@@ -12,7 +12,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use super::{AppState, ExportState, XrpcError, methods, sync, well_known};
+use super::{AppState, ExportState, XrpcError, methods, proxy, sync, well_known};
 
 /// Body limit for every JSON procedure without a limit of its own.
 const DEFAULT_BODY_LIMIT: usize = 150 * 1024;
@@ -35,7 +35,8 @@ where
         .route(&x("com.atproto.sync.getCheckout"), get(sync::get_repo))
 }
 
-/// The router for every XRPC method and well-known route.
+/// The router for every XRPC method and well-known route; any other `/xrpc/` call is proxied to
+/// the service that answers it (`proxy`).
 ///
 /// Layers, outermost first: the request span (method NSID, DID once a token names one, status
 /// and latency; one log line per request), CORS (`*`, as atproto clients in browsers need),
@@ -45,11 +46,12 @@ pub fn router() -> Router<AppState> {
         .route("/", get(well_known::root))
         .route("/.well-known/atproto-did", get(well_known::atproto_did))
         .route("/.well-known/did.json", get(well_known::did_json));
-    with_methods(router, methods::table())
+    with_methods(router, methods::table()).fallback(proxy::catch_all)
 }
 
 /// The router of the bulk task: only [`methods::BULK_METHODS`] (and `/xrpc/_health`), with the
-/// same layers as [`router`]. It needs the JWT secret to check sessions, and no other secret.
+/// same layers as [`router`]; it proxies nothing. It needs the JWT secret to check sessions,
+/// and no other secret.
 pub fn bulk_router() -> Router<AppState> {
     let bulk = methods::table()
         .into_iter()

@@ -7,12 +7,12 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
-use super::auth::{Access, Admin, Refresh, create_session};
+use super::auth::{Access, Admin, Refresh, Scope, create_session};
 use super::extract::{Body, OptionalBody, Params};
 use super::{AppState, XrpcError};
 use crate::accounts::{AccountError, NewAccount};
 use crate::identity::service_auth;
-use crate::storage::{Accounts, RepoRecord};
+use crate::storage::{Accounts, RepoRecord, RepoStatus};
 use crate::syntax::{Did, Handle, Nsid, format_datetime};
 
 type Out = Result<Json<Json_>, XrpcError>;
@@ -167,21 +167,62 @@ pub(super) async fn delete_session(
     Ok(())
 }
 
+/// `getServiceAuth`, with the reference PDS's rules: a token for a DID (or `did#service`), for
+/// at most an hour and, without a method, a minute; never for account management; chat only
+/// for privileged sessions; a taken-down account only for moving away (`createAccount`).
 pub(super) async fn get_service_auth(
     State(state): State<AppState>,
     access: Access,
     params: Params,
 ) -> Out {
     let aud: String = params.required("aud")?;
-    Did::parse(aud.split('#').next().unwrap_or_default())?;
-    let lxm: Option<Nsid> = params.parse("lxm")?;
-    let now = Utc::now().timestamp();
-    let exp: i64 = params.parse("exp")?.unwrap_or(now + 60);
-    if exp <= now || exp > now + 3600 {
-        return Err(XrpcError::named(
-            "BadExpiration",
-            "exp must be in the next hour",
+    let (did_part, service) = match aud.split_once('#') {
+        Some((d, s)) => (d, Some(s)),
+        None => (aud.as_str(), None),
+    };
+    if Did::parse(did_part).is_err() || service.is_some_and(|s| s.is_empty() || s.contains('#')) {
+        return Err(XrpcError::invalid(
+            "aud must be a valid atproto DID or did#serviceId reference",
         ));
+    }
+    let lxm: Option<Nsid> = params.parse("lxm")?;
+    let record = state.accounts().repo(&access.did).await?;
+    let lxm_str = lxm.as_ref().map(Nsid::as_str);
+    if record.status == RepoStatus::Takendown && lxm_str != Some("com.atproto.server.createAccount")
+    {
+        return Err(XrpcError::invalid_token("Bad token scope"));
+    }
+    if let Some(method) = lxm_str {
+        if super::proxy::is_privileged(method) && access.scope == Scope::AppPassword {
+            return Err(XrpcError::invalid(format!(
+                "insufficient access to request a service auth token for the following method: {method}"
+            )));
+        }
+    }
+    let now = Utc::now().timestamp();
+    let exp: i64 = match params.parse::<i64>("exp")? {
+        None => now + 60,
+        Some(exp) if exp < now => {
+            return Err(XrpcError::named("BadExpiration", "expiration is in past"));
+        }
+        Some(exp) if exp - now > 3600 => {
+            return Err(XrpcError::named(
+                "BadExpiration",
+                "cannot request a token with an expiration more than an hour in the future",
+            ));
+        }
+        Some(exp) if lxm.is_none() && exp - now > 60 => {
+            return Err(XrpcError::named(
+                "BadExpiration",
+                "cannot request a method-less token with an expiration more than a minute in the future",
+            ));
+        }
+        Some(exp) => exp,
+    };
+    if let Some(method) = lxm_str.filter(|m| super::proxy::is_protected(m)) {
+        return Err(XrpcError::invalid(format!(
+            "cannot request a service auth token for the following protected method: {method}"
+        )));
     }
     let keys = state
         .storage()

@@ -23,6 +23,9 @@ pub struct Services {
     pub resolver: Arc<Resolver>,
     /// The process's block cache.
     pub cache: BlockCache,
+    /// The client for calls to other services (service proxying), guarded against private
+    /// addresses ([`Resolver::service_client`]).
+    pub http: reqwest::Client,
 }
 
 /// Shared server state; cloning is cheap.
@@ -64,6 +67,11 @@ impl AppState {
             plc,
             accounts,
         }))
+    }
+
+    /// The client for calls to other services.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.0.services.http
     }
 
     /// The configuration.

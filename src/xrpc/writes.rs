@@ -116,6 +116,66 @@ pub(super) fn prepare_record(
     Ok((record, cid, validation))
 }
 
+/// What a record says of a blob it references: its media type and size.
+#[derive(Debug, Default)]
+struct BlobClaim {
+    mime_type: Option<String>,
+    size: Option<i64>,
+}
+
+/// Every `{"$type": "blob", "ref", "mimeType", "size"}` in a record.
+fn blob_ref_claims(value: &Value) -> Vec<(Cid, BlobClaim)> {
+    fn walk(v: &Value, out: &mut Vec<(Cid, BlobClaim)>) {
+        match v {
+            Value::Map(m) => {
+                if m.get("$type").and_then(Value::as_str) == Some("blob") {
+                    if let Some(c) = m.get("ref").and_then(Value::as_link) {
+                        let claim = BlobClaim {
+                            mime_type: m.get("mimeType").and_then(Value::as_str).map(str::to_owned),
+                            size: m.get("size").and_then(Value::as_integer),
+                        };
+                        out.push((*c, claim));
+                    }
+                }
+                m.values().for_each(|x| walk(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, &mut out);
+    out
+}
+
+/// A record must describe a blob as it was stored (type from the bytes, real size), as the
+/// reference PDS requires, so a record cannot pass a video off as an image.
+fn check_blob_claim(stored: &BlobRecord, claim: &BlobClaim) -> Result<(), XrpcError> {
+    if let Some(mime) = &claim.mime_type {
+        if mime != &stored.mime_type {
+            return Err(XrpcError::named(
+                "InvalidMimeType",
+                format!(
+                    "Referenced Mimetype does not match stored blob. Expected: {}, Got: {mime}",
+                    stored.mime_type
+                ),
+            ));
+        }
+    }
+    if let Some(size) = claim.size {
+        if size != stored.size as i64 {
+            return Err(XrpcError::named(
+                "InvalidSize",
+                format!(
+                    "Referenced Size does not match stored blob. Expected: {}, Got: {size}",
+                    stored.size
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Commits `writes` for `did` under `preconditions`, after checking every referenced blob was
 /// uploaded to this repo; then records which records reference which blobs, deleting blobs no
 /// record references any more.
@@ -129,16 +189,16 @@ pub(super) async fn commit(
     let mut new_refs: BTreeMap<String, BTreeSet<Cid>> = BTreeMap::new();
     for w in writes {
         if let Some(record) = &w.record {
-            let refs = blob_refs(record);
-            for cid in &refs {
-                if accounts.get_blob(did, &cid.to_string()).await?.is_none() {
+            for (cid, declared) in blob_ref_claims(record) {
+                let Some(stored) = accounts.get_blob(did, &cid.to_string()).await? else {
                     return Err(XrpcError::named(
                         "BlobNotFound",
                         format!("Could not find blob: {cid}"),
                     ));
-                }
+                };
+                check_blob_claim(&stored, &declared)?;
             }
-            new_refs.insert(w.path(), refs);
+            new_refs.insert(w.path(), blob_refs(record));
         }
     }
     let (data, seq) = commit_writes_if(
@@ -224,36 +284,55 @@ pub(super) async fn sweep_temporary_blobs(state: &AppState, did: &Did) -> Result
     Ok(())
 }
 
+/// Whether a declared media type says nothing about the bytes.
+pub(super) fn is_generic_mime(mime: &str) -> bool {
+    matches!(
+        mime,
+        "" | "*/*" | "application/octet-stream" | "binary/octet-stream"
+    )
+}
+
 /// Stores an uploaded blob's record (keeping references if it was already there, taking over
-/// those of imported records that were waiting for it).
+/// those of imported records that were waiting for it) and returns its media type: `mime`,
+/// unless an earlier upload of the same bytes already gave a specific one; a specific `mime`
+/// corrects a generic one stored before.
 pub(super) async fn record_upload(
     state: &AppState,
     did: &Did,
     cid: &Cid,
     mime_type: &str,
     size: u64,
-) -> Result<(), XrpcError> {
+) -> Result<String, XrpcError> {
     let accounts = Accounts(state.storage());
     let key = cid.to_string();
-    if accounts.get_blob(did, &key).await?.is_none() {
-        // Records imported before the upload may already reference it.
-        let refs = accounts
-            .get_expected_blob(did, &key)
-            .await?
-            .unwrap_or_default();
-        accounts
-            .put_blob(
-                did,
-                &key,
-                &BlobRecord {
-                    mime_type: mime_type.to_owned(),
-                    size,
-                    refs,
-                    created_at: Utc::now(),
-                },
-            )
-            .await?;
-        accounts.delete_expected_blob(did, &key).await?;
+    match accounts.get_blob(did, &key).await? {
+        Some(mut existing) => {
+            if is_generic_mime(&existing.mime_type) && !is_generic_mime(mime_type) {
+                existing.mime_type = mime_type.to_owned();
+                accounts.put_blob(did, &key, &existing).await?;
+            }
+            Ok(existing.mime_type)
+        }
+        None => {
+            // Records imported before the upload may already reference it.
+            let refs = accounts
+                .get_expected_blob(did, &key)
+                .await?
+                .unwrap_or_default();
+            accounts
+                .put_blob(
+                    did,
+                    &key,
+                    &BlobRecord {
+                        mime_type: mime_type.to_owned(),
+                        size,
+                        refs,
+                        created_at: Utc::now(),
+                    },
+                )
+                .await?;
+            accounts.delete_expected_blob(did, &key).await?;
+            Ok(mime_type.to_owned())
+        }
     }
-    Ok(())
 }

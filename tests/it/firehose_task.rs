@@ -33,6 +33,7 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn the_task_streams_commits_serves_get_repo_and_drains_on_sigterm() {
+    let started = std::time::Instant::now();
     let prefix = format!("t{}-", hex::encode(rand::random::<[u8; 6]>()));
     // Only the PDS holds the key-encryption key, as only the Lambda does in AWS.
     let kek = format!(
@@ -162,5 +163,11 @@ async fn the_task_streams_commits_serves_get_repo_and_drains_on_sigterm() {
         .filter_map(|v| v["fields"]["lag"].as_i64())
         .collect();
     assert!(!lags.is_empty(), "a lag report in:\n{log}");
-    assert!(lags.iter().all(|&ms| (0..10_000).contains(&ms)), "{lags:?}");
+    // Every event was written during this test, so no lag can exceed its running time (a loaded
+    // machine makes the lag itself vary, so that is the bound, not a fixed figure).
+    let bound = i64::try_from(started.elapsed().as_millis()).unwrap();
+    assert!(
+        lags.iter().all(|&ms| (0..=bound).contains(&ms)),
+        "{lags:?} within {bound} ms"
+    );
 }

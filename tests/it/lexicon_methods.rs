@@ -10,6 +10,7 @@ use arroba::xrpc::{MethodKind, method_list};
 use serde_json::{Value, json};
 
 use crate::common::pds::{ADMIN_PASSWORD, Pds, Session};
+use crate::common::service::Service;
 
 /// How a sample call authenticates.
 enum Auth<'a> {
@@ -120,7 +121,14 @@ async fn every_method_the_router_serves_follows_its_lexicon() {
         assert_eq!(def["type"], expected, "{nsid}");
     }
 
-    let pds = Pds::start(&[]).await;
+    // An AppView for the app.bsky views the PDS patches (read-after-write).
+    let app_view = Service::start("did:web:appview.test", "").await;
+    let pds = Pds::start(&[
+        ("PDS_BSKY_APP_VIEW_URL", app_view.url.as_str()),
+        ("PDS_BSKY_APP_VIEW_DID", "did:web:appview.test"),
+    ])
+    .await;
+    app_view.set_plc_url(&pds.plc_url);
     let alice = session(&pds, "alice").await;
     let bob = session(&pds, "bob").await;
     let dave = session(&pds, "dave").await;
@@ -385,6 +393,70 @@ async fn every_method_the_router_serves_follows_its_lexicon() {
         "com.atproto.admin.deleteAccount",
         Auth::Admin,
         Input::Json(json!({"did": erin.did}))
+    );
+
+    // app.bsky: preferences, and the AppView's views with alice's newer records patched in
+    // (the AppView reports a rev older than all of them), each answer checked by its lexicon.
+    check!(
+        "app.bsky.actor.putPreferences",
+        a(&alice.access),
+        Input::Json(
+            json!({"preferences": [{"$type": "app.bsky.actor.defs#adultContentPref", "enabled": true}]})
+        )
+    );
+    check!("app.bsky.actor.getPreferences", a(&alice.access), q(&[]));
+    app_view.set_rev(Some("2222222222222"));
+    let profile = json!({"did": alice.did, "handle": "alice.test", "displayName": "Old"});
+    let item = json!({"post": {"uri": format!("at://{}/app.bsky.feed.post/3kaaaaaaaaa22", alice.did),
+        "cid": "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm",
+        "author": {"did": alice.did, "handle": "alice.test"},
+        "record": {"$type": "app.bsky.feed.post", "text": "x", "createdAt": "2026-01-01T00:00:00.000Z"},
+        "indexedAt": "2026-01-01T00:00:00.000Z"}});
+    app_view.answer("app.bsky.actor.getProfile", profile.clone());
+    app_view.answer("app.bsky.actor.getProfiles", json!({"profiles": [profile]}));
+    for nsid in [
+        "app.bsky.feed.getAuthorFeed",
+        "app.bsky.feed.getTimeline",
+        "app.bsky.feed.getActorLikes",
+    ] {
+        app_view.answer(nsid, json!({"feed": [item]}));
+    }
+    app_view.answer(
+        "app.bsky.feed.getPostThread",
+        json!({"thread": {"$type": "app.bsky.feed.defs#threadViewPost", "post": item["post"]}}),
+    );
+    let me = alice.did.as_str();
+    check!(
+        "app.bsky.actor.getProfile",
+        a(&alice.access),
+        q(&[("actor", me)])
+    );
+    check!(
+        "app.bsky.actor.getProfiles",
+        a(&alice.access),
+        q(&[("actors", me)])
+    );
+    check!(
+        "app.bsky.feed.getAuthorFeed",
+        a(&alice.access),
+        q(&[("actor", me)])
+    );
+    check!("app.bsky.feed.getTimeline", a(&alice.access), q(&[]));
+    check!(
+        "app.bsky.feed.getActorLikes",
+        a(&alice.access),
+        q(&[("actor", me)])
+    );
+    let thread_uri = item["post"]["uri"].as_str().unwrap().to_owned();
+    check!(
+        "app.bsky.feed.getPostThread",
+        a(&alice.access),
+        q(&[("uri", thread_uri.as_str())])
+    );
+    assert_eq!(
+        app_view.seen().len(),
+        6,
+        "the six views came from the AppView"
     );
 
     let served: BTreeSet<&str> = methods.iter().map(|(nsid, _)| *nsid).collect();

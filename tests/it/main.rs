@@ -5,6 +5,7 @@
 
 mod common;
 
+mod appview;
 mod block_cache;
 mod cli;
 mod codecs;

@@ -45,10 +45,13 @@ fn variables_documented() -> BTreeSet<String> {
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
         .expect("a Configuration section");
+    // A row may name several variables in its first cell (`A`, `B`).
     section
         .lines()
-        .filter_map(|l| l.strip_prefix("| `"))
-        .filter_map(|l| l.split('`').next())
+        .filter_map(|l| l.strip_prefix("| "))
+        .filter_map(|l| l.split(" |").next())
+        .flat_map(|cell| cell.split(", "))
+        .map(|v| v.trim_matches('`'))
         .filter(|v| v.starts_with("PDS_") || v.starts_with("ARROBA_"))
         .map(str::to_owned)
         .collect()

@@ -63,10 +63,18 @@ async fn describe_server_and_well_known_routes() {
         .await
         .unwrap();
     assert_eq!(pre.status(), 200);
+    // A method answered nowhere here goes to its service; with none configured, that is said.
     let (status, body) = pds.get("com.example.doesNotExist", None, &[]).await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (501, Some("MethodNotImplemented"))
+        (400, Some("InvalidRequest"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("No service configured for com.example.doesNotExist"),
+        "{body}"
     );
     let (status, _) = pds.get("com.atproto.server.createSession", None, &[]).await;
     assert_eq!(status, 405);

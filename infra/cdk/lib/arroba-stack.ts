@@ -35,6 +35,15 @@ export interface ArrobaProps extends StackProps {
   plcUrl: string;
   /** Relays to notify (`PDS_CRAWLERS`), default the main Bluesky relay; `none` for no relay. */
   crawlers: string;
+  /**
+   * The AppView `app.bsky.*` calls go to (`PDS_BSKY_APP_VIEW_URL`/`_DID`), default Bluesky's;
+   * `appViewUrl` `none` for none.
+   */
+  appViewUrl: string;
+  appViewDid: string;
+  /** Where reports go (`PDS_REPORT_SERVICE_URL`/`_DID`), default Bluesky's moderation service. */
+  reportServiceUrl: string;
+  reportServiceDid: string;
   architecture: 'arm64' | 'x86_64';
   /** A directory holding the Lambda `bootstrap` (from `make lambda`). */
   lambdaAsset: string;
@@ -73,6 +82,10 @@ export interface ArrobaProps extends StackProps {
   existingTables?: Record<string, string>;
 }
 
+/** Bluesky's public AppView and moderation service, as the reference PDS distribution sets them. */
+export const BSKY_APP_VIEW = { url: 'https://api.bsky.app', did: 'did:web:api.bsky.app' };
+export const BSKY_REPORT_SERVICE = { url: 'https://mod.bsky.app', did: 'did:plc:ar7c4by46qjdydhdevvrndac' };
+
 /** The default relay: the reference PDS's default crawler. */
 export const MAIN_RELAY = 'https://bsky.network';
 
@@ -105,6 +118,10 @@ export function propsFromContext(app: App): ArrobaProps {
     handleDomains: optional('handleDomains') ?? '',
     plcUrl: ctx('plcUrl', 'https://plc.directory'),
     crawlers: ctx('crawlers', MAIN_RELAY),
+    appViewUrl: ctx('appViewUrl', BSKY_APP_VIEW.url),
+    appViewDid: ctx('appViewDid', BSKY_APP_VIEW.did),
+    reportServiceUrl: ctx('reportServiceUrl', BSKY_REPORT_SERVICE.url),
+    reportServiceDid: ctx('reportServiceDid', BSKY_REPORT_SERVICE.did),
     architecture: arch,
     lambdaAsset: ctx('lambdaAsset', path.join(__dirname, '..', '..', '..', 'lambda-placeholder')),
     inviteRequired: ctx('inviteRequired', 'true') === 'true',
@@ -247,6 +264,8 @@ export class ArrobaStack extends Stack {
         ...server,
         PDS_SERVICE_HANDLE_DOMAINS: props.handleDomains || `.${props.hostname}`,
         PDS_INVITE_REQUIRED: String(props.inviteRequired),
+        ...(props.appViewUrl === 'none' ? {} : { PDS_BSKY_APP_VIEW_URL: props.appViewUrl, PDS_BSKY_APP_VIEW_DID: props.appViewDid }),
+        ...(props.reportServiceUrl === 'none' ? {} : { PDS_REPORT_SERVICE_URL: props.reportServiceUrl, PDS_REPORT_SERVICE_DID: props.reportServiceDid }),
         PDS_JWT_SECRET_ARN: jwtSecret.secretArn,
         PDS_ADMIN_PASSWORD_ARN: adminPassword.secretArn,
         ARROBA_KEY_ENCRYPTION_KEYS_ARN: keyEncryptionKeys.secretArn,

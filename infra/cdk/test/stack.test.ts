@@ -9,7 +9,7 @@ import * as path from 'path';
 import { App, Aspects } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ArrobaStack, BULK_PATHS, FIREHOSE_PATHS, MAIN_RELAY, REPO_HEAD_ATTRIBUTES, REPO_RECORD_ATTRIBUTES, propsFromContext, tableDefinitions } from '../lib/arroba-stack';
+import { ArrobaStack, BSKY_APP_VIEW, BSKY_REPORT_SERVICE, BULK_PATHS, FIREHOSE_PATHS, MAIN_RELAY, REPO_HEAD_ATTRIBUTES, REPO_RECORD_ATTRIBUTES, propsFromContext, tableDefinitions } from '../lib/arroba-stack';
 
 // Every synth writes its cloud assembly under one temporary folder, removed when the tests end
 // (an App without an outdir leaves a new cdk.out folder in the system temp dir each time).
@@ -24,6 +24,10 @@ function synth(extra: Record<string, string> = {}) {
     handleDomains: '',
     plcUrl: 'https://plc.directory',
     crawlers: MAIN_RELAY,
+    appViewUrl: BSKY_APP_VIEW.url,
+    appViewDid: BSKY_APP_VIEW.did,
+    reportServiceUrl: BSKY_REPORT_SERVICE.url,
+    reportServiceDid: BSKY_REPORT_SERVICE.did,
     architecture: 'arm64',
     lambdaAsset: path.join(__dirname, '..', '..', '..', 'lambda-placeholder'),
     inviteRequired: true,
@@ -128,6 +132,8 @@ test('context: hostname is required, nothing defaults to an example domain, craw
   assert.throws(() => propsFromContext(new App({ context: cdkJson.context })), /missing context value hostname/);
   const props = propsFromContext(new App({ context: { ...cdkJson.context, hostname: 'pds.rehearsal.test' } }));
   assert.equal(props.crawlers, MAIN_RELAY);
+  assert.deepEqual([props.appViewUrl, props.appViewDid], [BSKY_APP_VIEW.url, BSKY_APP_VIEW.did]);
+  assert.deepEqual([props.reportServiceUrl, props.reportServiceDid], [BSKY_REPORT_SERVICE.url, BSKY_REPORT_SERVICE.did]);
   assert.equal(props.inviteRequired, true);
   assert.equal(props.handleDomains, '');
   // An empty value (what `make deploy` would pass for an unset variable) is the default, not "".

@@ -2,6 +2,7 @@
 
 pub mod faulty;
 pub mod lambda_api;
+pub mod service;
 
 use std::path::PathBuf;
 

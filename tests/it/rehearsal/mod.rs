@@ -229,6 +229,20 @@ fn check_defaults(spec: &Spec) {
         "{}",
         spec.source
     );
+    // The Bluesky app's views come from Bluesky's AppView, reports go to its moderation service.
+    for (k, v) in [
+        ("PDS_BSKY_APP_VIEW_URL", "https://api.bsky.app"),
+        ("PDS_BSKY_APP_VIEW_DID", "did:web:api.bsky.app"),
+        ("PDS_REPORT_SERVICE_URL", "https://mod.bsky.app"),
+        ("PDS_REPORT_SERVICE_DID", "did:plc:ar7c4by46qjdydhdevvrndac"),
+    ] {
+        assert_eq!(
+            lambda.get(k).and_then(Val::lit),
+            Some(v),
+            "{}: {k}",
+            spec.source
+        );
+    }
     assert_eq!(
         lambda["PDS_SERVICE_HANDLE_DOMAINS"].lit(),
         Some(".pds.rehearsal.test"),

@@ -91,7 +91,15 @@ locals {
     PDS_BLOBSTORE_S3_BUCKET = aws_s3_bucket.blobs.bucket
     PDS_BLOB_UPLOAD_LIMIT   = tostring(var.blob_upload_limit)
   })
-  lambda_environment = merge(local.server_environment, {
+  app_view_environment = var.app_view_url == "none" ? {} : {
+    PDS_BSKY_APP_VIEW_URL = var.app_view_url
+    PDS_BSKY_APP_VIEW_DID = var.app_view_did
+  }
+  report_service_environment = var.report_service_url == "none" ? {} : {
+    PDS_REPORT_SERVICE_URL = var.report_service_url
+    PDS_REPORT_SERVICE_DID = var.report_service_did
+  }
+  lambda_environment = merge(local.server_environment, local.app_view_environment, local.report_service_environment, {
     PDS_SERVICE_HANDLE_DOMAINS = var.handle_domains != "" ? var.handle_domains : ".${var.hostname}"
     PDS_INVITE_REQUIRED        = tostring(var.invite_required)
   })

@@ -21,6 +21,30 @@ variable "crawlers" {
   default     = "https://bsky.network"
 }
 
+variable "app_view_url" {
+  description = "The AppView app.bsky calls go to (PDS_BSKY_APP_VIEW_URL); \"none\" for none."
+  type        = string
+  default     = "https://api.bsky.app"
+}
+
+variable "app_view_did" {
+  description = "The AppView's DID (PDS_BSKY_APP_VIEW_DID)."
+  type        = string
+  default     = "did:web:api.bsky.app"
+}
+
+variable "report_service_url" {
+  description = "Where reports go (PDS_REPORT_SERVICE_URL); \"none\" for none."
+  type        = string
+  default     = "https://mod.bsky.app"
+}
+
+variable "report_service_did" {
+  description = "The report service's DID (PDS_REPORT_SERVICE_DID)."
+  type        = string
+  default     = "did:plc:ar7c4by46qjdydhdevvrndac"
+}
+
 variable "invite_required" {
   description = "Whether sign-ups need an invite code (PDS_INVITE_REQUIRED)."
   type        = bool
