@@ -60,7 +60,9 @@ async fn latency(label: &str, storage: Arc<dyn Storage>, samples: usize) {
     let dir = tempfile::tempdir().unwrap();
     let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobStore::new(dir.path().join("blobs")));
     // The PDS's own firehose, on the same port as XRPC, as `arroba serve` runs it.
-    let server = Pds::start_with(dir, storage, blobs, &[]).await;
+    // Throughput without rate limits: the write budget (5,000 points an hour) would refuse it.
+    let server =
+        Pds::start_with(dir, storage, blobs, &[("PDS_RATE_LIMITS_ENABLED", "false")]).await;
     let ws_url = format!(
         "{}/xrpc/com.atproto.sync.subscribeRepos",
         server.url.replacen("http", "ws", 1)

@@ -153,7 +153,8 @@ def main():
     check("local.firehose_paths" in json.dumps(behaviours), "firehose paths go to the ALB origin")
     check("local.bulk_paths" in json.dumps(behaviours), "bulk paths go to the ALB origin")
     check(dist.get("is_ipv6_enabled") is True, "the edge answers over IPv6")
-    check("216adef6-5c7f-47e4-b989-5492eafa07d3" in text, "the edge forwards Host (AllViewer)")
+    check("33f36d7e-f396-46d9-90e0-52428a34d9dc" in text,
+          "the edge forwards Host and the viewer's address (AllViewerAndCloudFrontHeaders)")
     check(("aws_apigatewayv2_domain_name", "edge") in module and ("aws_apigatewayv2_api_mapping", "edge") in module,
           "API Gateway custom domains accept the forwarded Host")
     check(("aws_route53_record", "edge") in module, "optional DNS records")

@@ -5,8 +5,9 @@ use chrono::Utc;
 
 use super::{AccountError, AccountService, hash_password};
 use crate::crypto::{Algorithm, Keypair, PublicKey};
+use crate::identity::PlcClient;
 use crate::storage::accounts::Account;
-use crate::storage::{RepoKeys, create_repo};
+use crate::storage::{RepoKeys, StorageError, create_repo};
 use crate::syntax::{Did, Handle};
 
 /// What a new account is made from (the `createAccount` input, parsed).
@@ -113,21 +114,33 @@ impl AccountService<'_> {
                 .as_ref()
                 .map(Keypair::public_key),
         );
-        let (did, _) = self
-            .plc
-            .create(
-                &handle,
-                &signing.public_key(),
-                &rotation_keys,
-                &rotation,
-                &self.config.public_url,
-            )
-            .await
-            .map_err(AccountError::DidCreation)?;
+        let (did, genesis) = PlcClient::genesis(
+            &handle,
+            &signing.public_key(),
+            &rotation_keys,
+            &rotation,
+            &self.config.public_url,
+        );
+        // The claims come first, so a sign-up that cannot succeed (e-mail taken, invite used up
+        // by a concurrent sign-up) never registers a DID with the directory.
         if let Some(e) = &email {
             if !records.claim_email(e, &did).await? {
                 return Err(AccountError::EmailTaken(e.clone()));
             }
+        }
+        let invite = new.invite_code.filter(|_| self.config.invite_required);
+        if let Some(code) = &invite {
+            if !records.use_invite(code, &did).await? {
+                self.undo_claims(&did, email.as_deref(), None).await?;
+                return Err(AccountError::InvalidInviteCode(
+                    "Invalid or used invite code",
+                ));
+            }
+        }
+        if let Err(e) = self.plc.submit(&did, &genesis).await {
+            self.undo_claims(&did, email.as_deref(), invite.as_deref())
+                .await?;
+            return Err(AccountError::DidCreation(e));
         }
         let keys = RepoKeys {
             signing,
@@ -144,22 +157,37 @@ impl AccountService<'_> {
         )
         .await;
         if let Err(e) = created {
-            if let Some(em) = &email {
-                records.release_email(em, &did).await?;
-            }
+            self.undo_claims(&did, email.as_deref(), invite.as_deref())
+                .await?;
             return Err(e.into());
         }
         let account = Account {
             did: did.clone(),
             email,
-            password_hash: hash_password(&new.password)?,
+            password_hash: hash_password(&new.password).await?,
             app_passwords: vec![],
             created_at: Utc::now(),
         };
-        records.put(&account).await?;
-        if let Some(code) = &new.invite_code {
-            records.use_invite(code, &did).await?;
+        if !records.create(&account).await? {
+            return Err(StorageError::RepoExists(did).into());
         }
         Ok(CreatedAccount { did, handle })
+    }
+
+    /// Releases what a failed sign-up claimed for `did`: its e-mail and its invite use.
+    async fn undo_claims(
+        &self,
+        did: &Did,
+        email: Option<&str>,
+        invite: Option<&str>,
+    ) -> Result<(), AccountError> {
+        let records = self.records();
+        if let Some(email) = email {
+            records.release_email(email, did).await?;
+        }
+        if let Some(code) = invite {
+            records.refund_invite(code, did).await?;
+        }
+        Ok(())
     }
 }

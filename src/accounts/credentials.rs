@@ -3,10 +3,14 @@
 
 use chrono::{DateTime, Utc};
 
+use super::passwords::{app_password_digest, find_app_password};
 use super::{AccountError, AccountService, generate_app_password, hash_password, verify_password};
 use crate::storage::accounts::{Account, AppPassword};
 use crate::storage::{RepoRecord, RepoStatus};
 use crate::syntax::{Did, Handle};
+
+/// App passwords an account may hold at once.
+pub const MAX_APP_PASSWORDS: usize = 50;
 
 /// A successful login.
 #[derive(Debug, Clone)]
@@ -41,13 +45,17 @@ impl AccountService<'_> {
         let did = self.lookup(identifier).await?.ok_or_else(denied)?;
         let account = self.records().get(&did).await?.ok_or_else(denied)?;
         let record = self.storage.load_repo(&did).await?.ok_or_else(denied)?;
-        let app_password = if verify_password(password, &account.password_hash) {
+        let app_password = if verify_password(password, &account.password_hash).await? {
             None
         } else {
-            let found = account
+            let stored: Vec<&str> = account
                 .app_passwords
                 .iter()
-                .find(|a| verify_password(password, &a.hash))
+                .map(|a| a.hash.as_str())
+                .collect();
+            let found = find_app_password(&did, password, &stored)
+                .await?
+                .and_then(|i| account.app_passwords.get(i))
                 .ok_or_else(denied)?;
             Some((found.name.clone(), found.privileged))
         };
@@ -72,11 +80,10 @@ impl AccountService<'_> {
 
     /// Whether `password` is `did`'s main password.
     pub async fn check_password(&self, did: &Did, password: &str) -> Result<bool, AccountError> {
-        Ok(self
-            .records()
-            .get(did)
-            .await?
-            .is_some_and(|a| verify_password(password, &a.password_hash)))
+        match self.records().get(did).await? {
+            Some(account) => verify_password(password, &account.password_hash).await,
+            None => Ok(false),
+        }
     }
 
     /// Makes an app password named `name`; returns it (shown once) and when it was made.
@@ -92,29 +99,43 @@ impl AccountService<'_> {
                 "App password name must be 1 to 100 characters",
             ));
         }
-        let mut account = self.account(did).await?;
-        if account.app_passwords.iter().any(|a| a.name == name) {
-            return Err(AccountError::InvalidAppPasswordName(
-                "An app password with this name already exists",
-            ));
-        }
         let password = generate_app_password();
         let created_at = Utc::now();
-        account.app_passwords.push(AppPassword {
-            name: name.to_owned(),
-            hash: hash_password(&password)?,
-            privileged,
-            created_at,
-        });
-        self.records().put(&account).await?;
+        let hash = app_password_digest(did, &password);
+        self.records()
+            .update(did, |account| {
+                if account.app_passwords.len() >= MAX_APP_PASSWORDS {
+                    return Err(AccountError::OutOfRange(
+                        "Too many app passwords: revoke one first (at most 50)",
+                    ));
+                }
+                if account.app_passwords.iter().any(|a| a.name == name) {
+                    return Err(AccountError::InvalidAppPasswordName(
+                        "An app password with this name already exists",
+                    ));
+                }
+                account.app_passwords.push(AppPassword {
+                    name: name.to_owned(),
+                    hash: hash.clone(),
+                    privileged,
+                    created_at,
+                });
+                Ok(())
+            })
+            .await?
+            .ok_or_else(|| AccountError::NotFound(did.clone()))?;
         Ok((password, created_at))
     }
 
     /// Removes the app password `name` and ends its sessions.
     pub async fn revoke_app_password(&self, did: &Did, name: &str) -> Result<(), AccountError> {
-        let mut account = self.account(did).await?;
-        account.app_passwords.retain(|a| a.name != name);
-        self.records().put(&account).await?;
+        self.records()
+            .update(did, |account| {
+                account.app_passwords.retain(|a| a.name != name);
+                Ok::<_, AccountError>(())
+            })
+            .await?
+            .ok_or_else(|| AccountError::NotFound(did.clone()))?;
         self.records().revoke_sessions(did, Some(name)).await?;
         Ok(())
     }
@@ -124,9 +145,14 @@ impl AccountService<'_> {
         if password.is_empty() {
             return Err(AccountError::InvalidPassword("Password must not be empty"));
         }
-        let mut account = self.account(did).await?;
-        account.password_hash = hash_password(password)?;
-        self.records().put(&account).await?;
+        let hash = hash_password(password).await?;
+        self.records()
+            .update(did, |account| {
+                account.password_hash = hash.clone();
+                Ok::<_, AccountError>(())
+            })
+            .await?
+            .ok_or_else(|| AccountError::NotFound(did.clone()))?;
         self.records().revoke_sessions(did, None).await?;
         Ok(())
     }

@@ -19,7 +19,7 @@ mod passwords;
 
 pub use config::AccountsConfig;
 pub use create::{CreatedAccount, NewAccount};
-pub use credentials::Login;
+pub use credentials::{Login, MAX_APP_PASSWORDS};
 pub use error::AccountError;
 pub use passwords::{generate_app_password, hash_password, verify_password};
 

@@ -23,3 +23,6 @@ pub use config::{BulkConfig, FirehoseTaskConfig, PdsConfig};
 pub use error::StartError;
 pub use pds::{Pds, PdsBuilder};
 pub use task::FirehoseTask;
+
+/// How long a stopping server waits for its firehose subscribers' close frames to go out.
+const CLOSE_FRAMES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);

@@ -12,7 +12,8 @@ use super::{PdsConfig, StartError};
 use crate::firehose::Hub;
 use crate::identity::{IdentityConfig, Resolver};
 use crate::plc::PlcStore;
-use crate::storage::{AwsContext, BlobStore, BlockCache, Storage};
+use crate::storage::{AwsContext, BlobStore, BlockCache, Storage, StorageKind};
+use crate::xrpc::limits::RateLimiter;
 use crate::xrpc::{AppState, Services};
 
 /// A running PDS: its state, its firehose hub (unless built without one) and, in dev mode
@@ -133,7 +134,16 @@ impl PdsBuilder {
             ),
             false => None,
         };
+        // Every Lambda instance and server process shares the counts on DynamoDB; the embedded
+        // store serves one process, which counts in memory.
+        let limits = match config.storage.kind {
+            StorageKind::Dynamo { .. } => {
+                RateLimiter::shared(config.server.rate_limits.clone(), storage.clone())
+            }
+            StorageKind::Disk => RateLimiter::in_process(config.server.rate_limits.clone()),
+        };
         let services = Services {
+            limits: Arc::new(limits),
             http: resolver.service_client()?,
             storage,
             blobs,
@@ -221,13 +231,21 @@ impl Pds {
         let router = self.router();
         let shutdown = self.shutdown.clone();
         let hub = self.hub.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.cancelled().await;
-                if let Some(hub) = hub {
-                    hub.closing().await;
-                }
-            })
-            .await
+        let writers = self.hub.clone();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            if let Some(hub) = hub {
+                hub.closing().await;
+            }
+        })
+        .await?;
+        if let Some(hub) = writers {
+            hub.writers_finished(super::CLOSE_FRAMES_WAIT).await;
+        }
+        Ok(())
     }
 }

@@ -70,8 +70,11 @@ impl FirehoseTask {
     pub async fn serve(self, listener: TcpListener) -> std::io::Result<()> {
         let router = self.router();
         let hub = self.hub.clone();
+        let closing = hub.clone();
         axum::serve(listener, router)
-            .with_graceful_shutdown(async move { hub.closing().await })
-            .await
+            .with_graceful_shutdown(async move { closing.closing().await })
+            .await?;
+        hub.writers_finished(super::CLOSE_FRAMES_WAIT).await;
+        Ok(())
     }
 }

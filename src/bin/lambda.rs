@@ -8,6 +8,8 @@
 use arroba::app::{Pds, PdsConfig};
 use arroba::config::Env;
 use arroba::storage::AwsContext;
+use arroba::xrpc::limits::ClientAddr;
+use lambda_http::request::RequestContext;
 
 /// Secrets the stack passes by ARN.
 const SECRETS: &[&str] = &[
@@ -53,5 +55,22 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_firehose()
         .start()
         .await?;
-    lambda_http::run(pds.router()).await
+    let router = pds
+        .router()
+        .layer(axum::middleware::map_request(with_client_addr));
+    lambda_http::run(router).await
+}
+
+/// Puts the caller's address from API Gateway's request context where the rate limits look for
+/// it (a `PDS_CLIENT_IP_HEADER` set by the proxy in front takes precedence).
+async fn with_client_addr(mut request: axum::extract::Request) -> axum::extract::Request {
+    let source_ip = match request.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.identity.source_ip.clone(),
+        _ => None,
+    };
+    if let Some(ip) = source_ip.and_then(|ip| ip.parse().ok()) {
+        request.extensions_mut().insert(ClientAddr(ip));
+    }
+    request
 }

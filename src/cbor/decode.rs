@@ -5,6 +5,16 @@ use std::collections::BTreeMap;
 use super::{CborError, Value, encode::canonical_key_order};
 use crate::cid::Cid;
 
+/// The deepest nesting of arrays and maps the data model allows, in CBOR and in JSON alike: a
+/// record is refused on write if reading it back would fail.
+pub const MAX_DEPTH: usize = 32;
+
+/// The longest map key the data model allows, in bytes (CBOR and JSON alike).
+pub const MAX_KEY_LEN: usize = 8192;
+
+/// The most items one array or map may hold (CBOR and JSON alike).
+pub const MAX_CONTAINER_LEN: u64 = 131_072;
+
 /// Decoding limits; the defaults are the data-validation guide's suggestions (spec digest §13).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -21,9 +31,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_depth: 32,
-            max_container_len: 131_072,
-            max_key_len: 8192,
+            max_depth: MAX_DEPTH,
+            max_container_len: MAX_CONTAINER_LEN,
+            max_key_len: MAX_KEY_LEN,
             max_cid_len: 100,
         }
     }

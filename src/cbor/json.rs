@@ -33,6 +33,14 @@ pub enum JsonError {
     /// The top level is not an object where one is required.
     #[error("expected a JSON object at the top level")]
     NotAnObject,
+    /// Arrays and objects nested deeper than the data model allows ([`super::MAX_DEPTH`]),
+    /// which no reader would decode.
+    #[error("nested more than {0} levels deep")]
+    TooDeep(usize),
+    /// A map key or a container larger than the data model allows, which no reader would
+    /// decode.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 /// Standard base64 alphabet, padding optional on input, none on output.
@@ -52,8 +60,53 @@ pub fn from_json_str(s: &str) -> Result<Value, JsonError> {
     from_json(&json)
 }
 
-/// Converts parsed JSON into a data-model value, decoding `$link` and `$bytes` objects.
+/// Converts parsed JSON into a data-model value, decoding `$link` and `$bytes` objects. Nesting
+/// is limited as in [`super::decode`] ([`super::MAX_DEPTH`]), so whatever is accepted here can
+/// be read back from storage.
 pub fn from_json(json: &serde_json::Value) -> Result<Value, JsonError> {
+    from_json_within(json, super::MAX_DEPTH)
+}
+
+/// Like [`from_json`], allowing nesting `max_depth` deep: a request body wraps the records it
+/// carries in a few levels of its own, and the records are limited when they are read out of it.
+pub fn from_json_within(json: &serde_json::Value, max_depth: usize) -> Result<Value, JsonError> {
+    from_json_at(json, 0, max_depth)
+}
+
+fn from_json_at(
+    json: &serde_json::Value,
+    depth: usize,
+    max_depth: usize,
+) -> Result<Value, JsonError> {
+    let container = match json {
+        serde_json::Value::Array(_) => true,
+        serde_json::Value::Object(obj) => !obj.contains_key("$link") && !obj.contains_key("$bytes"),
+        _ => false,
+    };
+    if container && depth >= max_depth {
+        return Err(JsonError::TooDeep(max_depth));
+    }
+    let len = match json {
+        serde_json::Value::Array(items) => items.len(),
+        serde_json::Value::Object(obj) => obj.len(),
+        _ => 0,
+    };
+    if u64::try_from(len).unwrap_or(u64::MAX) > super::decode::MAX_CONTAINER_LEN {
+        return Err(JsonError::TooLarge(format!(
+            "more than {} items in one array or object",
+            super::decode::MAX_CONTAINER_LEN
+        )));
+    }
+    if let serde_json::Value::Object(obj) = json
+        && let Some(key) = obj.keys().find(|k| k.len() > super::decode::MAX_KEY_LEN)
+    {
+        return Err(JsonError::TooLarge(format!(
+            "an object key of {} bytes (at most {})",
+            key.len(),
+            super::decode::MAX_KEY_LEN
+        )));
+    }
+    let from_json = |v| from_json_at(v, depth + 1, max_depth);
     Ok(match json {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(*b),
@@ -88,7 +141,7 @@ pub fn from_json(json: &serde_json::Value) -> Result<Value, JsonError> {
             }
             let mut map = BTreeMap::new();
             for (k, v) in obj {
-                map.insert(k.clone(), from_json(v)?);
+                map.insert(k.clone(), from_json_at(v, depth + 1, max_depth)?);
             }
             let value = Value::Map(map);
             check_typed_object(&value)?;

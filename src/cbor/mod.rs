@@ -15,8 +15,10 @@ mod error;
 mod json;
 mod value;
 
-pub use decode::{Limits, decode, decode_first, decode_with_limits};
+pub use decode::{
+    Limits, MAX_CONTAINER_LEN, MAX_DEPTH, MAX_KEY_LEN, decode, decode_first, decode_with_limits,
+};
 pub use encode::{encode, encode_into};
 pub use error::CborError;
-pub use json::{JsonError, from_json, from_json_str, to_json, to_json_string};
+pub use json::{JsonError, from_json, from_json_str, from_json_within, to_json, to_json_string};
 pub use value::{Value, map};

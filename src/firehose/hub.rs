@@ -33,6 +33,8 @@ pub struct Hub {
     position: AtomicU64,
     /// Set when the process is shutting down: connections send a close frame and end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// The subscribers' writer tasks, so shutting down can wait for their close frames.
+    writers: tokio_util::task::TaskTracker,
 }
 
 impl Hub {
@@ -66,6 +68,7 @@ impl Hub {
             sender,
             config,
             closing,
+            writers: tokio_util::task::TaskTracker::new(),
         });
         let tail = hub.clone();
         tokio::spawn(async move {
@@ -182,6 +185,22 @@ impl Hub {
     pub async fn closing(&self) {
         let mut rx = self.closing.subscribe();
         let _ = rx.wait_for(|c| *c).await;
+    }
+
+    /// Runs a subscriber's writer task where [`Hub::writers_finished`] can wait for it.
+    pub(super) fn spawn_writer(
+        &self,
+        task: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        self.writers.spawn(task);
+    }
+
+    /// Once shutting down, waits (at most `limit`) for every subscriber's writer to send its
+    /// close frame: the server stops tracking a connection once it is a WebSocket, so without
+    /// this the process could exit with the frames unsent.
+    pub async fn writers_finished(&self, limit: Duration) {
+        self.writers.close();
+        let _ = tokio::time::timeout(limit, self.writers.wait()).await;
     }
 
     /// Number of connected subscribers.

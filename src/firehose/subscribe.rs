@@ -92,12 +92,16 @@ struct Outbox {
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Outbox {
-    fn start(mut sink: futures::stream::SplitSink<WebSocket, Message>, limit: usize) -> Outbox {
+    fn start(
+        hub: &Hub,
+        mut sink: futures::stream::SplitSink<WebSocket, Message>,
+        limit: usize,
+    ) -> Outbox {
         let (queue, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let drained = Arc::new(tokio::sync::Notify::new());
         let (count, notify) = (queued.clone(), drained.clone());
-        tokio::spawn(async move {
+        hub.spawn_writer(async move {
             while let Some(item) = rx.recv().await {
                 match item {
                     Outgoing::Frame(bytes) => {
@@ -235,7 +239,7 @@ async fn serve(
         }
         let _ = gone_tx.send(());
     });
-    let out = Outbox::start(sink, hub.config().buffer);
+    let out = Outbox::start(&hub, sink, hub.config().buffer);
     let (mut rx, position) = hub.subscribe();
     let mut last_sent = position;
     if let Some(cursor) = cursor {

@@ -20,8 +20,27 @@ impl PlcClient {
         PlcClient { resolver }
     }
 
-    /// Creates a DID: a genesis operation listing `rotation_keys` (signed by `rotation_signer`,
-    /// which must be one of them), `signing_key` as `#atproto`, `at://<handle>` and the PDS.
+    /// A new DID's genesis operation, and the DID it derives, without sending it: listing
+    /// `rotation_keys` (signed by `rotation_signer`, which must be one of them), `signing_key`
+    /// as `#atproto`, `at://<handle>` and the PDS. [`PlcClient::submit`] registers it.
+    pub fn genesis(
+        handle: &Handle,
+        signing_key: &PublicKey,
+        rotation_keys: &[PublicKey],
+        rotation_signer: &Keypair,
+        pds_endpoint: &str,
+    ) -> (Did, PlcOperation) {
+        let data = PlcData::new(rotation_keys, signing_key, handle, pds_endpoint);
+        let op = PlcOperation::Operation {
+            data,
+            prev: None,
+            sig: None,
+        }
+        .sign(rotation_signer);
+        (op.did(), op)
+    }
+
+    /// Creates a DID: its [`PlcClient::genesis`] operation, sent to the directory.
     pub async fn create(
         &self,
         handle: &Handle,
@@ -30,14 +49,13 @@ impl PlcClient {
         rotation_signer: &Keypair,
         pds_endpoint: &str,
     ) -> Result<(Did, PlcOperation), IdentityError> {
-        let data = PlcData::new(rotation_keys, signing_key, handle, pds_endpoint);
-        let op = PlcOperation::Operation {
-            data,
-            prev: None,
-            sig: None,
-        }
-        .sign(rotation_signer);
-        let did = op.did();
+        let (did, op) = PlcClient::genesis(
+            handle,
+            signing_key,
+            rotation_keys,
+            rotation_signer,
+            pds_endpoint,
+        );
         self.submit(&did, &op).await?;
         Ok((did, op))
     }

@@ -117,17 +117,46 @@ impl Accounts<'_> {
             .transpose()
     }
 
-    /// Stores an account (create or replace).
-    pub async fn put(&self, account: &Account) -> Result<(), StorageError> {
+    /// Stores a new account; false (and nothing written) if `did` already has one.
+    pub async fn create(&self, account: &Account) -> Result<bool, StorageError> {
         self.0
             .kv_put(
                 "account",
                 account.did.as_str(),
                 &encode(account),
-                KvCondition::Always,
+                KvCondition::IfAbsent,
             )
             .await
-            .map(|_| ())
+    }
+
+    /// Changes `did`'s account with `change`, as a compare-and-swap: if another request changed
+    /// it meanwhile, `change` runs again on the new version, so neither change is lost (a revoked
+    /// app password stays revoked). None if there is no account.
+    pub async fn update<E: From<StorageError>>(
+        &self,
+        did: &Did,
+        mut change: impl FnMut(&mut Account) -> Result<(), E>,
+    ) -> Result<Option<Account>, E> {
+        for _ in 0..10 {
+            let Some(raw) = self.0.kv_get("account", did.as_str()).await? else {
+                return Ok(None);
+            };
+            let mut account: Account = decode(&raw, "account")?;
+            change(&mut account)?;
+            if self
+                .0
+                .kv_put(
+                    "account",
+                    did.as_str(),
+                    &encode(&account),
+                    KvCondition::IfEquals(&raw),
+                )
+                .await?
+            {
+                return Ok(Some(account));
+            }
+        }
+        Err(StorageError::Conflict(did.clone()).into())
     }
 
     /// Removes an account record.
@@ -269,6 +298,36 @@ impl Accounts<'_> {
                 .await?
             {
                 return Ok(true);
+            }
+        }
+        Err(StorageError::Backend(
+            "invite code kept changing concurrently".into(),
+        ))
+    }
+
+    /// Gives back the use of `code` that `did` took (a sign-up that failed after it).
+    pub async fn refund_invite(&self, code: &str, did: &Did) -> Result<(), StorageError> {
+        for _ in 0..20 {
+            let Some(bytes) = self.0.kv_get("invite", code).await? else {
+                return Ok(());
+            };
+            let mut invite: Invite = decode(&bytes, "invite")?;
+            let Some(i) = invite.used_by.iter().position(|u| u == did.as_str()) else {
+                return Ok(());
+            };
+            invite.used_by.remove(i);
+            invite.available += 1;
+            if self
+                .0
+                .kv_put(
+                    "invite",
+                    code,
+                    &encode(&invite),
+                    KvCondition::IfEquals(&bytes),
+                )
+                .await?
+            {
+                return Ok(());
             }
         }
         Err(StorageError::Backend(

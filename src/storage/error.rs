@@ -57,6 +57,9 @@ pub enum StorageError {
     /// firehose task never holds them).
     #[error("no key-encryption keys configured: account keys cannot be read or written")]
     NoKeySealer,
+    /// A status change found the status changed since it was read (see `set_status`).
+    #[error("the status of repo {0} changed concurrently")]
+    StatusChanged(Did),
     /// The commit kept losing races.
     #[error("gave up on repo {0} after {1} conflicting attempts")]
     TooManyConflicts(Did, usize),

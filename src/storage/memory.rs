@@ -178,7 +178,8 @@ impl RepoStore for MemoryStorage {
     async fn set_status(
         &self,
         did: &Did,
-        status: RepoStatus,
+        from: RepoStatus,
+        to: RepoStatus,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
         let mut state = self.state();
@@ -186,7 +187,10 @@ impl RepoStore for MemoryStorage {
             .repos
             .get_mut(did)
             .ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
-        repo.status = status;
+        if repo.status != from {
+            return Err(StorageError::StatusChanged(did.clone()));
+        }
+        repo.status = to;
         Ok(state.append(did, events))
     }
 

@@ -90,11 +90,14 @@ pub trait RepoStore: Send + Sync + std::fmt::Debug {
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError>;
 
-    /// Changes a repo's status and appends `events`, atomically.
+    /// Changes a repo's status from `from` to `to` and appends `events`, atomically; fails with
+    /// [`StorageError::StatusChanged`] (changing nothing) if the status is no longer `from`, so a
+    /// racing change (a takedown) is never overwritten by one decided on an older status.
     async fn set_status(
         &self,
         did: &Did,
-        status: RepoStatus,
+        from: RepoStatus,
+        to: RepoStatus,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError>;
 
@@ -192,6 +195,52 @@ pub trait KvStore: Send + Sync + std::fmt::Debug {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
+
+    /// Adds `points` to the counter at `ns`/`key` (absent = 0) unless the total would pass
+    /// `limit`, atomically; returns the new total, or None (and changes nothing) if it would
+    /// pass. A backend with expiry removes the counter after `expires_at` (Unix seconds); the
+    /// others keep it, so callers put the window in the key. Counters are only ever touched
+    /// through this method.
+    ///
+    /// The provided version is a compare-and-swap loop over [`KvStore::kv_get`] and
+    /// [`KvStore::kv_put`]; DynamoDB does it in one conditional update.
+    async fn kv_add(
+        &self,
+        ns: &str,
+        key: &str,
+        points: u64,
+        limit: u64,
+        expires_at: i64,
+    ) -> Result<Option<u64>, StorageError> {
+        let _ = expires_at;
+        loop {
+            let old = self.kv_get(ns, key).await?;
+            let used = match &old {
+                Some(v) => std::str::from_utf8(v)
+                    .ok()
+                    .and_then(|t| t.parse::<u64>().ok())
+                    .ok_or_else(|| StorageError::Corrupt {
+                        what: format!("counter {ns}/{key}"),
+                        why: "not a decimal count",
+                    })?,
+                None => 0,
+            };
+            let total = used.saturating_add(points);
+            if total > limit {
+                return Ok(None);
+            }
+            let condition = match &old {
+                Some(v) => KvCondition::IfEquals(v),
+                None => KvCondition::IfAbsent,
+            };
+            if self
+                .kv_put(ns, key, total.to_string().as_bytes(), condition)
+                .await?
+            {
+                return Ok(Some(total));
+            }
+        }
+    }
 }
 
 /// A backend that plays every role: what the server holds as `Arc<dyn Storage>`. Implemented

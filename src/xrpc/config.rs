@@ -2,6 +2,7 @@
 //! limits), parsed and checked by a pure function over an [`Env`]. Storage settings are
 //! `crate::storage::StorageConfig`; building services from both happens in `crate::app`.
 
+use super::limits::{RULES, RateLimitConfig};
 use crate::config::{ConfigError, Env};
 use crate::crypto::{Algorithm, Keypair};
 
@@ -93,6 +94,8 @@ pub struct ServerConfig {
     /// PDS's name): listed in the `rotationKeys` of every DID this PDS creates, after the account's
     /// own rotation key, so the operator can still update those DIDs if account keys are lost.
     pub plc_rotation_key: Option<Keypair>,
+    /// Rate limits.
+    pub rate_limits: RateLimitConfig,
 }
 
 /// Secrets are shown as `<redacted>`: a configuration ends up in logs and panic messages.
@@ -121,6 +124,7 @@ impl std::fmt::Debug for ServerConfig {
                 "plc_rotation_key",
                 &self.plc_rotation_key.as_ref().map(|_| redacted),
             )
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -237,8 +241,56 @@ impl ServerConfig {
             },
             dev_mode,
             plc_rotation_key,
+            rate_limits: rate_limits(env)?,
         })
     }
+}
+
+/// `PDS_RATE_LIMITS_ENABLED` (default true), `PDS_RATE_LIMITS` (`rule=points,…`),
+/// `PDS_RATE_LIMIT_BYPASS_KEY`, `PDS_RATE_LIMIT_BYPASS_IPS` and `PDS_CLIENT_IP_HEADER`.
+fn rate_limits(env: &Env) -> Result<RateLimitConfig, ConfigError> {
+    let mut config = RateLimitConfig::default();
+    if env.get("PDS_RATE_LIMITS_ENABLED").is_some() {
+        config.enabled = env.flag("PDS_RATE_LIMITS_ENABLED")?;
+    }
+    for entry in env.list("PDS_RATE_LIMITS") {
+        let invalid = |why: String| ConfigError::Invalid {
+            name: "PDS_RATE_LIMITS",
+            why,
+        };
+        let (name, points) = entry
+            .split_once('=')
+            .ok_or_else(|| invalid(format!("{entry:?} is not rule=points")))?;
+        let rule = RULES
+            .iter()
+            .find(|r| r.name == name.trim())
+            .ok_or_else(|| invalid(format!("{name:?} is not a rule")))?;
+        let points = points
+            .trim()
+            .parse::<u64>()
+            .map_err(|_| invalid(format!("{points:?} is not a number of points")))?;
+        config.points.insert(rule.name, points);
+    }
+    config.bypass_key = env.get("PDS_RATE_LIMIT_BYPASS_KEY").map(str::to_owned);
+    for ip in env.list("PDS_RATE_LIMIT_BYPASS_IPS") {
+        config
+            .bypass_ips
+            .push(ip.parse().map_err(|_| ConfigError::Invalid {
+                name: "PDS_RATE_LIMIT_BYPASS_IPS",
+                why: format!("{ip:?} is not an IP address"),
+            })?);
+    }
+    if let Some(name) = env.get("PDS_CLIENT_IP_HEADER") {
+        config.client_ip_header = Some(
+            axum::http::HeaderName::try_from(name.to_ascii_lowercase()).map_err(|_| {
+                ConfigError::Invalid {
+                    name: "PDS_CLIENT_IP_HEADER",
+                    why: format!("{name:?} is not a header name"),
+                }
+            })?,
+        );
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -293,6 +345,12 @@ mod tests {
             ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", "abcd"),
             // Zero is not a private key.
             ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", &"0".repeat(64)),
+            ("PDS_RATE_LIMITS_ENABLED", "mostly"),
+            ("PDS_RATE_LIMITS", "repo-write-hour"),
+            ("PDS_RATE_LIMITS", "repo-writes-hour=10"),
+            ("PDS_RATE_LIMITS", "repo-write-hour=lots"),
+            ("PDS_RATE_LIMIT_BYPASS_IPS", "10.0.0.0/8"),
+            ("PDS_CLIENT_IP_HEADER", "bad header"),
         ] {
             let mut e = env(&base);
             e.set(k, v);
@@ -346,6 +404,37 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_are_on_by_default_and_each_rule_can_be_changed() {
+        let c = ServerConfig::from_env(&env(&[("PDS_DEV_MODE", "1")])).unwrap();
+        assert!(c.rate_limits.enabled);
+        assert_eq!(c.rate_limits.points["repo-write-hour"], 5000);
+        assert_eq!(c.rate_limits.client_ip_header, None);
+        let c = ServerConfig::from_env(&env(&[
+            ("PDS_DEV_MODE", "1"),
+            ("PDS_RATE_LIMITS_ENABLED", "false"),
+            ("PDS_RATE_LIMITS", "repo-write-hour=10, create-session-5m=3"),
+            ("PDS_RATE_LIMIT_BYPASS_IPS", "10.0.0.1,::1"),
+            ("PDS_CLIENT_IP_HEADER", "CloudFront-Viewer-Address"),
+        ]))
+        .unwrap();
+        let limits = c.rate_limits;
+        assert!(!limits.enabled);
+        assert_eq!(
+            (
+                limits.points["repo-write-hour"],
+                limits.points["create-session-5m"],
+                limits.points["repo-write-day"]
+            ),
+            (10, 3, 35_000)
+        );
+        assert_eq!(limits.bypass_ips.len(), 2);
+        assert_eq!(
+            limits.client_ip_header.unwrap().as_str(),
+            "cloudfront-viewer-address"
+        );
+    }
+
+    #[test]
     fn debug_output_never_shows_a_secret() {
         let secret = "4f3edf983ac636a65a842ce7c78d9aa706d3b113bce9c46f30d7d21715b23b1d";
         let c = ServerConfig::from_env(&env(&[
@@ -353,10 +442,16 @@ mod tests {
             ("PDS_JWT_SECRET", "jwt-secret-value-0123456789abcdef"),
             ("PDS_ADMIN_PASSWORD", "admin-password-value"),
             ("PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX", secret),
+            ("PDS_RATE_LIMIT_BYPASS_KEY", "bypass-key-value"),
         ]))
         .unwrap();
         let shown = format!("{c:?}");
-        for hidden in ["jwt-secret-value", "admin-password-value", secret] {
+        for hidden in [
+            "jwt-secret-value",
+            "admin-password-value",
+            secret,
+            "bypass-key-value",
+        ] {
             assert!(!shown.contains(hidden), "{shown}");
         }
         assert!(shown.contains("<redacted>"));

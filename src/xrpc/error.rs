@@ -71,6 +71,15 @@ impl XrpcError {
         XrpcError::new(StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge", message)
     }
 
+    /// 429 `RateLimitExceeded` (the `RateLimit-*` headers are added by `limits::headers`).
+    pub fn rate_limited() -> XrpcError {
+        XrpcError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RateLimitExceeded",
+            "Rate Limit Exceeded",
+        )
+    }
+
     /// 500 with a generic message; `detail` is logged.
     pub fn internal(detail: impl std::fmt::Display) -> XrpcError {
         XrpcError {

@@ -18,6 +18,9 @@ use super::XrpcError;
 use crate::cbor::{self, Value};
 use crate::lexicon::Lexicons;
 
+/// How deep a procedure body nests the records it carries (applyWrites: body, `writes`, a write).
+const BODY_WRAPPING_DEPTH: usize = 3;
+
 /// Query parameters, repeated ones kept in order.
 #[derive(Debug, Clone, Default)]
 pub struct Params(Vec<(String, String)>);
@@ -137,8 +140,10 @@ async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     if !json.is_object() {
         return Err(XrpcError::invalid("Request body must be a JSON object"));
     }
-    // The lexicon is checked on the data-model form, where `$link` and `$bytes` are typed.
-    let value = cbor::from_json(&json)?;
+    // The lexicon is checked on the data-model form, where `$link` and `$bytes` are typed. The
+    // body may nest records a few levels down (applyWrites: `writes[i].value`); each record is
+    // held to the data model's own limit when it is read out (`data_value`).
+    let value = cbor::from_json_within(&json, cbor::MAX_DEPTH + BODY_WRAPPING_DEPTH)?;
     Lexicons::bundled().validate_method(&nsid, "input", &value)?;
     serde_json::from_value(json)
         .map(Some)

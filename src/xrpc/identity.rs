@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use super::auth::Access;
 use super::extract::{Body, Params};
+use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
 use crate::syntax::Handle;
 
@@ -31,9 +32,14 @@ pub(super) struct UpdateHandleInput {
 
 pub(super) async fn update_handle(
     State(state): State<AppState>,
+    caller: Caller,
     access: Access,
     Body(input): Body<UpdateHandleInput>,
 ) -> Result<(), XrpcError> {
+    state
+        .limits()
+        .spend(&caller, Budget::UpdateHandle, access.did.as_str(), 1)
+        .await?;
     state
         .accounts()
         .set_handle(&access.did, input.handle)

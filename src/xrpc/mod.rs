@@ -17,6 +17,7 @@ mod error;
 pub mod extract;
 mod identity;
 mod import;
+pub mod limits;
 mod methods;
 mod proxy;
 mod repo;

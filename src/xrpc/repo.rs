@@ -13,6 +13,7 @@ use super::auth::{Access, Uploader};
 use serde::Deserialize;
 
 use super::extract::{Body, Params, data_value, present};
+use super::limits::{Budget, Caller};
 use super::writes::{self, prepare_record, readable_repo, writable_repo};
 use super::{AppState, XrpcError};
 use crate::cbor::{self, Value};
@@ -61,9 +62,11 @@ pub(super) struct CreateRecordInput {
 
 pub(super) async fn create_record(
     State(state): State<AppState>,
+    caller: Caller,
     access: Access,
     Body(input): Body<CreateRecordInput>,
 ) -> Out {
+    spend_write_points(&state, &caller, &access, 3).await?;
     let record = writable_repo(&state, &access, &input.repo).await?;
     let collection = input.collection;
     let rkey = match input.rkey {
@@ -106,9 +109,11 @@ pub(super) struct PutRecordInput {
 
 pub(super) async fn put_record(
     State(state): State<AppState>,
+    caller: Caller,
     access: Access,
     Body(input): Body<PutRecordInput>,
 ) -> Out {
+    spend_write_points(&state, &caller, &access, 2).await?;
     let record = writable_repo(&state, &access, &input.repo).await?;
     let (collection, rkey) = (input.collection, input.rkey);
     let (value, cid, validation) =
@@ -155,9 +160,11 @@ pub(super) struct DeleteRecordInput {
 
 pub(super) async fn delete_record(
     State(state): State<AppState>,
+    caller: Caller,
     access: Access,
     Body(input): Body<DeleteRecordInput>,
 ) -> Out {
+    spend_write_points(&state, &caller, &access, 1).await?;
     let record = writable_repo(&state, &access, &input.repo).await?;
     let (collection, rkey) = (input.collection, input.rkey);
     let path = format!("{collection}/{rkey}");
@@ -217,16 +224,27 @@ pub(super) struct ApplyWritesInput {
 
 pub(super) async fn apply_writes(
     State(state): State<AppState>,
+    caller: Caller,
     access: Access,
     Body(input): Body<ApplyWritesInput>,
 ) -> Out {
-    let record = writable_repo(&state, &access, &input.repo).await?;
     if input.writes.len() > crate::repo::MAX_WRITES {
         return Err(XrpcError::invalid(format!(
             "Too many writes. Max: {}",
             crate::repo::MAX_WRITES
         )));
     }
+    let points = input
+        .writes
+        .iter()
+        .map(|w| match w {
+            WriteInput::Create { .. } => 3,
+            WriteInput::Update { .. } => 2,
+            WriteInput::Delete { .. } => 1,
+        })
+        .sum();
+    spend_write_points(&state, &caller, &access, points).await?;
+    let record = writable_repo(&state, &access, &input.repo).await?;
     let mut writes = Vec::with_capacity(input.writes.len());
     let mut results = Vec::with_capacity(input.writes.len());
     for item in input.writes {
@@ -474,4 +492,18 @@ pub(super) async fn upload_blob(
     Ok(Json(
         json!({"blob": {"$type": "blob", "ref": {"$link": cid.to_string()}, "mimeType": mime, "size": size}}),
     ))
+}
+
+/// Charges a write to the account's hourly and daily budgets (the reference PDS's points: a
+/// create 3, an update 2, a delete 1), before anything is written.
+async fn spend_write_points(
+    state: &AppState,
+    caller: &Caller,
+    access: &Access,
+    points: u64,
+) -> Result<(), XrpcError> {
+    state
+        .limits()
+        .spend(caller, Budget::RepoWrite, access.did.as_str(), points)
+        .await
 }

@@ -12,7 +12,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use super::{AppState, ExportState, XrpcError, methods, proxy, sync, well_known};
+use super::{AppState, ExportState, XrpcError, limits, methods, proxy, sync, well_known};
 
 /// Body limit for every JSON procedure without a limit of its own.
 const DEFAULT_BODY_LIMIT: usize = 150 * 1024;
@@ -39,8 +39,8 @@ where
 /// the service that answers it (`proxy`).
 ///
 /// Layers, outermost first: the request span (method NSID, DID once a token names one, status
-/// and latency; one log line per request), CORS (`*`, as atproto clients in browsers need),
-/// then the body limits (each method's own, else 150 KB).
+/// and latency; one log line per request), CORS (`*`, as atproto clients in browsers need), the
+/// rate-limit headers, then the body limits (each method's own, else 150 KB).
 pub fn router() -> Router<AppState> {
     let router = Router::new()
         .route("/", get(well_known::root))
@@ -71,6 +71,7 @@ fn with_methods(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(axum::middleware::from_fn(limits::headers))
         .layer(cors())
         .layer(request_spans())
 }
@@ -78,6 +79,7 @@ fn with_methods(
 /// Permissive CORS (`*`), as atproto clients in browsers need, with day-long preflight caching;
 /// every router a deployment exposes uses it (the firehose task's too).
 pub fn cors() -> CorsLayer {
+    // `permissive` exposes every response header (`*`), the `RateLimit-*` ones included.
     CorsLayer::permissive().max_age(Duration::from_secs(86400))
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Value as Json_, json};
 
 use super::auth::{Access, Admin, Refresh, Scope, create_session};
 use super::extract::{Body, OptionalBody, Params};
+use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
 use crate::accounts::{AccountError, NewAccount};
 use crate::identity::service_auth;
@@ -65,8 +66,13 @@ pub(super) struct CreateAccountInput {
 
 pub(super) async fn create_account(
     State(state): State<AppState>,
+    caller: Caller,
     Body(input): Body<CreateAccountInput>,
 ) -> Out {
+    state
+        .limits()
+        .spend(&caller, Budget::CreateAccount, &caller.ip_key(), 1)
+        .await?;
     let created = state
         .accounts()
         .create(NewAccount {
@@ -94,8 +100,20 @@ pub(super) struct CreateSessionInput {
 
 pub(super) async fn create_session_handler(
     State(state): State<AppState>,
+    caller: Caller,
     Body(input): Body<CreateSessionInput>,
 ) -> Out {
+    // Per identifier and address, as the reference PDS counts: one address cannot lock an
+    // account out for everyone else.
+    let key = format!(
+        "{}-{}",
+        input.identifier.trim().to_lowercase(),
+        caller.ip_key()
+    );
+    state
+        .limits()
+        .spend(&caller, Budget::CreateSession, &key, 1)
+        .await?;
     let login = state
         .accounts()
         .login(&input.identifier, &input.password)
@@ -354,8 +372,13 @@ pub(super) struct DeleteAccountInput {
 
 pub(super) async fn delete_account(
     State(state): State<AppState>,
+    caller: Caller,
     Body(input): Body<DeleteAccountInput>,
 ) -> Result<(), XrpcError> {
+    state
+        .limits()
+        .spend(&caller, Budget::DeleteAccount, &caller.ip_key(), 1)
+        .await?;
     let accounts = state.accounts();
     if !accounts.check_password(&input.did, &input.password).await? {
         return Err(XrpcError::auth_required("Invalid did or password"));

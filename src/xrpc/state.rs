@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 
 use super::config::ServerConfig;
+use super::limits::RateLimiter;
 use crate::accounts::{AccountService, AccountsConfig};
 use crate::identity::{PlcClient, Resolver};
 use crate::lexicon::Lexicons;
@@ -26,6 +27,8 @@ pub struct Services {
     /// The client for calls to other services (service proxying), guarded against private
     /// addresses ([`Resolver::service_client`]).
     pub http: reqwest::Client,
+    /// Rate limits (counted in this process, or shared through storage).
+    pub limits: Arc<RateLimiter>,
 }
 
 /// Shared server state; cloning is cheap.
@@ -72,6 +75,11 @@ impl AppState {
     /// The client for calls to other services.
     pub fn http(&self) -> &reqwest::Client {
         &self.0.services.http
+    }
+
+    /// The rate limiter.
+    pub fn limits(&self) -> &RateLimiter {
+        &self.0.services.limits
     }
 
     /// The configuration.

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod account_state;
 mod appview;
 mod block_cache;
 mod cli;
@@ -25,6 +26,7 @@ mod lambda;
 mod lambda_runtime;
 mod lexicon_methods;
 mod mst;
+mod rate_limits;
 mod readme;
 mod rehearsal;
 mod repo;

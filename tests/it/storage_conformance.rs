@@ -239,11 +239,38 @@ async fn inactive_repos_refuse_commits_and_status_changes_emit_account_events(s:
     let seqs = s
         .set_status(
             &did(1),
+            RepoStatus::Active,
             RepoStatus::Deactivated,
             vec![EventBody::account(RepoStatus::Deactivated)],
         )
         .await
         .unwrap();
+    // A change decided on a status that no longer holds changes nothing.
+    let last = s.last_seq().await.unwrap();
+    let stale = s
+        .set_status(
+            &did(1),
+            RepoStatus::Active,
+            RepoStatus::Takendown,
+            vec![EventBody::account(RepoStatus::Takendown)],
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StorageError::StatusChanged(_))),
+        "{stale:?}"
+    );
+    // (DynamoDB may have taken a sequence number for it: numbers are not events.)
+    assert!(
+        s.read_events(last, 10).await.unwrap().is_empty(),
+        "no event appended"
+    );
+    let missing = s
+        .set_status(&did(9), RepoStatus::Active, RepoStatus::Deactivated, vec![])
+        .await;
+    assert!(
+        matches!(missing, Err(StorageError::RepoNotFound(_))),
+        "{missing:?}"
+    );
     let event = &s.read_events(Some(seqs[0] - 1), 1).await.unwrap()[0];
     assert_eq!(
         event.body,
@@ -268,6 +295,7 @@ async fn inactive_repos_refuse_commits_and_status_changes_emit_account_events(s:
     assert_eq!(s.load_repo(&did(1)).await.unwrap().unwrap().head, head);
     s.set_status(
         &did(1),
+        RepoStatus::Deactivated,
         RepoStatus::Active,
         vec![EventBody::account(RepoStatus::Active)],
     )
@@ -629,6 +657,44 @@ async fn the_key_value_store_supports_claims_compare_and_swap_and_single_use_tak
     assert_eq!(wins, 1);
 }
 
+async fn counters_add_up_to_their_limit_and_no_further_under_concurrency(s: Arc<dyn Storage>) {
+    let expires = chrono::Utc::now().timestamp() + 60;
+    assert_eq!(
+        s.kv_add("limits", "k", 3, 10, expires).await.unwrap(),
+        Some(3)
+    );
+    assert_eq!(
+        s.kv_add("limits", "k", 7, 10, expires).await.unwrap(),
+        Some(10)
+    );
+    assert_eq!(
+        s.kv_add("limits", "k", 1, 10, expires).await.unwrap(),
+        None,
+        "a full counter refuses and stays full"
+    );
+    assert_eq!(
+        s.kv_add("limits", "other", 11, 10, expires).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.kv_add("limits", "other", 1, 10, expires).await.unwrap(),
+        Some(1)
+    );
+    // Sixteen concurrent adds of 2 against a limit of 20: exactly ten land.
+    let adds = (0..16).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move { s.kv_add("limits", "race", 2, 20, expires).await.unwrap() })
+    });
+    let mut landed = Vec::new();
+    for a in adds {
+        if let Some(total) = a.await.unwrap() {
+            landed.push(total);
+        }
+    }
+    landed.sort_unstable();
+    assert_eq!(landed, (1..=10).map(|i| i * 2).collect::<Vec<u64>>());
+}
+
 /// The head, and the commit events, as a reader sees them.
 async fn snapshot(s: &dyn Storage) -> (arroba::cid::Cid, Vec<arroba::cid::Cid>) {
     let head = s.load_repo(&did(1)).await.unwrap().unwrap().head;
@@ -886,7 +952,7 @@ async fn an_import_moves_the_head_last_and_a_crash_before_that_changes_nothing(
         matches!(refused, Err(ImportError::NotNewer { .. })),
         "{refused:?}"
     );
-    s.set_status(&did(1), RepoStatus::Deactivated, vec![])
+    s.set_status(&did(1), RepoStatus::Active, RepoStatus::Deactivated, vec![])
         .await
         .unwrap();
     let last = last_event(&*s).await;
@@ -941,6 +1007,7 @@ macro_rules! storage_conformance {
                 concurrent_commits_to_one_repo_never_fork_or_lose_writes,
                 remote_blobs_are_upserted_by_url_and_found_by_cid,
                 the_key_value_store_supports_claims_compare_and_swap_and_single_use_takes,
+                counters_add_up_to_their_limit_and_no_further_under_concurrency,
                 a_crash_before_a_commit_reaches_storage_changes_nothing,
                 a_crash_after_a_commit_reached_storage_leaves_it_whole_and_durable,
                 repo_creation_is_all_or_nothing_at_either_crash_point,

@@ -750,3 +750,129 @@ async fn blobs_upload_become_referenced_are_served_and_go_with_their_last_record
         (400, Some("BlobNotFound"))
     );
 }
+
+/// A record whose deepest array sits `levels` containers below the record itself.
+fn nested_record(levels: usize) -> Value {
+    let mut inner = json!("bottom");
+    for _ in 0..levels {
+        inner = json!([inner]);
+    }
+    json!({"$type": "com.example.deep", "nest": inner})
+}
+
+#[tokio::test]
+async fn the_deepest_accepted_record_reads_back_through_every_read_path() {
+    use arroba::cbor::{self, MAX_DEPTH, Value as Cbor};
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let pds = Pds::start(&[]).await;
+    let alice = pds.create_account("alice").await;
+    let write = |record: Value| {
+        pds.post(
+            "com.atproto.repo.createRecord",
+            Some(&alice.access),
+            json!({"repo": alice.did, "collection": "com.example.deep", "record": record}),
+        )
+    };
+    // The record map is one level, so MAX_DEPTH - 1 arrays fill the budget; one more is refused
+    // before anything is written.
+    let head = pds.head(&alice.did).await;
+    let (status, body) = write(nested_record(MAX_DEPTH)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidRequest")),
+        "{body}"
+    );
+    assert!(body["message"].as_str().unwrap().contains("deep"), "{body}");
+    assert_eq!(pds.head(&alice.did).await, head);
+    // A map key longer than any reader decodes is refused the same way.
+    let long_key = "k".repeat(arroba::cbor::MAX_KEY_LEN + 1);
+    let (status, body) = write(json!({"$type": "com.example.deep", long_key: 1})).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidRequest")),
+        "{body}"
+    );
+    assert_eq!(pds.head(&alice.did).await, head);
+    let deepest = nested_record(MAX_DEPTH - 1);
+    let (status, created) = write(deepest.clone()).await;
+    assert_eq!(status, 200, "{created}");
+    let uri = created["uri"].as_str().unwrap();
+    let rkey = uri.rsplit('/').next().unwrap();
+    let record_cid = arroba::cid::parse_cid(created["cid"].as_str().unwrap()).unwrap();
+    let query = [
+        ("repo", alice.did.as_str()),
+        ("collection", "com.example.deep"),
+        ("rkey", rkey),
+    ];
+
+    let (status, got) = pds.get("com.atproto.repo.getRecord", None, &query).await;
+    assert_eq!((status, &got["value"]), (200, &deepest), "getRecord");
+    let (status, listed) = pds
+        .get("com.atproto.repo.listRecords", None, &query[..2])
+        .await;
+    assert_eq!(
+        (status, &listed["records"][0]["value"]),
+        (200, &deepest),
+        "listRecords"
+    );
+
+    let decoded_in = |car: &[u8]| -> Option<Value> {
+        let car = arroba::car::read_car(car).unwrap();
+        let bytes = car.blocks.get(&record_cid)?;
+        Some(cbor::to_json(&cbor::decode(bytes).unwrap()))
+    };
+    let proof = pds
+        .get_bytes(
+            "com.atproto.sync.getRecord",
+            &[
+                ("did", alice.did.as_str()),
+                ("collection", "com.example.deep"),
+                ("rkey", rkey),
+            ],
+        )
+        .await;
+    assert_eq!(proof.status(), 200);
+    assert_eq!(
+        decoded_in(&proof.bytes().await.unwrap()),
+        Some(deepest.clone()),
+        "sync.getRecord"
+    );
+    let repo = pds
+        .get_bytes("com.atproto.sync.getRepo", &[("did", alice.did.as_str())])
+        .await;
+    assert_eq!(repo.status(), 200);
+    assert_eq!(
+        decoded_in(&repo.bytes().await.unwrap()),
+        Some(deepest.clone()),
+        "getRepo"
+    );
+
+    // The firehose, replayed from the start: the commit that carries the record.
+    let url = format!(
+        "{}/xrpc/com.atproto.sync.subscribeRepos?cursor=0",
+        pds.url.replacen("http", "ws", 1)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let from_firehose = loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("the commit within 10 s")
+            .unwrap()
+            .unwrap();
+        let Message::Binary(bytes) = msg else {
+            continue;
+        };
+        let (header, rest) = cbor::decode_first(&bytes).unwrap();
+        let body = cbor::decode(rest).unwrap();
+        if header.get("t").and_then(Cbor::as_str) != Some("#commit") {
+            continue;
+        }
+        let blocks = body.get("blocks").and_then(Cbor::as_bytes).unwrap();
+        if let Some(found) = decoded_in(blocks) {
+            break found;
+        }
+    };
+    assert_eq!(from_firehose, deepest, "firehose #commit");
+}

@@ -466,14 +466,17 @@ export class ArrobaStack extends Stack {
     if (edgeCertificateArn) {
       if (!certificate) throw new Error('edgeCertificateArn needs certificateArn (the regional certificate for the API and the ALB)');
       const names = [props.hostname, `*.${props.hostname}`];
+      xrpc.addEnvironment('PDS_CLIENT_IP_HEADER', 'cloudfront-viewer-address');
       const domains = names.map((domainName, i) => {
         const domain = new apigw.DomainName(this, `ApiDomain${i}`, { domainName, certificate });
         new apigw.ApiMapping(this, `ApiMapping${i}`, { api, domainName: domain, stage: api.defaultStage });
         return domain;
       });
+      // AllViewerAndCloudFrontHeaders adds CloudFront-Viewer-Address, which CloudFront sets on
+      // every request: the client address the rate limits count (docs/xrpc.md).
       const passThrough = {
         cachePolicy: cloudfront.CachePolicy.CACHING_DISABLED,
-        originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER,
+        originRequestPolicy: cloudfront.OriginRequestPolicy.ALL_VIEWER_AND_CLOUDFRONT_2022,
         viewerProtocolPolicy: cloudfront.ViewerProtocolPolicy.HTTPS_ONLY,
       };
       // 60 s for the first byte (CloudFront's most without a quota increase): an import answers when

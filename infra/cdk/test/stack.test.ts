@@ -284,11 +284,15 @@ test('the edge: one hostname and its handle subdomains, Host forwarded, firehose
   const dist = (Object.values(t.findResources('AWS::CloudFront::Distribution'))[0] as any).Properties.DistributionConfig;
   assert.deepEqual(dist.Aliases, ['pds.example.com', '*.pds.example.com']);
   assert.equal(dist.ViewerCertificate.MinimumProtocolVersion, 'TLSv1.2_2021');
-  // AllViewer forwards Host (handles resolve by it); CachingDisabled keeps XRPC uncached.
-  const allViewer = '216adef6-5c7f-47e4-b989-5492eafa07d3';
+  // AllViewerAndCloudFrontHeaders forwards Host (handles resolve by it) and the viewer's address
+  // (rate limits count it); CachingDisabled keeps XRPC uncached.
+  const allViewer = '33f36d7e-f396-46d9-90e0-52428a34d9dc';
   const cachingDisabled = '4135ea2d-6df8-44a3-9df3-4b5a84be39ad';
   assert.equal(dist.DefaultCacheBehavior.OriginRequestPolicyId, allViewer);
   assert.equal(dist.DefaultCacheBehavior.CachePolicyId, cachingDisabled);
+  const functions = Object.values(t.findResources('AWS::Lambda::Function')) as any[];
+  const xrpcEnv = functions.map((f) => f.Properties.Environment?.Variables ?? {}).find((v) => v.PDS_JWT_SECRET_ARN);
+  assert.equal(xrpcEnv.PDS_CLIENT_IP_HEADER, 'cloudfront-viewer-address', 'the Lambda counts the address CloudFront writes');
   assert.ok(dist.DefaultCacheBehavior.AllowedMethods.includes('POST'));
   const paths = dist.CacheBehaviors.map((b: any) => b.PathPattern).sort();
   assert.deepEqual(paths, [...FIREHOSE_PATHS, ...BULK_PATHS].sort());

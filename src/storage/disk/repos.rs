@@ -216,7 +216,8 @@ impl RepoStore for DiskStorage {
     async fn set_status(
         &self,
         did: &Did,
-        status: RepoStatus,
+        from: RepoStatus,
+        to: RepoStatus,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
         let owned = did.clone();
@@ -225,7 +226,10 @@ impl RepoStore for DiskStorage {
             .write(move |txn| {
                 let mut record =
                     load(txn, &owned)?.ok_or_else(|| StorageError::RepoNotFound(owned.clone()))?;
-                record.status = status;
+                if record.status != from {
+                    return Err(StorageError::StatusChanged(owned.clone()));
+                }
+                record.status = to;
                 store(txn, &record)?;
                 append(txn, &owned, events)
             })

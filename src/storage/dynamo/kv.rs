@@ -86,6 +86,43 @@ impl KvStore for DynamoStorage {
         }
     }
 
+    async fn kv_add(
+        &self,
+        ns: &str,
+        key: &str,
+        points: u64,
+        limit: u64,
+        expires_at: i64,
+    ) -> Result<Option<u64>, StorageError> {
+        if points > limit {
+            return Ok(None);
+        }
+        self.metrics.wrote([64], false);
+        let update = self
+            .client
+            .update_item()
+            .table_name(self.table(tables::KV))
+            .key("ns", s(ns))
+            .key("item_key", s(key))
+            .update_expression("ADD #c :p SET #exp = if_not_exists(#exp, :exp)")
+            .condition_expression("attribute_not_exists(#c) OR #c <= :room")
+            .expression_attribute_names("#c", "count")
+            .expression_attribute_names("#exp", tables::KV_TTL)
+            .expression_attribute_values(":p", n(points))
+            .expression_attribute_values(":room", n(limit - points))
+            .expression_attribute_values(":exp", n(expires_at))
+            .return_values(ReturnValue::UpdatedNew);
+        match update.send().await {
+            Ok(out) => Ok(Some(
+                out.attributes()
+                    .and_then(|a| get_n(a, "count"))
+                    .unwrap_or(points),
+            )),
+            Err(e) if is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
     async fn kv_list(
         &self,
         ns: &str,

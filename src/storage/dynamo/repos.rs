@@ -242,23 +242,30 @@ impl RepoStore for DynamoStorage {
     async fn set_status(
         &self,
         did: &Did,
-        status: RepoStatus,
+        from: RepoStatus,
+        to: RepoStatus,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
         let update = self.repo_update(
             did,
             "SET #st = :st",
-            "attribute_exists(did)",
-            vec![(":st", s(status.as_str()))],
+            "attribute_exists(did) AND #st = :from",
+            vec![(":st", s(to.as_str())), (":from", s(from.as_str()))],
             vec![("#st", "status")],
         )?;
-        let seqs = self
+        let result = self
             .transact_with_events(did, vec![update], &events, &|_| {
-                StorageError::RepoNotFound(did.clone())
+                StorageError::StatusChanged(did.clone())
             })
-            .await?;
+            .await;
         self.repos.forget(did);
-        Ok(seqs)
+        match result {
+            // Missing and changed fail the same condition; tell them apart for the caller.
+            Err(StorageError::StatusChanged(_)) if self.load_repo(did).await?.is_none() => {
+                Err(StorageError::RepoNotFound(did.clone()))
+            }
+            other => other,
+        }
     }
 
     async fn set_handle(

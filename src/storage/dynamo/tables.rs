@@ -67,6 +67,8 @@ pub(crate) const BLOCKS: &str = "blocks";
 pub(crate) const EVENTS: &str = "events";
 pub(crate) const COUNTERS: &str = "counters";
 pub(crate) const KV: &str = "kv";
+/// The KV table's TTL attribute: only counters (`kv_add`) carry it.
+pub(crate) const KV_TTL: &str = "expires_at";
 /// Index names.
 pub(crate) const REPOS_BY_DID: &str = "by-did";
 pub(crate) const EVENTS_BY_DID: &str = "by-did";
@@ -124,7 +126,7 @@ pub fn definitions() -> Vec<TableDef> {
             partition: key("ns", S),
             sort: Some(key("item_key", S)),
             indexes: vec![],
-            ttl: None,
+            ttl: Some(KV_TTL),
         },
     ]
 }

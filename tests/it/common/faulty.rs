@@ -241,10 +241,11 @@ impl RepoStore for Faulty {
     async fn set_status(
         &self,
         did: &Did,
-        status: RepoStatus,
+        from: RepoStatus,
+        to: RepoStatus,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
-        self.around("set_status", self.inner.set_status(did, status, events))
+        self.around("set_status", self.inner.set_status(did, from, to, events))
             .await
     }
 
@@ -345,5 +346,20 @@ impl KvStore for Faulty {
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError> {
         self.around("kv_list", self.inner.kv_list(ns, after, limit))
             .await
+    }
+
+    async fn kv_add(
+        &self,
+        ns: &str,
+        key: &str,
+        points: u64,
+        limit: u64,
+        expires_at: i64,
+    ) -> Result<Option<u64>, StorageError> {
+        self.around(
+            "kv_add",
+            self.inner.kv_add(ns, key, points, limit, expires_at),
+        )
+        .await
     }
 }

@@ -11,9 +11,10 @@ locals {
     "/xrpc/com.atproto.sync.getCheckout",
   ]
   bulk_paths = ["/xrpc/com.atproto.repo.importRepo", "/xrpc/com.atproto.repo.uploadBlob", "/xrpc/com.atproto.sync.getBlob"]
-  # AWS managed policies: CachingDisabled and AllViewer (forwards Host).
+  # AWS managed policies: CachingDisabled and AllViewerAndCloudFrontHeaders-2022-06 (forwards
+  # Host, and CloudFront-Viewer-Address: the client address the rate limits count).
   caching_disabled = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
-  all_viewer       = "216adef6-5c7f-47e4-b989-5492eafa07d3"
+  all_viewer       = "33f36d7e-f396-46d9-90e0-52428a34d9dc"
 }
 
 resource "aws_apigatewayv2_domain_name" "edge" {

@@ -99,7 +99,9 @@ locals {
     PDS_REPORT_SERVICE_URL = var.report_service_url
     PDS_REPORT_SERVICE_DID = var.report_service_did
   }
-  lambda_environment = merge(local.server_environment, local.app_view_environment, local.report_service_environment, {
+  # Behind the edge, the client address the rate limits count is the one CloudFront writes.
+  client_ip_environment = local.edge ? { PDS_CLIENT_IP_HEADER = "cloudfront-viewer-address" } : {}
+  lambda_environment = merge(local.server_environment, local.app_view_environment, local.report_service_environment, local.client_ip_environment, {
     PDS_SERVICE_HANDLE_DOMAINS = var.handle_domains != "" ? var.handle_domains : ".${var.hostname}"
     PDS_INVITE_REQUIRED        = tostring(var.invite_required)
   })
