@@ -83,8 +83,29 @@ pub struct BlobRecord {
     pub size: u64,
     /// Record paths that reference it; empty means temporary (uploaded, not yet used).
     pub refs: Vec<String>,
+    /// References of commits in flight: marked before the commit, moved to `refs` after it.
+    /// While any is here the blob is never deleted; one left by a crash is resolved against the
+    /// repo by the sweep.
+    #[serde(default)]
+    pub pending: Vec<PendingRef>,
     /// When it was uploaded.
     pub created_at: DateTime<Utc>,
+}
+
+impl BlobRecord {
+    /// Whether nothing references it, not even a commit in flight.
+    pub fn unreferenced(&self) -> bool {
+        self.refs.is_empty() && self.pending.is_empty()
+    }
+}
+
+/// A record path a commit in flight is about to make reference a blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRef {
+    /// The record path.
+    pub path: String,
+    /// When the commit marked it.
+    pub since: DateTime<Utc>,
 }
 
 fn corrupt(what: &str) -> StorageError {
@@ -353,30 +374,68 @@ impl Accounts<'_> {
             .transpose()
     }
 
-    /// Stores a blob record.
-    pub async fn put_blob(
+    /// Stores a new blob record; false (nothing written) if the blob already has one.
+    pub async fn create_blob(
         &self,
         did: &Did,
         cid: &str,
         record: &BlobRecord,
-    ) -> Result<(), StorageError> {
+    ) -> Result<bool, StorageError> {
         self.0
             .kv_put(
                 &format!("blobs:{did}"),
                 cid,
                 &encode(record),
-                KvCondition::Always,
+                KvCondition::IfAbsent,
             )
             .await
-            .map(|_| ())
     }
 
-    /// Removes a blob record.
-    pub async fn delete_blob(&self, did: &Did, cid: &str) -> Result<(), StorageError> {
-        self.0
-            .kv_delete(&format!("blobs:{did}"), cid, None)
-            .await
-            .map(|_| ())
+    /// Changes `did`'s blob record `cid` with `change`, as a compare-and-swap (run again on the
+    /// newer version if another request changed it meanwhile, so no reference is lost). None if
+    /// there is no record.
+    pub async fn update_blob<E: From<StorageError>>(
+        &self,
+        did: &Did,
+        cid: &str,
+        mut change: impl FnMut(&mut BlobRecord) -> Result<(), E>,
+    ) -> Result<Option<BlobRecord>, E> {
+        let ns = format!("blobs:{did}");
+        for _ in 0..20 {
+            let Some(raw) = self.0.kv_get(&ns, cid).await? else {
+                return Ok(None);
+            };
+            let mut record: BlobRecord = decode(&raw, "blob record")?;
+            change(&mut record)?;
+            if self
+                .0
+                .kv_put(&ns, cid, &encode(&record), KvCondition::IfEquals(&raw))
+                .await?
+            {
+                return Ok(Some(record));
+            }
+        }
+        Err(StorageError::Conflict(did.clone()).into())
+    }
+
+    /// Removes `did`'s blob record `cid` if nothing references it and `also` holds, as a
+    /// compare-and-swap on what was read (a reference added meanwhile keeps it); returns whether
+    /// it was removed. The caller deletes the bytes after, never before.
+    pub async fn delete_blob_if_unreferenced(
+        &self,
+        did: &Did,
+        cid: &str,
+        also: impl Fn(&BlobRecord) -> bool,
+    ) -> Result<bool, StorageError> {
+        let ns = format!("blobs:{did}");
+        let Some(raw) = self.0.kv_get(&ns, cid).await? else {
+            return Ok(false);
+        };
+        let record: BlobRecord = decode(&raw, "blob record")?;
+        if !record.unreferenced() || !also(&record) {
+            return Ok(false);
+        }
+        Ok(self.0.kv_delete(&ns, cid, Some(&raw)).await?.is_some())
     }
 
     /// Blob records of `did` after CID `after`, in CID order.

@@ -419,9 +419,13 @@ async fn add_blob_refs(
             }
         }
     };
-    if let Some(mut record) = accounts.get_blob(did, &key).await? {
-        merge(&mut record.refs);
-        accounts.put_blob(did, &key, &record).await?;
+    let uploaded = accounts
+        .update_blob(did, &key, |record| {
+            merge(&mut record.refs);
+            Ok::<_, StorageError>(())
+        })
+        .await?;
+    if uploaded.is_some() {
         return Ok(true);
     }
     let mut refs = accounts
@@ -489,13 +493,20 @@ async fn drop_blob_ref(
     path: &str,
 ) -> Result<(), StorageError> {
     let key = blob.to_string();
-    if let Some(mut record) = accounts.get_blob(did, &key).await? {
-        record.refs.retain(|p| p != path);
-        if record.refs.is_empty() {
+    let updated = accounts
+        .update_blob(did, &key, |record| {
+            record.refs.retain(|p| p != path);
+            Ok::<_, StorageError>(())
+        })
+        .await?;
+    if let Some(record) = updated {
+        // Record first, bytes after: a reference added meanwhile keeps both.
+        if record.unreferenced()
+            && accounts
+                .delete_blob_if_unreferenced(did, &key, |_| true)
+                .await?
+        {
             blobs.delete(did, blob).await?;
-            accounts.delete_blob(did, &key).await?;
-        } else {
-            accounts.put_blob(did, &key, &record).await?;
         }
     } else if let Some(mut refs) = accounts.get_expected_blob(did, &key).await? {
         refs.retain(|p| p != path);

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use super::auth::Access;
 use super::{AppState, XrpcError};
@@ -11,9 +11,10 @@ use crate::cbor::Value;
 use crate::cid::Cid;
 use crate::lexicon::Validation;
 use crate::repo::{CommitData, Write, WriteAction, blob_refs};
-use crate::storage::accounts::BlobRecord;
+use crate::storage::accounts::{BlobRecord, PendingRef};
 use crate::storage::{
     Accounts, CommitPreconditions, RepoRecord, Seq, StorageError, commit_writes_if,
+    load_repo_state, with_blocks,
 };
 use crate::syntax::{AtIdentifier, Did, Nsid, RecordKey};
 use crate::tid::Tid;
@@ -176,9 +177,12 @@ fn check_blob_claim(stored: &BlobRecord, claim: &BlobClaim) -> Result<(), XrpcEr
     Ok(())
 }
 
-/// Commits `writes` for `did` under `preconditions`, after checking every referenced blob was
-/// uploaded to this repo; then records which records reference which blobs, deleting blobs no
-/// record references any more.
+/// Commits `writes` for `did` under `preconditions`, keeping blob references safe at every
+/// step: each referenced blob must be this repo's and described as stored; it is marked as
+/// pending for the new paths before the commit (so nothing deletes it while the commit is in
+/// flight), and the marks become references after it. Blobs no record references any more are
+/// deleted. A crash between the steps leaves a pending mark, which the sweep resolves against
+/// the repo, so it never costs a referenced blob (docs/xrpc.md, "Blobs").
 pub(super) async fn commit(
     state: &AppState,
     did: &Did,
@@ -187,21 +191,45 @@ pub(super) async fn commit(
 ) -> Result<(CommitData, Seq), XrpcError> {
     let accounts = Accounts(state.storage());
     let mut new_refs: BTreeMap<String, BTreeSet<Cid>> = BTreeMap::new();
+    let mut claims: BTreeMap<Cid, Vec<(String, BlobClaim)>> = BTreeMap::new();
     for w in writes {
         if let Some(record) = &w.record {
-            for (cid, declared) in blob_ref_claims(record) {
-                let Some(stored) = accounts.get_blob(did, &cid.to_string()).await? else {
-                    return Err(XrpcError::named(
-                        "BlobNotFound",
-                        format!("Could not find blob: {cid}"),
-                    ));
-                };
-                check_blob_claim(&stored, &declared)?;
+            for (cid, claim) in blob_ref_claims(record) {
+                claims.entry(cid).or_default().push((w.path(), claim));
             }
             new_refs.insert(w.path(), blob_refs(record));
         }
     }
-    let (data, seq) = commit_writes_if(
+    let since = Utc::now();
+    let mut marked = Vec::new();
+    for (cid, uses) in &claims {
+        let mark = accounts
+            .update_blob(did, &cid.to_string(), |stored| {
+                for (path, claim) in uses {
+                    check_blob_claim(stored, claim)?;
+                    stored.pending.push(PendingRef {
+                        path: path.clone(),
+                        since,
+                    });
+                }
+                Ok::<_, XrpcError>(())
+            })
+            .await;
+        let missing = match mark {
+            Ok(Some(_)) => None,
+            Ok(None) => Some(XrpcError::named(
+                "BlobNotFound",
+                format!("Could not find blob: {cid}"),
+            )),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = missing {
+            unmark(&accounts, did, &marked, since).await;
+            return Err(e);
+        }
+        marked.push(*cid);
+    }
+    let committed = commit_writes_if(
         state.storage(),
         &state.blocks(),
         did,
@@ -209,16 +237,43 @@ pub(super) async fn commit(
         state.clock(),
         preconditions,
     )
-    .await?;
-    track_blob_refs(state, did, &data, &new_refs).await?;
+    .await;
+    let (data, seq) = match committed {
+        Ok(done) => done,
+        Err(e) => {
+            unmark(&accounts, did, &marked, since).await;
+            return Err(e.into());
+        }
+    };
+    track_blob_refs(state, did, &data, &new_refs, since).await?;
     Ok((data, seq))
 }
 
+/// Takes back the pending marks a commit that did not happen made (best effort: a mark left
+/// behind is resolved by the sweep).
+async fn unmark(accounts: &Accounts<'_>, did: &Did, marked: &[Cid], since: DateTime<Utc>) {
+    for cid in marked {
+        let undone = accounts
+            .update_blob(did, &cid.to_string(), |stored| {
+                stored.pending.retain(|p| p.since != since);
+                Ok::<_, StorageError>(())
+            })
+            .await;
+        if let Err(e) = undone {
+            tracing::warn!(%did, %cid, error = %e, "could not clear a pending blob mark");
+        }
+    }
+}
+
+/// After a commit: the paths it wrote become references of their blobs (their pending marks
+/// cleared), and the records it replaced or deleted stop referencing theirs. A blob left with
+/// no reference and no commit in flight is deleted (record first, bytes after).
 async fn track_blob_refs(
     state: &AppState,
     did: &Did,
     data: &CommitData,
     new_refs: &BTreeMap<String, BTreeSet<Cid>>,
+    since: DateTime<Utc>,
 ) -> Result<(), XrpcError> {
     let accounts = Accounts(state.storage());
     let mut changes: BTreeMap<Cid, (Vec<String>, Vec<String>)> = BTreeMap::new();
@@ -237,9 +292,27 @@ async fn track_blob_refs(
             }
         }
     }
+    // A write that changed nothing (no op) still marked its blobs pending: clear those too.
+    for cid in new_refs.values().flatten() {
+        changes.entry(*cid).or_default();
+    }
     for (cid, (added, removed)) in changes {
         let key = cid.to_string();
-        let Some(mut record) = accounts.get_blob(did, &key).await? else {
+        let updated = accounts
+            .update_blob(did, &key, |record| {
+                record.pending.retain(|p| p.since != since);
+                record
+                    .refs
+                    .retain(|p| !removed.contains(p) || added.contains(p));
+                for p in &added {
+                    if !record.refs.contains(p) {
+                        record.refs.push(p.clone());
+                    }
+                }
+                Ok::<_, StorageError>(())
+            })
+            .await?;
+        let Some(record) = updated else {
             // Not uploaded yet (a blob an imported record references): forget the removed paths.
             if let Some(mut refs) = accounts.get_expected_blob(did, &key).await? {
                 refs.retain(|p| !removed.contains(p));
@@ -250,38 +323,89 @@ async fn track_blob_refs(
             }
             continue;
         };
-        record
-            .refs
-            .retain(|p| !removed.contains(p) || added.contains(p));
-        for p in added {
-            if !record.refs.contains(&p) {
-                record.refs.push(p);
-            }
-        }
-        if record.refs.is_empty() && !removed.is_empty() {
+        if record.unreferenced()
+            && !removed.is_empty()
+            && accounts
+                .delete_blob_if_unreferenced(did, &key, |_| true)
+                .await?
+        {
             state.blobs().delete(did, &cid).await?;
-            accounts.delete_blob(did, &key).await?;
-        } else {
-            accounts.put_blob(did, &key, &record).await?;
         }
     }
     Ok(())
 }
 
-/// Removes blobs uploaded more than six hours ago that no record took up (the spec asks for
-/// at least one hour).
+/// How long a pending mark may stand before the sweep resolves it against the repo: far longer
+/// than any commit takes.
+const PENDING_RESOLVE_AFTER: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Tidies `did`'s blobs: a pending mark older than [`PENDING_RESOLVE_AFTER`] (its commit
+/// crashed or failed) becomes a reference if the record at its path references the blob, and is
+/// dropped otherwise; then blobs uploaded more than six hours ago that nothing references are
+/// deleted (the spec asks for at least one hour).
 pub(super) async fn sweep_temporary_blobs(state: &AppState, did: &Did) -> Result<(), XrpcError> {
     let accounts = Accounts(state.storage());
-    let cutoff = Utc::now() - chrono::Duration::hours(6);
+    let now = Utc::now();
+    let cutoff = now - chrono::Duration::hours(6);
     for (cid, record) in accounts.list_blobs(did, None, 1000).await? {
-        if record.refs.is_empty() && record.created_at < cutoff {
-            if let Ok(c) = crate::cid::parse_cid(&cid) {
-                state.blobs().delete(did, &c).await?;
+        let Ok(blob) = crate::cid::parse_cid(&cid) else {
+            continue;
+        };
+        let stale: Vec<String> = record
+            .pending
+            .iter()
+            .filter(|p| p.since < now - PENDING_RESOLVE_AFTER)
+            .map(|p| p.path.clone())
+            .collect();
+        let mut referenced = Vec::new();
+        for path in &stale {
+            if record_references(state, did, path, &blob).await? {
+                referenced.push(path.clone());
             }
-            accounts.delete_blob(did, &cid).await?;
+        }
+        if !stale.is_empty() {
+            accounts
+                .update_blob(did, &cid, |record| {
+                    record.pending.retain(|p| !stale.contains(&p.path));
+                    for path in &referenced {
+                        if !record.refs.contains(path) {
+                            record.refs.push(path.clone());
+                        }
+                    }
+                    Ok::<_, StorageError>(())
+                })
+                .await?;
+        }
+        if accounts
+            .delete_blob_if_unreferenced(did, &cid, |r| r.created_at < cutoff)
+            .await?
+        {
+            state.blobs().delete(did, &blob).await?;
         }
     }
     Ok(())
+}
+
+/// Whether the record at `path` in `did`'s current repo references `blob`.
+async fn record_references(
+    state: &AppState,
+    did: &Did,
+    path: &str,
+    blob: &Cid,
+) -> Result<bool, XrpcError> {
+    let view = state.blocks();
+    let (_, repo) = load_repo_state(state.storage(), &view, did).await?;
+    let Some((collection, rkey)) = path.split_once('/') else {
+        return Ok(false);
+    };
+    let (Ok(collection), Ok(rkey)) = (collection.parse::<Nsid>(), rkey.parse::<RecordKey>()) else {
+        return Ok(false);
+    };
+    let found = with_blocks(state.storage(), &view, || {
+        repo.get_record(&collection, &rkey)
+    })
+    .await?;
+    Ok(found.is_some_and(|(_, value)| blob_refs(&value).contains(blob)))
 }
 
 /// Whether a declared media type says nothing about the bytes.
@@ -305,34 +429,39 @@ pub(super) async fn record_upload(
 ) -> Result<String, XrpcError> {
     let accounts = Accounts(state.storage());
     let key = cid.to_string();
-    match accounts.get_blob(did, &key).await? {
-        Some(mut existing) => {
-            if is_generic_mime(&existing.mime_type) && !is_generic_mime(mime_type) {
-                existing.mime_type = mime_type.to_owned();
-                accounts.put_blob(did, &key, &existing).await?;
-            }
-            Ok(existing.mime_type)
+    loop {
+        // An earlier upload of the same bytes: correct a generic type; an unused one starts its
+        // six hours again.
+        let existing = accounts
+            .update_blob(did, &key, |existing| {
+                if is_generic_mime(&existing.mime_type) && !is_generic_mime(mime_type) {
+                    existing.mime_type = mime_type.to_owned();
+                }
+                if existing.unreferenced() {
+                    existing.created_at = Utc::now();
+                }
+                Ok::<_, StorageError>(())
+            })
+            .await?;
+        if let Some(existing) = existing {
+            return Ok(existing.mime_type);
         }
-        None => {
-            // Records imported before the upload may already reference it.
-            let refs = accounts
-                .get_expected_blob(did, &key)
-                .await?
-                .unwrap_or_default();
-            accounts
-                .put_blob(
-                    did,
-                    &key,
-                    &BlobRecord {
-                        mime_type: mime_type.to_owned(),
-                        size,
-                        refs,
-                        created_at: Utc::now(),
-                    },
-                )
-                .await?;
+        // Records imported before the upload may already reference it.
+        let refs = accounts
+            .get_expected_blob(did, &key)
+            .await?
+            .unwrap_or_default();
+        let record = BlobRecord {
+            mime_type: mime_type.to_owned(),
+            size,
+            refs,
+            pending: Vec::new(),
+            created_at: Utc::now(),
+        };
+        if accounts.create_blob(did, &key, &record).await? {
             accounts.delete_expected_blob(did, &key).await?;
-            Ok(mime_type.to_owned())
+            return Ok(mime_type.to_owned());
         }
+        // A concurrent upload of the same bytes created it first: update that one.
     }
 }

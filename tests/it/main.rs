@@ -7,6 +7,7 @@ mod common;
 
 mod account_state;
 mod appview;
+mod blob_integrity;
 mod block_cache;
 mod cli;
 mod codecs;

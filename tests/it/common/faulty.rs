@@ -69,6 +69,8 @@ enum Action {
 
 struct Rule {
     method: &'static str,
+    /// Calls of `method` to let through before this one.
+    skip: usize,
     point: Point,
     action: Action,
 }
@@ -97,8 +99,14 @@ impl Faulty {
 
     /// The next call of `method` fails at `point`.
     pub fn fail(&self, method: &'static str, point: Point) {
+        self.fail_after(method, 0, point);
+    }
+
+    /// The call of `method` after the next `skip` ones fails at `point`.
+    pub fn fail_after(&self, method: &'static str, skip: usize, point: Point) {
         self.rules.lock().unwrap().push(Rule {
             method,
+            skip,
             point,
             action: Action::Fail,
         });
@@ -109,6 +117,7 @@ impl Faulty {
         let gate = Gate::new();
         self.rules.lock().unwrap().push(Rule {
             method,
+            skip: 0,
             point,
             action: Action::Pause(gate.clone()),
         });
@@ -135,6 +144,10 @@ impl Faulty {
         *self.calls.lock().unwrap().entry(method).or_default() += 1;
         let mut rules = self.rules.lock().unwrap();
         let i = rules.iter().position(|r| r.method == method)?;
+        if rules[i].skip > 0 {
+            rules[i].skip -= 1;
+            return None;
+        }
         Some(rules.remove(i))
     }
 
