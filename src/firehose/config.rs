@@ -21,6 +21,15 @@ pub struct FirehoseConfig {
     /// Frames a subscriber may fall behind before `ConsumerTooSlow`
     /// (`PDS_FIREHOSE_BUFFER`, default 1,000).
     pub buffer: usize,
+    /// Bytes of frames a subscriber may fall behind before `ConsumerTooSlow`
+    /// (`PDS_FIREHOSE_BUFFER_BYTES`, default 16 MiB): a commit frame can be 2 MB, so frames
+    /// alone do not bound memory.
+    pub buffer_bytes: usize,
+    /// Subscribers at once (`PDS_FIREHOSE_MAX_CONNECTIONS`, default 1,000); more are refused.
+    pub max_connections: usize,
+    /// Subscribers replaying from storage at once (`PDS_FIREHOSE_MAX_BACKFILLS`, default 16);
+    /// more wait their turn.
+    pub max_backfills: usize,
     /// How far back a cursor may reach, in time (`PDS_FIREHOSE_WINDOW_HOURS`, default 72).
     pub window: Duration,
     /// How far back a cursor may reach, in events (`PDS_FIREHOSE_WINDOW_EVENTS`; None: time
@@ -39,8 +48,11 @@ impl Default for FirehoseConfig {
         FirehoseConfig {
             poll_interval: Duration::from_millis(20),
             idle_poll_interval: Duration::from_secs(1),
-            gap_grace: Duration::from_secs(10),
+            gap_grace: Duration::from_secs(2),
             buffer: 1000,
+            buffer_bytes: 16 * 1024 * 1024,
+            max_connections: 1000,
+            max_backfills: 16,
             window: Duration::from_secs(72 * 3600),
             window_events: None,
             crawlers: Vec::new(),
@@ -58,6 +70,9 @@ const KNOWN: &[&str] = &[
     "PDS_FIREHOSE_BUFFER",
     "PDS_FIREHOSE_WINDOW_HOURS",
     "PDS_FIREHOSE_WINDOW_EVENTS",
+    "PDS_FIREHOSE_BUFFER_BYTES",
+    "PDS_FIREHOSE_MAX_CONNECTIONS",
+    "PDS_FIREHOSE_MAX_BACKFILLS",
 ];
 
 impl FirehoseConfig {
@@ -93,11 +108,27 @@ impl FirehoseConfig {
         if let Some(ms) = env.positive("PDS_FIREHOSE_IDLE_POLL_MS")? {
             config.idle_poll_interval = Duration::from_millis(ms).max(config.poll_interval);
         }
-        if let Some(n) = env.positive("PDS_FIREHOSE_BUFFER")? {
-            config.buffer = usize::try_from(n).map_err(|_| ConfigError::Invalid {
-                name: "PDS_FIREHOSE_BUFFER",
-                why: "too large".into(),
-            })?;
+        let count = |name: &'static str| -> Result<Option<usize>, ConfigError> {
+            env.positive(name)?
+                .map(|n| {
+                    usize::try_from(n).map_err(|_| ConfigError::Invalid {
+                        name,
+                        why: "too large".into(),
+                    })
+                })
+                .transpose()
+        };
+        if let Some(n) = count("PDS_FIREHOSE_BUFFER")? {
+            config.buffer = n;
+        }
+        if let Some(n) = count("PDS_FIREHOSE_BUFFER_BYTES")? {
+            config.buffer_bytes = n;
+        }
+        if let Some(n) = count("PDS_FIREHOSE_MAX_CONNECTIONS")? {
+            config.max_connections = n;
+        }
+        if let Some(n) = count("PDS_FIREHOSE_MAX_BACKFILLS")? {
+            config.max_backfills = n;
         }
         Ok(config)
     }
@@ -119,8 +150,15 @@ mod tests {
             ("PDS_FIREHOSE_WINDOW_HOURS", "24"),
             ("PDS_FIREHOSE_WINDOW_EVENTS", "5000"),
             ("PDS_FIREHOSE_BUFFER", "250"),
+            ("PDS_FIREHOSE_BUFFER_BYTES", "1048576"),
+            ("PDS_FIREHOSE_MAX_CONNECTIONS", "50"),
+            ("PDS_FIREHOSE_MAX_BACKFILLS", "2"),
         ]))
         .unwrap();
+        assert_eq!(
+            (c.buffer_bytes, c.max_connections, c.max_backfills),
+            (1_048_576, 50, 2)
+        );
         assert_eq!(c.window, Duration::from_secs(24 * 3600));
         assert_eq!(c.window_events, Some(5000));
         assert_eq!(c.buffer, 250);
@@ -138,6 +176,9 @@ mod tests {
             ("PDS_FIREHOSE_WINDOW_HOURS", "-1"),
             ("PDS_FIREHOSE_WINDOW_EVENTS", "0"),
             ("PDS_FIREHOSE_BUFFER", "1k"),
+            ("PDS_FIREHOSE_BUFFER_BYTES", "lots"),
+            ("PDS_FIREHOSE_MAX_CONNECTIONS", "0"),
+            ("PDS_FIREHOSE_MAX_BACKFILLS", "-2"),
             ("PDS_FIREHOSE_IDLE_POLL_MS", "soon"),
             ("PDS_CRAWLERS", "bsky.network"),
         ] {

@@ -13,14 +13,22 @@ use super::FirehoseConfig;
 use super::frames::event_frame;
 use crate::storage::{Seq, Sequencer, Storage};
 
-/// One encoded event.
+/// One encoded event, as the ring holds it.
 #[derive(Debug)]
 pub struct Frame {
     /// Its sequence number.
     pub seq: Seq,
-    /// The WebSocket message.
-    pub bytes: Bytes,
+    /// The WebSocket message, unless it is larger than 64 KiB: those are rebuilt
+    /// from storage by each subscriber ([`Hub::frame_bytes`]), so the ring's memory is bounded
+    /// in bytes (frames × the limit), not only in frames (a commit frame can be 2 MB).
+    pub bytes: Option<Bytes>,
 }
+
+/// The largest frame the ring holds itself (most are a few kilobytes).
+pub(super) const RING_INLINE_LIMIT: usize = 64 * 1024;
+
+/// Frames the ring holds at least (more if a subscriber's buffer is larger).
+const RING_FRAMES: usize = 2048;
 
 /// The process's firehose: its position in the log and the live ring.
 #[derive(Debug)]
@@ -35,7 +43,15 @@ pub struct Hub {
     closing: tokio::sync::watch::Sender<bool>,
     /// The subscribers' writer tasks, so shutting down can wait for their close frames.
     writers: tokio_util::task::TaskTracker,
+    /// One permit per subscriber allowed at once.
+    connections: Arc<tokio::sync::Semaphore>,
+    /// One permit per subscriber allowed to replay from storage at once.
+    backfills: tokio::sync::Semaphore,
 }
+
+/// How far below the log's end a starting hub looks for numbers still being committed: more
+/// than there can be writers at once.
+const IN_FLIGHT_WINDOW: Seq = 1000;
 
 impl Hub {
     /// Starts the tailer. Before broadcasting it silently resolves everything up to the log's
@@ -49,13 +65,16 @@ impl Hub {
     ) -> Result<Arc<Hub>, crate::storage::StorageError> {
         // The shared ring outlasts any one subscriber's queue, so a loop that falls behind it is
         // rare (and recovers from storage).
-        let (sender, _) = broadcast::channel(config.buffer.max(4096));
+        let (sender, _) = broadcast::channel(config.buffer.max(RING_FRAMES));
         let end = storage.last_seq().await?.unwrap_or(0);
+        // Only numbers near the end can still be in flight (one per writer mid-commit); older
+        // gaps are expired events and are claimed once a grace period has passed since start.
         let mut sequencer = Sequencer::new(
             storage.clone(),
-            end.saturating_sub(10_000),
+            end.saturating_sub(IN_FLIGHT_WINDOW),
             config.gap_grace,
         );
+        sequencer.allocated_by(end, tokio::time::Instant::now());
         while sequencer.cursor() < end {
             if sequencer.next_batch(1000).await?.is_empty() {
                 tokio::time::sleep(config.poll_interval).await;
@@ -66,9 +85,11 @@ impl Hub {
             storage,
             position: AtomicU64::new(sequencer.cursor()),
             sender,
-            config,
             closing,
             writers: tokio_util::task::TaskTracker::new(),
+            connections: Arc::new(tokio::sync::Semaphore::new(config.max_connections)),
+            backfills: tokio::sync::Semaphore::new(config.max_backfills),
+            config,
         });
         let tail = hub.clone();
         tokio::spawn(async move {
@@ -117,7 +138,7 @@ impl Hub {
                 self.position.store(event.seq, Ordering::SeqCst);
                 let _ = self.sender.send(Arc::new(Frame {
                     seq: event.seq,
-                    bytes,
+                    bytes: (bytes.len() <= RING_INLINE_LIMIT).then_some(bytes),
                 }));
             }
             self.position.store(sequencer.cursor(), Ordering::SeqCst);
@@ -201,6 +222,33 @@ impl Hub {
     pub async fn writers_finished(&self, limit: Duration) {
         self.writers.close();
         let _ = tokio::time::timeout(limit, self.writers.wait()).await;
+    }
+
+    /// A place for one more subscriber, held for its connection's life; None when
+    /// `max_connections` are connected.
+    pub(super) fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.connections.clone().try_acquire_owned().ok()
+    }
+
+    /// Waits for a turn to replay from storage (at most `max_backfills` at once).
+    pub(super) async fn backfill_turn(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.backfills.acquire().await.ok()
+    }
+
+    /// The message of a frame from the ring: its own bytes, or (a large one) rebuilt from the
+    /// stored event.
+    pub async fn frame_bytes(&self, frame: &Frame) -> Result<Bytes, crate::storage::StorageError> {
+        if let Some(bytes) = &frame.bytes {
+            return Ok(bytes.clone());
+        }
+        let event = self
+            .storage
+            .read_events(Some(frame.seq - 1), 1)
+            .await?
+            .into_iter()
+            .find(|e| e.seq == frame.seq)
+            .ok_or(crate::storage::StorageError::SeqOutOfRange(frame.seq))?;
+        event_frame(&*self.storage, &event).await
     }
 
     /// Number of connected subscribers.

@@ -7,6 +7,7 @@
 //! in the window, then live.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -51,25 +52,41 @@ async fn subscribe_repos(
             }
         },
     };
-    match ws {
-        // Subscribers send nothing but control frames, so a small read buffer will do (the
-        // default is 128 KiB per connection); writes go out as they are queued.
-        Ok(ws) => ws
-            .read_buffer_size(4 * 1024)
-            .write_buffer_size(0)
-            .on_upgrade(move |socket| async move {
-                if let Err(e) = serve(hub, socket, cursor).await {
-                    tracing::debug!(error = %e, "subscriber ended");
-                }
-            }),
-        Err(_) => XrpcError::new(
-            StatusCode::UPGRADE_REQUIRED,
-            "InvalidRequest",
-            "subscribeRepos is a WebSocket endpoint",
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(_) => {
+            return XrpcError::new(
+                StatusCode::UPGRADE_REQUIRED,
+                "InvalidRequest",
+                "subscribeRepos is a WebSocket endpoint",
+            )
+            .into_response();
+        }
+    };
+    let Some(connection) = hub.admit() else {
+        return XrpcError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ConnectionLimit",
+            "Too many firehose subscribers; retry later",
         )
-        .into_response(),
-    }
+        .into_response();
+    };
+    // Subscribers send nothing but control frames: a small read buffer and a message limit sized
+    // for them (the defaults are 128 KiB and 64 MiB per connection); writes go out as queued.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(CLIENT_MESSAGE_LIMIT)
+        .max_frame_size(CLIENT_MESSAGE_LIMIT)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = serve(hub, socket, cursor).await {
+                tracing::debug!(error = %e, "subscriber ended");
+            }
+            drop(connection);
+        })
 }
+
+/// The largest message a subscriber may send (it only ever needs control frames).
+const CLIENT_MESSAGE_LIMIT: usize = 16 * 1024;
 
 /// What the connection loop hands the writer task.
 enum Outgoing {
@@ -79,36 +96,44 @@ enum Outgoing {
 }
 
 /// The sending side of one subscriber: an unbounded queue to a writer task that owns the
-/// socket, with a count of queued frames. The connection loop never waits on the socket, so a
-/// stalled consumer is noticed by its queue length, not by a blocked write.
+/// socket, with a count of queued frames and bytes. The connection loop never waits on the
+/// socket, so a stalled consumer is noticed by what it has queued, not by a blocked write.
 struct Outbox {
     queue: tokio::sync::mpsc::UnboundedSender<Outgoing>,
-    queued: Arc<std::sync::atomic::AtomicUsize>,
+    queued: Arc<Queued>,
     drained: Arc<tokio::sync::Notify>,
+    /// Most frames that may be queued.
     limit: usize,
+    /// Most bytes that may be queued.
+    byte_limit: usize,
+}
+
+/// What a subscriber has queued and not yet written.
+#[derive(Default)]
+struct Queued {
+    frames: AtomicUsize,
+    bytes: AtomicUsize,
 }
 
 /// How long one frame may take to write before the subscriber is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Outbox {
-    fn start(
-        hub: &Hub,
-        mut sink: futures::stream::SplitSink<WebSocket, Message>,
-        limit: usize,
-    ) -> Outbox {
+    fn start(hub: &Hub, mut sink: futures::stream::SplitSink<WebSocket, Message>) -> Outbox {
         let (queue, mut rx) = tokio::sync::mpsc::unbounded_channel::<Outgoing>();
-        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queued = Arc::new(Queued::default());
         let drained = Arc::new(tokio::sync::Notify::new());
         let (count, notify) = (queued.clone(), drained.clone());
         hub.spawn_writer(async move {
             while let Some(item) = rx.recv().await {
                 match item {
                     Outgoing::Frame(bytes) => {
+                        let size = bytes.len();
                         let sent =
                             tokio::time::timeout(WRITE_TIMEOUT, sink.send(Message::Binary(bytes)))
                                 .await;
-                        count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                        count.frames.fetch_sub(1, Ordering::SeqCst);
+                        count.bytes.fetch_sub(size, Ordering::SeqCst);
                         notify.notify_waiters();
                         if !matches!(sent, Ok(Ok(()))) {
                             return;
@@ -130,26 +155,35 @@ impl Outbox {
             queue,
             queued,
             drained,
-            limit,
+            limit: hub.config().buffer,
+            byte_limit: hub.config().buffer_bytes,
         }
     }
 
-    fn len(&self) -> usize {
-        self.queued.load(std::sync::atomic::Ordering::SeqCst)
+    /// Whether the subscriber has fallen a whole buffer behind (frames or bytes).
+    fn full(&self) -> bool {
+        self.queued.frames.load(Ordering::SeqCst) >= self.limit
+            || self.queued.bytes.load(Ordering::SeqCst) >= self.byte_limit
+    }
+
+    /// Whether more than half a buffer is queued.
+    fn half_full(&self) -> bool {
+        self.queued.frames.load(Ordering::SeqCst) > self.limit / 2
+            || self.queued.bytes.load(Ordering::SeqCst) > self.byte_limit / 2
     }
 
     /// Queues a frame; false once the writer has gone (the socket closed).
     fn push(&self, bytes: bytes::Bytes) -> bool {
-        self.queued
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.queued.frames.fetch_add(1, Ordering::SeqCst);
+        self.queued.bytes.fetch_add(bytes.len(), Ordering::SeqCst);
         self.queue.send(Outgoing::Frame(bytes)).is_ok()
     }
 
-    /// Waits until at most half the limit is queued (backpressure for replays).
+    /// Waits until at most half a buffer is queued (backpressure for replays).
     async fn wait_for_room(&self) {
-        while self.len() > self.limit / 2 && !self.queue.is_closed() {
+        while self.half_full() && !self.queue.is_closed() {
             let notified = self.drained.notified();
-            if self.len() > self.limit / 2 {
+            if self.half_full() {
                 let _ = tokio::time::timeout(Duration::from_millis(100), notified).await;
             }
         }
@@ -169,7 +203,9 @@ enum ConnectionError {
 }
 
 /// The first sequence number inside the replay window: the count limit, and the first event
-/// not older than the time limit (found by binary search; times grow with seq).
+/// not older than the time limit (found by binary search; times grow with seq). Everything up
+/// to `end` is resolved, so a number with no event and no marker there has expired (DynamoDB's
+/// TTL removes old events and markers alike) and counts as old.
 async fn window_start(hub: &Hub, end: Seq) -> Result<Seq, StorageError> {
     let config = hub.config();
     let start = config
@@ -183,7 +219,7 @@ async fn window_start(hub: &Hub, end: Seq) -> Result<Seq, StorageError> {
         let mid = lo + (hi - lo) / 2;
         let recent = match hub.storage().read_events(Some(mid - 1), 1).await?.first() {
             Some(e) => e.time >= oldest,
-            None => true,
+            None => false,
         };
         if recent {
             hi = mid;
@@ -239,7 +275,7 @@ async fn serve(
         }
         let _ = gone_tx.send(());
     });
-    let out = Outbox::start(&hub, sink, hub.config().buffer);
+    let out = Outbox::start(&hub, sink);
     let (mut rx, position) = hub.subscribe();
     let mut last_sent = position;
     if let Some(cursor) = cursor {
@@ -261,21 +297,25 @@ async fn serve(
             ));
             from = start - 1;
         }
+        // Replays read storage hard: a few at a time, the others wait (live frames meanwhile
+        // gather in the ring, and a subscriber that falls behind it catches up from storage).
+        let turn = hub.backfill_turn().await;
         last_sent = replay(&hub, &out, from, position).await?;
+        drop(turn);
     }
     loop {
         tokio::select! {
             received = rx.recv() => match received {
                 Ok(frame) if frame.seq <= last_sent => {}
                 Ok(frame) => {
-                    if out.len() >= out.limit {
+                    if out.full() {
                         // The error frame goes behind what is queued; the writer sends it and
                         // closes if the consumer ever reads that far.
                         out.push(error_frame("ConsumerTooSlow", "Stream consumer too slow"));
                         out.close(1008, "ConsumerTooSlow");
                         return Ok(());
                     }
-                    if !out.push(frame.bytes.clone()) {
+                    if !out.push(hub.frame_bytes(&frame).await?) {
                         return Err(ConnectionError::Gone);
                     }
                     last_sent = frame.seq;

@@ -7,6 +7,12 @@
 //! it claims the number with a conditional "skipped" marker: if the marker lands, the number is
 //! provably not an event (a writer still holding it fails and takes a new one); if the event
 //! lands first, it is delivered. Either way the order seen by readers never changes.
+//!
+//! A crashed writer can strand several numbers. Every number up to the last one allocated when
+//! the wait began has been allocated for at least the grace period once the wait ends, so all
+//! of them are claimed at once, without a wait each: a crash costs readers one grace period,
+//! however many numbers it stranded. The same holds at start-up ([`Sequencer::allocated_by`]):
+//! numbers allocated before the process started are claimed one grace period after it.
 //! See `docs/storage.md`.
 
 use std::sync::Arc;
@@ -22,8 +28,19 @@ pub struct Sequencer {
     storage: Arc<dyn EventLog>,
     cursor: Seq,
     grace: Duration,
-    /// The missing number being waited for, and since when.
-    waiting: Option<(Seq, Instant)>,
+    /// The missing number being waited for, since when, and the last number allocated then.
+    waiting: Option<Wait>,
+    /// Numbers up to this one, if missing, are claimed at once (see the module docs).
+    claim_through: Seq,
+    /// Every number up to `.0` was allocated by `.1` (set at start-up).
+    allocated_by: Option<(Seq, Instant)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    seq: Seq,
+    since: Instant,
+    through: Seq,
 }
 
 impl Sequencer {
@@ -34,7 +51,16 @@ impl Sequencer {
             cursor,
             grace,
             waiting: None,
+            claim_through: 0,
+            allocated_by: None,
         }
+    }
+
+    /// Tells the sequencer that every number up to `last` was allocated by `when` (a process
+    /// starting up: whatever is missing then and still missing a grace period later is
+    /// stranded, and is claimed without waiting again).
+    pub fn allocated_by(&mut self, last: Seq, when: Instant) {
+        self.allocated_by = Some((last, when));
     }
 
     /// The last sequence number delivered (or passed over).
@@ -58,25 +84,37 @@ impl Sequencer {
         }
         // Numbers above the cursor are allocated but the next one is not readable.
         let missing = self.cursor + 1;
-        match self.waiting {
-            Some((seq, since)) if seq == missing && since.elapsed() >= self.grace => {
-                let skipped = self.storage.mark_seq_skipped(missing).await?;
-                if skipped {
-                    tracing::warn!(
-                        seq = missing,
-                        "sequence number never became an event; skipped"
-                    );
-                    self.cursor = missing;
-                }
-                self.waiting = None;
-                // Read again: past the marker, or the event that won the race.
-                Box::pin(self.next_batch(limit)).await
-            }
-            Some((seq, _)) if seq == missing => Ok(Vec::new()),
+        let wait = match self.waiting {
+            Some(w) if w.seq == missing => w,
             _ => {
-                self.waiting = Some((missing, Instant::now()));
-                Ok(Vec::new())
+                let since = match self.allocated_by {
+                    Some((through, when)) if missing <= through => when,
+                    _ => Instant::now(),
+                };
+                let w = Wait {
+                    seq: missing,
+                    since,
+                    through: last.unwrap_or(missing),
+                };
+                self.waiting = Some(w);
+                w
             }
+        };
+        if missing > self.claim_through && wait.since.elapsed() < self.grace {
+            return Ok(Vec::new());
         }
+        // Everything allocated when the wait began is as overdue as `missing`.
+        self.claim_through = self.claim_through.max(wait.through);
+        let skipped = self.storage.mark_seq_skipped(missing).await?;
+        if skipped {
+            tracing::warn!(
+                seq = missing,
+                "sequence number never became an event; skipped"
+            );
+            self.cursor = missing;
+        }
+        self.waiting = None;
+        // Read again: past the marker, or the event that won the race.
+        Box::pin(self.next_batch(limit)).await
     }
 }

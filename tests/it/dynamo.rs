@@ -183,24 +183,8 @@ async fn a_seq_that_never_becomes_an_event_is_skipped_after_the_grace_period_and
     let cache = BlockCache::default().view();
     let clock = TidClock::new(1);
     let start = s.last_seq().await.unwrap().unwrap();
-    // A writer that took a number and died before committing: allocate it with a raw update.
-    let raw = aws_sdk_dynamodb::Client::new(&crate::common::sdk_config().await);
-    let prefix = format!("{:?}", s).split('"').nth(1).unwrap().to_owned();
-    raw.update_item()
-        .table_name(format!("{prefix}counters"))
-        .key(
-            "name",
-            aws_sdk_dynamodb::types::AttributeValue::S("seq".into()),
-        )
-        .update_expression("ADD #v :one")
-        .expression_attribute_names("#v", "value")
-        .expression_attribute_values(
-            ":one",
-            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
-        )
-        .send()
-        .await
-        .unwrap();
+    // A writer that took a number and died before committing.
+    strand(&s, 1).await;
     let dead = start + 1;
     let (_, later) = commit_writes(
         &*s,
@@ -240,6 +224,93 @@ async fn a_seq_that_never_becomes_an_event_is_skipped_after_the_grace_period_and
         !s.mark_seq_skipped(later).await.unwrap(),
         "an event is never marked skipped"
     );
+}
+
+/// Allocates `n` sequence numbers that never become events, as writers that died between
+/// taking a number and committing would leave them (a raw update of the counter).
+async fn strand(s: &DynamoStorage, n: u64) {
+    let raw = aws_sdk_dynamodb::Client::new(&crate::common::sdk_config().await);
+    let prefix = format!("{s:?}").split('"').nth(1).unwrap().to_owned();
+    raw.update_item()
+        .table_name(format!("{prefix}counters"))
+        .key(
+            "name",
+            aws_sdk_dynamodb::types::AttributeValue::S("seq".into()),
+        )
+        .update_expression("ADD #v :n")
+        .expression_attribute_names("#v", "value")
+        .expression_attribute_values(
+            ":n",
+            aws_sdk_dynamodb::types::AttributeValue::N(n.to_string()),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn numbers_a_crashed_writer_stranded_cost_one_grace_period_together() {
+    let s = crate::common::dynamo_storage().await;
+    new_repo(&s, 1).await;
+    let cache = BlockCache::default().view();
+    let start = s.last_seq().await.unwrap().unwrap();
+    // A crashed Lambda's six numbers, then a live write above them.
+    strand(&s, 6).await;
+    let (_, later) = commit_writes(
+        &*s,
+        &cache,
+        &did(1),
+        &[create("a", post("after the crash"))],
+        &TidClock::new(3),
+    )
+    .await
+    .unwrap();
+    assert_eq!(later, start + 7);
+    let grace = Duration::from_millis(500);
+    let mut seq = Sequencer::new(s.clone(), start, grace);
+    let began = std::time::Instant::now();
+    let mut delivered = Vec::new();
+    while delivered.is_empty() {
+        delivered = seq.next_batch(10).await.unwrap();
+        if delivered.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let waited = began.elapsed();
+    assert_eq!(
+        delivered.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![later]
+    );
+    // One grace period, not six (three seconds).
+    assert!(
+        waited >= grace && waited < grace * 3,
+        "waited {waited:?} for six stranded numbers"
+    );
+    for dead in start + 1..later {
+        assert!(s.mark_seq_skipped(dead).await.unwrap(), "{dead} claimed");
+    }
+}
+
+#[tokio::test]
+async fn a_starting_hub_claims_old_gaps_after_one_grace_period_and_then_streams() {
+    let s = crate::common::dynamo_storage().await;
+    new_repo(&s, 1).await;
+    // Forty numbers that will never be events (expired, or a crash before a restart).
+    strand(&s, 40).await;
+    let config = arroba::firehose::FirehoseConfig {
+        gap_grace: Duration::from_millis(500),
+        poll_interval: Duration::from_millis(10),
+        ..arroba::firehose::FirehoseConfig::default()
+    };
+    let began = std::time::Instant::now();
+    let hub = arroba::firehose::Hub::start(s.clone(), config, std::future::pending())
+        .await
+        .unwrap();
+    let started = began.elapsed();
+    // Forty waits of 500 ms would be twenty seconds; one is half a second (the rest is reading
+    // and claiming, slower on a loaded emulator).
+    assert!(started < Duration::from_secs(10), "started in {started:?}");
+    assert_eq!(hub.position(), s.last_seq().await.unwrap().unwrap());
 }
 
 #[tokio::test]

@@ -509,3 +509,130 @@ async fn new_events_notify_crawlers_at_most_once_per_interval() {
         "one requestCrawl within the 20-minute interval"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_dynamodb_a_cursor_into_expired_events_is_told_it_is_outdated() {
+    let dynamo = crate::common::dynamo_storage().await;
+    let prefix = format!("{dynamo:?}").split('"').nth(1).unwrap().to_owned();
+    let storage: Arc<dyn arroba::storage::Storage> = dynamo;
+    let blobs: Arc<dyn arroba::storage::BlobStore> = Arc::new(arroba::storage::DiskBlobStore::new(
+        std::env::temp_dir().join("arroba-fh-blobs"),
+    ));
+    let pds = Pds::start_with(tempfile::tempdir().unwrap(), storage, blobs, &[]).await;
+    let alice = pds.create_account("alice").await;
+    for i in 0..3 {
+        pds.create_post(&alice, &format!("kept {i}")).await;
+    }
+    let fh = firehose(&pds, test_config()).await;
+    // Later, DynamoDB's TTL removes the oldest events: the account's first four go.
+    let raw = aws_sdk_dynamodb::Client::new(&crate::common::sdk_config().await);
+    for seq in 1..=4u64 {
+        raw.delete_item()
+            .table_name(format!("{prefix}events"))
+            .key(
+                "seq",
+                aws_sdk_dynamodb::types::AttributeValue::N(seq.to_string()),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut ws = connect(&fh.url, Some(1)).await;
+    let info = next_frame(&mut ws).await.unwrap();
+    assert_eq!(info.t(), "#info");
+    assert_eq!(
+        info.body.get("name").and_then(Value::as_str),
+        Some("OutdatedCursor")
+    );
+    let replayed = frames(&mut ws, 3).await;
+    assert_eq!(
+        replayed.iter().map(Frame::seq).collect::<Vec<_>>(),
+        vec![5, 6, 7],
+        "the stream goes on from the oldest event still kept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_too_far_behind_in_bytes_gets_consumer_too_slow() {
+    let pds = Pds::start(&[]).await;
+    // Room for a thousand frames, but only a megabyte: big commits fill the bytes first.
+    let config = FirehoseConfig {
+        buffer: 1000,
+        buffer_bytes: 1024 * 1024,
+        ..test_config()
+    };
+    let fh = firehose(&pds, config).await;
+    let alice = pds.create_account("alice").await;
+    let mut slow = connect(&fh.url, None).await;
+    let big = json!({"$type": "com.example.big", "data": "x".repeat(200_000)});
+    for i in 0..60 {
+        let (status, _) = pds.post("com.atproto.repo.createRecord", Some(&alice.access), json!({"repo": alice.did, "collection": "com.example.big", "rkey": format!("r{i}"), "record": big})).await;
+        assert_eq!(status, 200);
+    }
+    let mut last = None;
+    let mut count = 0;
+    while let Some(f) = next_frame(&mut slow).await {
+        count += 1;
+        last = Some(f);
+    }
+    assert!(
+        count < 60,
+        "the stream was cut before the end ({count} frames)"
+    );
+    assert_eq!(
+        last.unwrap().body.get("error").and_then(Value::as_str),
+        Some("ConsumerTooSlow")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_past_the_cap_are_refused_and_oversized_client_messages_end_the_connection() {
+    let pds = Pds::start(&[]).await;
+    let config = FirehoseConfig {
+        max_connections: 2,
+        max_backfills: 1,
+        ..test_config()
+    };
+    let fh = firehose(&pds, config).await;
+    let alice = pds.create_account("alice").await;
+    pds.create_post(&alice, "one").await;
+    // Two subscribers replaying from the start, one backfill at a time: both get everything.
+    let mut first = connect(&fh.url, Some(0)).await;
+    let mut second = connect(&fh.url, Some(0)).await;
+    let a: Vec<u64> = frames(&mut first, 5).await.iter().map(Frame::seq).collect();
+    let b: Vec<u64> = frames(&mut second, 5)
+        .await
+        .iter()
+        .map(Frame::seq)
+        .collect();
+    assert_eq!(a, b);
+    // A third is refused before the upgrade.
+    match tokio_tungstenite::connect_async(fh.url.as_str()).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    // A subscriber sending more than a control frame's worth is cut off, freeing its place.
+    use futures::SinkExt;
+    first
+        .send(Message::Text("x".repeat(100_000).into()))
+        .await
+        .unwrap();
+    while next_frame(&mut first).await.is_some() {}
+    let mut admitted = false;
+    for _ in 0..50 {
+        if tokio_tungstenite::connect_async(fh.url.as_str())
+            .await
+            .is_ok()
+        {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        admitted,
+        "a place came free when the oversized subscriber was dropped"
+    );
+}
