@@ -2,15 +2,30 @@
 //! document, storage and the `#identity` event.
 
 use super::{AccountError, AccountService};
-use crate::storage::EventBody;
+use crate::storage::{EventBody, RepoStatus};
 use crate::syntax::{Did, Handle};
 
 impl AccountService<'_> {
-    /// Moves `did` to `handle`: a handle under a service domain must be free; any other must
-    /// already resolve to `did` (DNS or well-known). The DID document is updated first for
-    /// did:plc accounts whose rotation key this PDS holds; then storage and `#identity`.
+    /// The owner's handle change (`updateHandle`): as [`AccountService::set_handle`], for an
+    /// account that is not taken down, suspended or deleted.
+    pub async fn set_own_handle(&self, did: &Did, handle: Handle) -> Result<(), AccountError> {
+        match self.repo(did).await?.status {
+            RepoStatus::Takendown | RepoStatus::Suspended => {
+                Err(AccountError::Takendown(did.clone()))
+            }
+            RepoStatus::Deleted => Err(AccountError::NotFound(did.clone())),
+            _ => self.set_handle(did, handle).await,
+        }
+    }
+
+    /// Moves `did` to `handle`: a handle under a service domain must follow the sign-up rules
+    /// and be free; any other must already resolve to `did` (DNS or well-known). The DID
+    /// document is updated first for did:plc accounts whose rotation key this PDS holds; then
+    /// storage and `#identity`.
     pub async fn set_handle(&self, did: &Did, handle: Handle) -> Result<(), AccountError> {
         if self.config.is_service_handle(handle.as_str()) {
+            // The same rules as at sign-up: one label under the domain, 3 to 18 characters.
+            self.check_service_handle(&handle)?;
             if let Some(owner) = self.storage.resolve_handle(&handle).await? {
                 if &owner != did {
                     return Err(AccountError::HandleNotAvailable(handle));

@@ -110,7 +110,7 @@ mod tests {
         let prod = [
             ("PDS_HOSTNAME", "pds.example.com"),
             ("PDS_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
-            ("PDS_ADMIN_PASSWORD", "a"),
+            ("PDS_ADMIN_PASSWORD", "a-long-admin-password"),
             ("PDS_DID_PLC_URL", "https://plc.directory"),
             ("PDS_STORAGE", "dynamodb"),
         ];

@@ -45,6 +45,19 @@ impl FirehoseTask {
         })
     }
 
+    /// What the task answers while it starts: `/xrpc/_health`, and 503 for everything else.
+    pub fn starting_router() -> Router {
+        Router::new()
+            .route("/xrpc/_health", get(health))
+            .fallback(|| async {
+                crate::xrpc::XrpcError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "NotReady",
+                    "The firehose is starting; retry in a moment",
+                )
+            })
+    }
+
     /// The task's routes: `subscribeRepos`, `getRepo`/`getCheckout` and `/xrpc/_health`.
     pub fn router(&self) -> Router {
         let exports = crate::xrpc::repo_export_routes()
@@ -52,12 +65,7 @@ impl FirehoseTask {
             .with_state(self.exports.clone());
         crate::firehose::router(self.hub.clone())
             .merge(exports)
-            .route(
-                "/xrpc/_health",
-                get(|| async {
-                    axum::Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
-                }),
-            )
+            .route("/xrpc/_health", get(health))
     }
 
     /// The hub.
@@ -77,4 +85,9 @@ impl FirehoseTask {
         hub.writers_finished(super::CLOSE_FRAMES_WAIT).await;
         Ok(())
     }
+}
+
+/// The task's health answer: its version.
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({"version": env!("CARGO_PKG_VERSION")}))
 }

@@ -27,13 +27,30 @@ pub(crate) fn run(args: FirehoseArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let shutdown = CancellationToken::new();
         tokio::spawn(super::cancel_on_signal(shutdown.clone()));
-        let task = FirehoseTask::start(&config, None, shutdown)
-            .await
-            .context("starting the firehose")?;
         let listener = tokio::net::TcpListener::bind((args.host.as_str(), port))
             .await
             .with_context(|| format!("binding port {port}"))?;
         tracing::info!(addr = %listener.local_addr()?, "firehose listening");
+        // The health check answers at once, while the hub resolves the end of the log (up to a
+        // grace period): the orchestrator never kills a task that is starting normally.
+        let starting = listener.into_std().context("the listening socket")?;
+        let while_starting = tokio::net::TcpListener::from_std(
+            starting.try_clone().context("the listening socket")?,
+        )
+        .context("the listening socket")?;
+        let started = CancellationToken::new();
+        let until_started = started.clone();
+        let health = tokio::spawn(async move {
+            axum::serve(while_starting, FirehoseTask::starting_router())
+                .with_graceful_shutdown(until_started.cancelled_owned())
+                .await
+        });
+        let task = FirehoseTask::start(&config, None, shutdown).await;
+        started.cancel();
+        let _ = health.await;
+        let task = task.context("starting the firehose")?;
+        let listener =
+            tokio::net::TcpListener::from_std(starting).context("the listening socket")?;
         task.serve(listener).await.context("serving")
     })
 }

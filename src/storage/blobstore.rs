@@ -53,10 +53,23 @@ impl BlobStore for DiskBlobStore {
         if let Some(dir) = path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(io)?;
         }
-        // Write then rename, so a reader never sees a partial blob.
+        // Write, flush to disk, then rename, so a reader never sees a partial blob and a crash
+        // never leaves a renamed file whose bytes were not written.
         let tmp = path.with_extension(format!("tmp{}", rand::random::<u32>()));
-        tokio::fs::write(&tmp, &bytes).await.map_err(io)?;
-        tokio::fs::rename(&tmp, &path).await.map_err(io)
+        let mut file = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        tokio::io::AsyncWriteExt::write_all(&mut file, &bytes)
+            .await
+            .map_err(io)?;
+        file.sync_all().await.map_err(io)?;
+        drop(file);
+        tokio::fs::rename(&tmp, &path).await.map_err(io)?;
+        if let Some(dir) = path.parent() {
+            // The rename itself is durable once the folder is.
+            if let Ok(dir) = tokio::fs::File::open(dir).await {
+                let _ = dir.sync_all().await;
+            }
+        }
+        Ok(())
     }
 
     async fn get(&self, did: &Did, cid: &Cid) -> Result<Option<Bytes>, StorageError> {

@@ -47,6 +47,9 @@ impl ServiceConfig {
     }
 }
 
+/// The public PLC directory.
+const PUBLIC_PLC_DIRECTORY: &str = "https://plc.directory";
+
 /// Everything the XRPC handlers need to know about this server.
 #[derive(Clone)]
 pub struct ServerConfig {
@@ -164,12 +167,26 @@ impl ServerConfig {
             true => Some(get("PDS_ADMIN_PASSWORD", "admin")?),
             false => None,
         };
+        if !dev_mode && admin_password.as_ref().is_some_and(|p| p.len() < 16) {
+            return Err(ConfigError::Invalid {
+                name: "PDS_ADMIN_PASSWORD",
+                why: "use at least 16 characters".into(),
+            });
+        }
         let did_plc_url = match env.get("PDS_DID_PLC_URL").or_else(|| env.get("PLC_HOST")) {
             Some(url) if url.starts_with("http") => Some(url.trim_end_matches('/').to_owned()),
             Some(host) => Some(format!("https://{host}")),
             None if dev_mode => None,
             None => return Err(ConfigError::Missing("PDS_DID_PLC_URL")),
         };
+        // Dev mode's accounts live at http://localhost: registering them in the public
+        // directory would publish DIDs nobody can reach (and that cannot be taken back).
+        if dev_mode && did_plc_url.as_deref() == Some(PUBLIC_PLC_DIRECTORY) {
+            return Err(ConfigError::Invalid {
+                name: "PDS_DID_PLC_URL",
+                why: "dev mode must not create DIDs in the public PLC directory".into(),
+            });
+        }
         let mut handle_domains = env.list("PDS_SERVICE_HANDLE_DOMAINS");
         if handle_domains.is_empty() {
             handle_domains.push(if dev_mode {
@@ -309,7 +326,7 @@ mod tests {
         );
         let prod = [
             ("PDS_HOSTNAME", "pds.example.com"),
-            ("PDS_ADMIN_PASSWORD", "a"),
+            ("PDS_ADMIN_PASSWORD", "a-long-admin-password"),
             ("PDS_DID_PLC_URL", "https://plc.directory"),
         ];
         assert_eq!(
@@ -319,6 +336,30 @@ mod tests {
         let mut full = prod.to_vec();
         full.push(("PDS_JWT_SECRET", "0123456789abcdef0123456789abcdef"));
         let c = ServerConfig::from_env(&env(&full)).unwrap();
+        // Development values are refused outside dev mode, and dev mode stays out of the
+        // public directory.
+        let mut weak = env(&full);
+        weak.set("PDS_ADMIN_PASSWORD", "admin");
+        assert!(matches!(
+            ServerConfig::from_env(&weak),
+            Err(ConfigError::Invalid {
+                name: "PDS_ADMIN_PASSWORD",
+                ..
+            })
+        ));
+        let mut weak = env(&full);
+        weak.set("PDS_JWT_SECRET", "insecure-development-jwt-secret");
+        assert!(ServerConfig::from_env(&weak).is_err());
+        assert!(matches!(
+            ServerConfig::from_env(&env(&[
+                ("PDS_DEV_MODE", "true"),
+                ("PDS_DID_PLC_URL", "https://plc.directory/")
+            ])),
+            Err(ConfigError::Invalid {
+                name: "PDS_DID_PLC_URL",
+                ..
+            })
+        ));
         assert_eq!(c.public_url, "https://pds.example.com");
         assert_eq!(c.service_did, "did:web:pds.example.com");
         assert_eq!(c.handle_domains, [".pds.example.com"]);

@@ -42,7 +42,7 @@ pub(super) async fn update_handle(
         .await?;
     state
         .accounts()
-        .set_handle(&access.did, input.handle)
+        .set_own_handle(&access.did, input.handle)
         .await?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `com.atproto.sync.*` reads: repo exports, proofs, blocks, repo and blob listings.
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use axum::Json;
@@ -222,8 +223,29 @@ pub(super) async fn get_blocks(
     if cids.len() > 1000 {
         return Err(XrpcError::invalid("At most 1000 cids per request"));
     }
+    // The block store is shared by every repo, so a CID alone could name another account's
+    // record (a taken-down one's, say): only the head commit, its tree and its records are
+    // this repo's to give.
+    let view = state.blocks();
+    let (_, repo) = load_repo_state(state.storage(), &view, &record.did).await?;
+    fetch_tree(state.storage(), &view, &repo).await?;
+    let mut ours: HashSet<Cid> = HashSet::from([record.head]);
+    with_blocks(state.storage(), &view, || {
+        repo.mst()
+            .walk_export(&mut |block| {
+                ours.insert(match block {
+                    ExportBlock::Node { cid, .. } | ExportBlock::Record { cid, .. } => cid,
+                });
+                ControlFlow::Continue(())
+            })
+            .map_err(RepoError::from)
+    })
+    .await?;
     let found: BlockMap = state.storage().read_blocks(&cids).await?;
-    if let Some(missing) = cids.iter().find(|c| !found.contains(c)) {
+    if let Some(missing) = cids
+        .iter()
+        .find(|c| !found.contains(c) || !ours.contains(c))
+    {
         return Err(XrpcError::named(
             "BlockNotFound",
             format!("Could not find block: {missing}"),

@@ -226,26 +226,10 @@ async fn a_seq_that_never_becomes_an_event_is_skipped_after_the_grace_period_and
     );
 }
 
-/// Allocates `n` sequence numbers that never become events, as writers that died between
-/// taking a number and committing would leave them (a raw update of the counter).
+/// Strands `n` sequence numbers in `s`'s tables (see `strand_seq_numbers`).
 async fn strand(s: &DynamoStorage, n: u64) {
-    let raw = aws_sdk_dynamodb::Client::new(&crate::common::sdk_config().await);
     let prefix = format!("{s:?}").split('"').nth(1).unwrap().to_owned();
-    raw.update_item()
-        .table_name(format!("{prefix}counters"))
-        .key(
-            "name",
-            aws_sdk_dynamodb::types::AttributeValue::S("seq".into()),
-        )
-        .update_expression("ADD #v :n")
-        .expression_attribute_names("#v", "value")
-        .expression_attribute_values(
-            ":n",
-            aws_sdk_dynamodb::types::AttributeValue::N(n.to_string()),
-        )
-        .send()
-        .await
-        .unwrap();
+    crate::common::strand_seq_numbers(&prefix, n).await;
 }
 
 #[tokio::test]

@@ -50,6 +50,9 @@ async fn the_task_streams_commits_serves_get_repo_and_drains_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let blobs: Arc<dyn BlobStore> = Arc::new(DiskBlobStore::new(dir.path().join("blobs")));
     let pds = Pds::start_with(dir, storage, blobs, &[]).await;
+    // A writer that crashed before the task starts: the task waits a grace period for its
+    // numbers before it streams.
+    crate::common::strand_seq_numbers(&prefix, 3).await;
 
     let port = free_port();
     let log_path = pds.dir.path().join("firehose.log");
@@ -89,6 +92,25 @@ async fn the_task_streams_commits_serves_get_repo_and_drains_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(healthy, "the task answers its health check");
+    // It answered at once, while the hub was still starting; then the firehose is served.
+    let subscribe = format!("{base}/xrpc/com.atproto.sync.subscribeRepos");
+    let starting = client.get(&subscribe).send().await.unwrap();
+    assert_eq!(
+        starting.status(),
+        503,
+        "health answered before the hub was ready"
+    );
+    let body: serde_json::Value = starting.json().await.unwrap();
+    assert_eq!(body["error"], "NotReady");
+    let mut ready = false;
+    for _ in 0..100 {
+        if client.get(&subscribe).send().await.unwrap().status() == 426 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the firehose is served once the hub has started");
 
     let url = format!("ws://127.0.0.1:{port}/xrpc/com.atproto.sync.subscribeRepos");
     let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())

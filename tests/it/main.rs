@@ -16,6 +16,8 @@ mod dynamo;
 mod dynamo_costs;
 mod firehose;
 mod firehose_task;
+mod fuzz;
+mod hardening;
 mod identity;
 mod import_repo;
 mod infra;

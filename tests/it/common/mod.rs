@@ -67,4 +67,20 @@ pub async fn dynamo_storage() -> std::sync::Arc<arroba::storage::DynamoStorage> 
         .expect("creating tables on the emulator");
     std::sync::Arc::new(storage)
 }
+
+/// Takes `n` sequence numbers in the tables named by `prefix` that never become events, as
+/// writers that died between taking a number and committing leave them (a raw counter update).
+pub async fn strand_seq_numbers(prefix: &str, n: u64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    aws_sdk_dynamodb::Client::new(&sdk_config().await)
+        .update_item()
+        .table_name(format!("{prefix}counters"))
+        .key("name", AttributeValue::S("seq".into()))
+        .update_expression("ADD #v :n")
+        .expression_attribute_names("#v", "value")
+        .expression_attribute_values(":n", AttributeValue::N(n.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
 pub mod pds;
