@@ -169,6 +169,7 @@ deploy: $(if $(LAMBDA_BOOTSTRAP),,lambda)
 	  $(call cdk_context,appViewDid,$(PDS_BSKY_APP_VIEW_DID)) \
 	  $(call cdk_context,reportServiceUrl,$(PDS_REPORT_SERVICE_URL)) \
 	  $(call cdk_context,reportServiceDid,$(PDS_REPORT_SERVICE_DID)) \
+	  $(call cdk_context,emailFrom,$(PDS_EMAIL_FROM_ADDRESS)) \
 	  $(call cdk_context,inviteRequired,$(PDS_INVITE_REQUIRED)) \
 	  $(call cdk_context,certificateArn,$(CERTIFICATE_ARN)) \
 	  $(call cdk_context,edgeCertificateArn,$(EDGE_CERTIFICATE_ARN)) \

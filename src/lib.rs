@@ -9,7 +9,7 @@
 //!   verification and Sync 1.1 operation inversion); [`lexicon`] validates records and bodies.
 //! - [`storage`] (the storage roles, their backends, the block cache, and the commit driver)
 //!   and [`identity`] (DIDs, handles, PLC operations, service-auth JWTs): the first to do I/O.
-//!   [`plc`] is a PLC directory server built on [`identity`].
+//!   [`plc`] is a PLC directory server built on [`identity`]; [`mail`] sends e-mail.
 //! - [`accounts`]: account flows (creation, login, app passwords, status, handles, invites).
 //! - [`xrpc`] (the one router for every method) and [`firehose`] (`subscribeRepos`).
 //! - [`app`]: the composition root that builds every process's services from configuration.
@@ -40,6 +40,7 @@ pub mod crypto;
 pub mod firehose;
 pub mod identity;
 pub mod lexicon;
+pub mod mail;
 pub mod mst;
 pub mod plc;
 pub mod repo;

@@ -153,6 +153,9 @@ def main():
     check("local.firehose_paths" in json.dumps(behaviours), "firehose paths go to the ALB origin")
     check("local.bulk_paths" in json.dumps(behaviours), "bulk paths go to the ALB origin")
     check(dist.get("is_ipv6_enabled") is True, "the edge answers over IPv6")
+    check(("aws_sesv2_email_identity", "sender") in module and "ses:SendEmail" in text,
+          "mail: an SES identity the Lambda may send as")
+    check(("aws_route53_record", "dkim") in module, "mail: DKIM records in the zone")
     check("33f36d7e-f396-46d9-90e0-52428a34d9dc" in text,
           "the edge forwards Host and the viewer's address (AllViewerAndCloudFrontHeaders)")
     check(("aws_apigatewayv2_domain_name", "edge") in module and ("aws_apigatewayv2_api_mapping", "edge") in module,

@@ -86,10 +86,20 @@ impl AccountService<'_> {
                 .ok_or(AccountError::InvalidInviteCode(
                     "An invite code is required",
                 ))?;
-            let usable = records
-                .get_invite(code)
-                .await?
+            let invite = records.get_invite(code).await?;
+            let mut usable = invite
+                .as_ref()
                 .is_some_and(|i| i.available > 0 && !i.disabled);
+            // An account whose invites the operator stopped admits no one with its codes.
+            if let Some(owner) = invite.and_then(|i| Did::parse(&i.for_account).ok()) {
+                if records
+                    .get(&owner)
+                    .await?
+                    .is_some_and(|a| a.invites_disabled)
+                {
+                    usable = false;
+                }
+            }
             if !usable {
                 return Err(AccountError::InvalidInviteCode(
                     "Invalid or used invite code",
@@ -166,6 +176,9 @@ impl AccountService<'_> {
             email,
             password_hash: hash_password(&new.password).await?,
             app_passwords: vec![],
+            email_confirmed_at: None,
+            email_auth_factor: false,
+            invites_disabled: false,
             created_at: Utc::now(),
         };
         if !records.create(&account).await? {

@@ -30,6 +30,21 @@ pub enum AccountError {
     /// The e-mail address is malformed.
     #[error("Invalid email address")]
     InvalidEmail(String),
+    /// A request this account may not make now, with the reason.
+    #[error("{0}")]
+    Refused(&'static str),
+    /// An e-mail code that does not exist (wrong, used, or for another purpose or account).
+    #[error("Token is invalid")]
+    InvalidToken,
+    /// An e-mail code past its 15 minutes.
+    #[error("Token is expired")]
+    ExpiredToken,
+    /// The change needs an e-mail code and none was given.
+    #[error("Confirmation token required")]
+    TokenRequired,
+    /// Signing in needs the code just e-mailed (e-mail two-factor).
+    #[error("A sign in code has been sent to your email address")]
+    AuthFactorTokenRequired,
     /// Another account has the e-mail address.
     #[error("This email address is already in use")]
     EmailTaken(String),

@@ -11,6 +11,7 @@
 mod config;
 mod create;
 mod credentials;
+mod email;
 mod error;
 mod handles;
 mod invites;
@@ -20,6 +21,7 @@ mod passwords;
 pub use config::AccountsConfig;
 pub use create::{CreatedAccount, NewAccount};
 pub use credentials::{Login, MAX_APP_PASSWORDS};
+pub use email::TokenPurpose;
 pub use error::AccountError;
 pub use passwords::{generate_app_password, hash_password, verify_password};
 

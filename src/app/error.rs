@@ -23,6 +23,9 @@ pub enum StartError {
     /// The local PLC directory's store could not be opened.
     #[error("local PLC directory: {0}")]
     PlcStore(#[from] PlcStoreError),
+    /// The e-mail transport could not be set up.
+    #[error("e-mail: {0}")]
+    Mail(String),
     /// A file or socket the process needs could not be used.
     #[error("{what}: {source}")]
     Io {

@@ -7,10 +7,13 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::services::{aws_context, create_dev_backends, local_sealer, open_blobs, open_storage};
+use super::services::{
+    aws_context, create_dev_backends, local_sealer, open_blobs, open_mailer, open_storage,
+};
 use super::{PdsConfig, StartError};
 use crate::firehose::Hub;
 use crate::identity::{IdentityConfig, Resolver};
+use crate::mail::EmailTransport;
 use crate::plc::PlcStore;
 use crate::storage::{AwsContext, BlobStore, BlockCache, Storage, StorageKind};
 use crate::xrpc::limits::RateLimiter;
@@ -89,9 +92,18 @@ impl PdsBuilder {
             account_keys,
             shutdown,
         } = self;
+        let ses = config
+            .server
+            .email
+            .as_ref()
+            .is_some_and(|e| e.transport == EmailTransport::Ses);
         let aws = match (&storage, &blobs) {
-            (Some(_), Some(_)) => aws,
+            (Some(_), Some(_)) if !ses => aws,
             _ => aws_context(&config.storage, aws).await,
+        };
+        let aws = match (aws, ses) {
+            (None, true) => Some(AwsContext::from_env().await),
+            (aws, _) => aws,
         };
         let cache = BlockCache::new(config.storage.block_cache_bytes);
         if config.server.dev_mode {
@@ -142,7 +154,13 @@ impl PdsBuilder {
             }
             StorageKind::Disk => RateLimiter::in_process(config.server.rate_limits.clone()),
         };
+        let mailer = open_mailer(
+            config.server.email.as_ref(),
+            &config.storage.data_directory,
+            aws.as_ref(),
+        )?;
         let services = Services {
+            mailer,
             limits: Arc::new(limits),
             http: resolver.service_client()?,
             storage,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use base64::Engine;
 
 use super::StartError;
+use crate::mail::{EmailConfig, EmailTransport, Mailer, OutboxMailer, SesMailer, SmtpMailer};
 use crate::storage::dynamo::DynamoConfig;
 use crate::storage::{
     AwsContext, BlobStore, BlobstoreKind, BlockCache, DiskBlobStore, DiskStorage, DynamoStorage,
@@ -120,4 +121,33 @@ pub(super) fn local_sealer(data_directory: &Path) -> Result<KeySealer, StartErro
             .map_err(io("restricting"))?;
     }
     Ok(KeySealer::from_config(&spec)?)
+}
+
+/// The mailer the e-mail settings name: SMTP, SES (on `aws`), or the data directory's outbox in
+/// dev mode; None when this server sends no mail.
+pub(super) fn open_mailer(
+    config: Option<&EmailConfig>,
+    data_directory: &Path,
+    aws: Option<&AwsContext>,
+) -> Result<Option<Arc<dyn Mailer>>, StartError> {
+    let Some(config) = config else {
+        return Ok(None);
+    };
+    let mailer: Arc<dyn Mailer> = match (&config.transport, aws) {
+        (EmailTransport::Smtp(url), _) => Arc::new(
+            SmtpMailer::new(url, &config.from).map_err(|e| StartError::Mail(e.to_string()))?,
+        ),
+        (EmailTransport::Ses, Some(aws)) => {
+            Arc::new(SesMailer::new(aws.sdk_config(), &config.from))
+        }
+        (EmailTransport::Ses, None) => {
+            unreachable!("the builder loads an AWS configuration whenever SES is configured")
+        }
+        (EmailTransport::Outbox, _) => {
+            let outbox = OutboxMailer::new(data_directory.join("outbox"));
+            tracing::info!(dir = %outbox.dir().display(), "mail goes to the outbox");
+            Arc::new(outbox)
+        }
+    };
+    Ok(Some(mailer))
 }

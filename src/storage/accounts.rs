@@ -26,6 +26,15 @@ pub struct Account {
     /// App passwords.
     #[serde(default)]
     pub app_passwords: Vec<AppPassword>,
+    /// When the e-mail address was confirmed (None: not confirmed, or changed since).
+    #[serde(default)]
+    pub email_confirmed_at: Option<DateTime<Utc>>,
+    /// Whether signing in also needs a code sent by e-mail.
+    #[serde(default)]
+    pub email_auth_factor: bool,
+    /// Whether the operator stopped this account's invite codes.
+    #[serde(default)]
+    pub invites_disabled: bool,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
 }
@@ -55,6 +64,15 @@ pub struct RefreshSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// A code sent by e-mail, stored under the SHA-256 of the code (never the code itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailToken {
+    /// The account it was sent for.
+    pub did: Did,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// An invite code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invite {
@@ -67,6 +85,13 @@ pub struct Invite {
     /// Who used it.
     #[serde(default)]
     pub used_by: Vec<String>,
+    /// When each use happened, in the order of `used_by` (absent for uses recorded before
+    /// times were kept).
+    #[serde(default)]
+    pub used_at: Vec<DateTime<Utc>>,
+    /// Who made it: `admin`, or the account that did.
+    #[serde(default = "admin")]
+    pub created_by: String,
     /// Disabled by an admin.
     #[serde(default)]
     pub disabled: bool,
@@ -106,6 +131,10 @@ pub struct PendingRef {
     pub path: String,
     /// When the commit marked it.
     pub since: DateTime<Utc>,
+}
+
+fn admin() -> String {
+    "admin".to_owned()
 }
 
 fn corrupt(what: &str) -> StorageError {
@@ -308,6 +337,7 @@ impl Accounts<'_> {
             }
             invite.available -= 1;
             invite.used_by.push(did.to_string());
+            invite.used_at.push(Utc::now());
             if self
                 .0
                 .kv_put(
@@ -326,6 +356,45 @@ impl Accounts<'_> {
         ))
     }
 
+    /// Stores an e-mail code for `did` under `key` (purpose and digest), replacing the code it
+    /// sent before for the same purpose, which stops working.
+    pub async fn put_email_token(
+        &self,
+        did: &Did,
+        purpose: &str,
+        key: &str,
+        token: &EmailToken,
+    ) -> Result<(), StorageError> {
+        let current = format!("{did}:{purpose}");
+        if let Some(old) = self.0.kv_get("email-token-of", &current).await? {
+            if let Ok(old) = std::str::from_utf8(&old) {
+                self.0.kv_delete("email-token", old, None).await?;
+            }
+        }
+        self.0
+            .kv_put("email-token", key, &encode(token), KvCondition::Always)
+            .await?;
+        self.0
+            .kv_put(
+                "email-token-of",
+                &current,
+                key.as_bytes(),
+                KvCondition::Always,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the e-mail code stored under `key`: it is gone after this (single use), whoever
+    /// asks next. None if there is none.
+    pub async fn take_email_token(&self, key: &str) -> Result<Option<EmailToken>, StorageError> {
+        self.0
+            .kv_delete("email-token", key, None)
+            .await?
+            .map(|b| decode(&b, "e-mail token"))
+            .transpose()
+    }
+
     /// Gives back the use of `code` that `did` took (a sign-up that failed after it).
     pub async fn refund_invite(&self, code: &str, did: &Did) -> Result<(), StorageError> {
         for _ in 0..20 {
@@ -337,7 +406,56 @@ impl Accounts<'_> {
                 return Ok(());
             };
             invite.used_by.remove(i);
+            if i < invite.used_at.len() {
+                invite.used_at.remove(i);
+            }
             invite.available += 1;
+            if self
+                .0
+                .kv_put(
+                    "invite",
+                    code,
+                    &encode(&invite),
+                    KvCondition::IfEquals(&bytes),
+                )
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(StorageError::Backend(
+            "invite code kept changing concurrently".into(),
+        ))
+    }
+
+    /// Every invite code, in code order (the namespace holds nothing else).
+    pub async fn list_invites(&self) -> Result<Vec<Invite>, StorageError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.0.kv_list("invite", after.as_deref(), 1000).await?;
+            let last = page.last().map(|(k, _)| k.clone());
+            for (_, raw) in &page {
+                out.push(decode(raw, "invite")?);
+            }
+            match last {
+                Some(k) if page.len() == 1000 => after = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// Disables the invite `code` (compare-and-swap, so a use at the same moment is kept).
+    pub async fn disable_invite(&self, code: &str) -> Result<(), StorageError> {
+        for _ in 0..20 {
+            let Some(bytes) = self.0.kv_get("invite", code).await? else {
+                return Ok(());
+            };
+            let mut invite: Invite = decode(&bytes, "invite")?;
+            if invite.disabled {
+                return Ok(());
+            }
+            invite.disabled = true;
             if self
                 .0
                 .kv_put(

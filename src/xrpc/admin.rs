@@ -1,5 +1,6 @@
-//! `com.atproto.admin.*` (HTTP Basic `admin:PDS_ADMIN_PASSWORD`): account info, takedowns,
-//! handle and password changes, deletion. The flows are in `crate::accounts`.
+//! `com.atproto.admin.*` (HTTP Basic `admin:PDS_ADMIN_PASSWORD`): account info, takedowns and
+//! subject status, handle, password and e-mail changes, invite codes, e-mail to an account,
+//! deletion. The flows are in `crate::accounts`.
 
 use axum::Json;
 use axum::extract::State;
@@ -11,6 +12,7 @@ use super::auth::Admin;
 use super::extract::{Body, Params, data_value};
 use super::{AppState, XrpcError};
 use crate::cbor::Value;
+use crate::storage::accounts::Invite;
 use crate::storage::{Accounts, RepoStatus};
 use crate::syntax::{Did, Handle, format_datetime};
 
@@ -29,8 +31,14 @@ async fn info(state: &AppState, did: &Did) -> Result<Option<Json_>, XrpcError> {
         "did": did, "handle": record.handle.map(|h| h.to_string()).unwrap_or_else(|| crate::syntax::INVALID_HANDLE.into()),
         "indexedAt": format_datetime(record.created_at),
     });
-    if let Some(email) = account.and_then(|a| a.email) {
-        out["email"] = json!(email);
+    if let Some(account) = account {
+        if let Some(email) = &account.email {
+            out["email"] = json!(email);
+        }
+        if let Some(at) = account.email_confirmed_at {
+            out["emailConfirmedAt"] = json!(format_datetime(at));
+        }
+        out["invitesDisabled"] = json!(account.invites_disabled);
     }
     if record.status == RepoStatus::Deactivated {
         out["deactivatedAt"] = json!(format_datetime(record.created_at));
@@ -156,4 +164,188 @@ pub(super) async fn delete_account(
     }
     state.accounts().delete(&input.did).await?;
     Ok(())
+}
+
+/// An invite code as `com.atproto.server.defs#inviteCode` shows it.
+pub(super) fn invite_view(invite: &Invite) -> Json_ {
+    let uses: Vec<Json_> = invite
+        .used_by
+        .iter()
+        .enumerate()
+        .map(|(i, did)| {
+            let at = invite.used_at.get(i).copied().unwrap_or(invite.created_at);
+            json!({"usedBy": did, "usedAt": format_datetime(at)})
+        })
+        .collect();
+    json!({
+        "code": invite.code, "available": invite.available, "disabled": invite.disabled,
+        "forAccount": invite.for_account, "createdBy": invite.created_by,
+        "createdAt": format_datetime(invite.created_at), "uses": uses,
+    })
+}
+
+pub(super) async fn get_invite_codes(
+    State(state): State<AppState>,
+    _admin: Admin,
+    params: Params,
+) -> Out {
+    let by_usage = match params.get("sort").unwrap_or("recent") {
+        "recent" => false,
+        "usage" => true,
+        other => return Err(XrpcError::invalid(format!("Invalid sort: {other:?}"))),
+    };
+    let limit = params.limit(100, 500)?;
+    let (codes, cursor) = state
+        .accounts()
+        .list_invites(by_usage, params.get("cursor"), limit)
+        .await?;
+    let mut out = json!({ "codes": codes.iter().map(invite_view).collect::<Vec<_>>() });
+    if let Some(cursor) = cursor {
+        out["cursor"] = json!(cursor);
+    }
+    Ok(Json(out))
+}
+
+/// The `disableInviteCodes` input.
+#[derive(Deserialize)]
+pub(super) struct DisableInviteCodesInput {
+    #[serde(default)]
+    codes: Vec<String>,
+    #[serde(default)]
+    accounts: Vec<String>,
+}
+
+pub(super) async fn disable_invite_codes(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Body(input): Body<DisableInviteCodesInput>,
+) -> Result<(), XrpcError> {
+    if input.accounts.iter().any(|a| a == "admin") {
+        return Err(XrpcError::invalid("cannot disable admin invite codes"));
+    }
+    state
+        .accounts()
+        .disable_invites(&input.codes, &input.accounts)
+        .await?;
+    Ok(())
+}
+
+/// The `disableAccountInvites` / `enableAccountInvites` input.
+#[derive(Deserialize)]
+pub(super) struct AccountInvitesInput {
+    account: Did,
+}
+
+pub(super) async fn disable_account_invites(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Body(input): Body<AccountInvitesInput>,
+) -> Result<(), XrpcError> {
+    state
+        .accounts()
+        .set_invites_disabled(&input.account, true)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn enable_account_invites(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Body(input): Body<AccountInvitesInput>,
+) -> Result<(), XrpcError> {
+    state
+        .accounts()
+        .set_invites_disabled(&input.account, false)
+        .await?;
+    Ok(())
+}
+
+/// The `updateAccountEmail` input.
+#[derive(Deserialize)]
+pub(super) struct UpdateAccountEmailInput {
+    account: String,
+    email: String,
+}
+
+pub(super) async fn update_account_email(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Body(input): Body<UpdateAccountEmailInput>,
+) -> Result<(), XrpcError> {
+    let accounts = state.accounts();
+    let did = accounts
+        .lookup(&input.account)
+        .await?
+        .ok_or_else(|| XrpcError::named("AccountNotFound", "Account not found"))?;
+    accounts.set_email(&did, &input.email, None).await?;
+    Ok(())
+}
+
+/// The `sendEmail` input.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SendEmailInput {
+    recipient_did: Did,
+    content: String,
+    subject: Option<String>,
+}
+
+pub(super) async fn send_email(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Body(input): Body<SendEmailInput>,
+) -> Out {
+    let mailer = state
+        .mailer()
+        .ok_or_else(|| XrpcError::invalid("This server does not send e-mail"))?;
+    let account = Accounts(state.storage())
+        .get(&input.recipient_did)
+        .await?
+        .ok_or_else(|| account_not_found(&input.recipient_did))?;
+    let to = account
+        .email
+        .ok_or_else(|| XrpcError::invalid("The account has no e-mail address"))?;
+    let html = format!(
+        "<!doctype html><html><body><pre style=\"font-family:sans-serif;white-space:pre-wrap\">{}</pre></body></html>",
+        input
+            .content
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    );
+    let mail = crate::mail::Mail {
+        to,
+        subject: input
+            .subject
+            .unwrap_or_else(|| format!("Message from {}", state.config().hostname)),
+        text: input.content,
+        html,
+    };
+    crate::mail::send_with_retries(mailer, &mail)
+        .await
+        .map_err(XrpcError::internal)?;
+    Ok(Json(json!({ "sent": true })))
+}
+
+pub(super) async fn get_subject_status(
+    State(state): State<AppState>,
+    _admin: Admin,
+    params: Params,
+) -> Out {
+    if params.get("uri").is_some() || params.get("blob").is_some() {
+        return Err(XrpcError::invalid(
+            "Only account subjects are kept here: record and blob takedowns are not supported",
+        ));
+    }
+    let did: Did = params.required("did")?;
+    let record = state
+        .storage()
+        .load_repo(&did)
+        .await?
+        .ok_or_else(|| XrpcError::named("NotFound", format!("Subject not found: {did}")))?;
+    Ok(Json(json!({
+        "subject": {"$type": "com.atproto.admin.defs#repoRef", "did": did},
+        "takedown": {"applied": record.status == RepoStatus::Takendown},
+        "deactivated": {"applied": record.status == RepoStatus::Deactivated},
+    })))
 }

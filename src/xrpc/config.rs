@@ -5,6 +5,7 @@
 use super::limits::{RULES, RateLimitConfig};
 use crate::config::{ConfigError, Env};
 use crate::crypto::{Algorithm, Keypair};
+use crate::mail::EmailConfig;
 
 /// A service this PDS forwards calls to (the AppView, the moderation and report services):
 /// where it answers, and the DID its service-auth tokens are addressed to.
@@ -99,6 +100,8 @@ pub struct ServerConfig {
     pub plc_rotation_key: Option<Keypair>,
     /// Rate limits.
     pub rate_limits: RateLimitConfig,
+    /// Outgoing e-mail (`PDS_EMAIL_*`); None: this server sends none.
+    pub email: Option<EmailConfig>,
 }
 
 /// Secrets are shown as `<redacted>`: a configuration ends up in logs and panic messages.
@@ -128,6 +131,7 @@ impl std::fmt::Debug for ServerConfig {
                 &self.plc_rotation_key.as_ref().map(|_| redacted),
             )
             .field("rate_limits", &self.rate_limits)
+            .field("email", &self.email)
             .finish()
     }
 }
@@ -259,6 +263,7 @@ impl ServerConfig {
             dev_mode,
             plc_rotation_key,
             rate_limits: rate_limits(env)?,
+            email: EmailConfig::from_env(env, dev_mode)?,
         })
     }
 }

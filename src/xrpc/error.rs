@@ -153,6 +153,13 @@ impl From<AccountError> for XrpcError {
             AccountError::HandleNotAvailable(_) => XrpcError::named("HandleNotAvailable", message),
             AccountError::InvalidPassword(_) => XrpcError::named("InvalidPassword", message),
             AccountError::InvalidInviteCode(_) => XrpcError::named("InvalidInviteCode", message),
+            AccountError::InvalidToken => XrpcError::named("InvalidToken", message),
+            AccountError::Refused(_) => XrpcError::invalid(message),
+            AccountError::ExpiredToken => XrpcError::named("ExpiredToken", message),
+            AccountError::TokenRequired => XrpcError::named("TokenRequired", message),
+            AccountError::AuthFactorTokenRequired => {
+                XrpcError::new(StatusCode::UNAUTHORIZED, "AuthFactorTokenRequired", message)
+            }
             AccountError::DidCreation(_) => XrpcError::named("UnresolvableDid", message),
             AccountError::HandleDoesNotResolve(..)
             | AccountError::InvalidEmail(_)

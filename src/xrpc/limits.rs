@@ -66,6 +66,31 @@ pub const RULES: &[Rule] = &[
         points: 50,
     },
     Rule {
+        name: "email-request-hour",
+        window_secs: HOUR,
+        points: 5,
+    },
+    Rule {
+        name: "email-request-day",
+        window_secs: DAY,
+        points: 15,
+    },
+    Rule {
+        name: "request-password-reset-hour",
+        window_secs: HOUR,
+        points: 15,
+    },
+    Rule {
+        name: "request-password-reset-day",
+        window_secs: DAY,
+        points: 50,
+    },
+    Rule {
+        name: "reset-password-5m",
+        window_secs: MINUTES_5,
+        points: 50,
+    },
+    Rule {
         name: "repo-write-hour",
         window_secs: HOUR,
         points: 5000,
@@ -90,6 +115,13 @@ pub enum Budget {
     DeleteAccount,
     /// Record writes, per account: a create costs 3 points, an update 2, a delete 1.
     RepoWrite,
+    /// A request that e-mails a code to the account (confirmation, address change, deletion),
+    /// per account and method.
+    EmailRequest,
+    /// `requestPasswordReset`, per client address.
+    RequestPasswordReset,
+    /// `resetPassword`, per client address.
+    ResetPassword,
 }
 
 impl Budget {
@@ -100,6 +132,11 @@ impl Budget {
             Budget::UpdateHandle => &["update-handle-5m", "update-handle-day"],
             Budget::DeleteAccount => &["delete-account-5m"],
             Budget::RepoWrite => &["repo-write-hour", "repo-write-day"],
+            Budget::EmailRequest => &["email-request-hour", "email-request-day"],
+            Budget::RequestPasswordReset => {
+                &["request-password-reset-hour", "request-password-reset-day"]
+            }
+            Budget::ResetPassword => &["reset-password-5m"],
         }
     }
 }
@@ -435,6 +472,9 @@ mod tests {
             Budget::UpdateHandle,
             Budget::DeleteAccount,
             Budget::RepoWrite,
+            Budget::EmailRequest,
+            Budget::RequestPasswordReset,
+            Budget::ResetPassword,
         ] {
             for name in budget.rules() {
                 assert!(RULES.iter().any(|r| r.name == *name), "{name}");

@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
 
-use super::{AppState, admin, bsky, identity, import, repo, server, sync};
+use super::{AppState, admin, bsky, email, identity, import, repo, server, sync};
 
 /// Body limit for record writes: the reference PDS's 1,000,000-byte JSON limit.
 const RECORD_BODY_LIMIT: usize = 1_000_000;
@@ -100,12 +100,35 @@ pub(super) fn table() -> Vec<Method> {
         ),
         procedure("com.atproto.server.deleteAccount", server::delete_account),
         procedure(
+            "com.atproto.server.requestAccountDelete",
+            email::request_account_delete,
+        ),
+        procedure(
+            "com.atproto.server.requestEmailConfirmation",
+            email::request_email_confirmation,
+        ),
+        procedure("com.atproto.server.confirmEmail", email::confirm_email),
+        procedure(
+            "com.atproto.server.requestEmailUpdate",
+            email::request_email_update,
+        ),
+        procedure("com.atproto.server.updateEmail", email::update_email),
+        procedure(
+            "com.atproto.server.requestPasswordReset",
+            email::request_password_reset,
+        ),
+        procedure("com.atproto.server.resetPassword", email::reset_password),
+        procedure(
             "com.atproto.server.createInviteCode",
             server::create_invite_code,
         ),
         procedure(
             "com.atproto.server.createInviteCodes",
             server::create_invite_codes,
+        ),
+        query(
+            "com.atproto.server.getAccountInviteCodes",
+            server::get_account_invite_codes,
         ),
         // com.atproto.repo
         large(
@@ -171,6 +194,33 @@ pub(super) fn table() -> Vec<Method> {
             admin::update_account_password,
         ),
         procedure("com.atproto.admin.deleteAccount", admin::delete_account),
+        query("com.atproto.admin.getInviteCodes", admin::get_invite_codes),
+        procedure(
+            "com.atproto.admin.disableInviteCodes",
+            admin::disable_invite_codes,
+        ),
+        procedure(
+            "com.atproto.admin.disableAccountInvites",
+            admin::disable_account_invites,
+        ),
+        procedure(
+            "com.atproto.admin.enableAccountInvites",
+            admin::enable_account_invites,
+        ),
+        procedure(
+            "com.atproto.admin.updateAccountEmail",
+            admin::update_account_email,
+        ),
+        procedure("com.atproto.admin.sendEmail", admin::send_email),
+        query(
+            "com.atproto.admin.getSubjectStatus",
+            admin::get_subject_status,
+        ),
+        // com.atproto.temp
+        query(
+            "com.atproto.temp.checkSignupQueue",
+            server::check_signup_queue,
+        ),
         // app.bsky: preferences are the PDS's own; the rest of these go to the AppView, patched
         // with the caller's newest records (read-after-write). Every other app.bsky method is
         // proxied by the router's fallback.

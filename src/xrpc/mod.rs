@@ -13,6 +13,7 @@ mod admin;
 pub mod auth;
 mod bsky;
 pub mod config;
+mod email;
 mod error;
 pub mod extract;
 mod identity;

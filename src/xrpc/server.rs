@@ -11,7 +11,7 @@ use super::auth::{Access, Admin, Refresh, Scope, create_session};
 use super::extract::{Body, OptionalBody, Params};
 use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
-use crate::accounts::{AccountError, NewAccount};
+use crate::accounts::{AccountError, NewAccount, TokenPurpose};
 use crate::identity::service_auth;
 use crate::storage::{Accounts, RepoRecord, RepoStatus};
 use crate::syntax::{Did, Handle, Nsid, format_datetime};
@@ -93,9 +93,11 @@ pub(super) async fn create_account(
 
 /// The `createSession` input.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct CreateSessionInput {
     identifier: String,
     password: String,
+    auth_factor_token: Option<String>,
 }
 
 pub(super) async fn create_session_handler(
@@ -119,6 +121,25 @@ pub(super) async fn create_session_handler(
         .login(&input.identifier, &input.password)
         .await?;
     let did = login.record.did.clone();
+    if login.account.email_auth_factor {
+        // E-mail two-factor: the first try mails a code, the second brings it.
+        let accounts = state.accounts();
+        match input.auth_factor_token.as_deref().map(str::trim) {
+            Some(token) if !token.is_empty() => {
+                accounts
+                    .take_token_for(&did, TokenPurpose::SignIn, token)
+                    .await?;
+            }
+            _ => {
+                if let Some(email) = &login.account.email {
+                    let token = accounts.issue_token(&did, TokenPurpose::SignIn).await?;
+                    super::email::send_code(&state, &did, email, TokenPurpose::SignIn, &token)
+                        .await?;
+                }
+                return Err(AccountError::AuthFactorTokenRequired.into());
+            }
+        }
+    }
     let app = login
         .app_password
         .as_ref()
@@ -126,7 +147,8 @@ pub(super) async fn create_session_handler(
     let (access, refresh) = create_session(&state, &did, app).await?;
     let mut out = json!({
         "accessJwt": access, "refreshJwt": refresh, "handle": login.record.handle, "did": did,
-        "email": login.account.email, "emailConfirmed": false, "didDoc": did_doc(&state, &did).await,
+        "email": login.account.email, "emailConfirmed": login.account.email_confirmed_at.is_some(),
+        "emailAuthFactor": login.account.email_auth_factor, "didDoc": did_doc(&state, &did).await,
     });
     merge(&mut out, status_fields(&login.record));
     Ok(Json(out))
@@ -136,9 +158,14 @@ pub(super) async fn get_session(State(state): State<AppState>, access: Access) -
     let accounts = state.accounts();
     let record = accounts.repo(&access.did).await?;
     let account = Accounts(state.storage()).get(&access.did).await?;
+    let confirmed = account
+        .as_ref()
+        .is_some_and(|a| a.email_confirmed_at.is_some());
+    let auth_factor = account.as_ref().is_some_and(|a| a.email_auth_factor);
     let mut out = json!({
         "handle": record.handle, "did": access.did, "email": account.and_then(|a| a.email),
-        "emailConfirmed": false, "didDoc": did_doc(&state, &access.did).await,
+        "emailConfirmed": confirmed, "emailAuthFactor": auth_factor,
+        "didDoc": did_doc(&state, &access.did).await,
     });
     merge(&mut out, status_fields(&record));
     Ok(Json(out))
@@ -368,6 +395,7 @@ pub(super) async fn check_account_status(State(state): State<AppState>, access: 
 pub(super) struct DeleteAccountInput {
     did: Did,
     password: String,
+    token: String,
 }
 
 pub(super) async fn delete_account(
@@ -383,6 +411,9 @@ pub(super) async fn delete_account(
     if !accounts.check_password(&input.did, &input.password).await? {
         return Err(XrpcError::auth_required("Invalid did or password"));
     }
+    accounts
+        .take_token_for(&input.did, TokenPurpose::DeleteAccount, &input.token)
+        .await?;
     accounts.delete(&input.did).await?;
     Ok(())
 }
@@ -437,4 +468,28 @@ pub(super) async fn create_invite_codes(
         .map(|(account, codes)| json!({"account": account, "codes": codes}))
         .collect();
     Ok(Json(json!({ "codes": codes })))
+}
+
+pub(super) async fn get_account_invite_codes(
+    State(state): State<AppState>,
+    access: Access,
+    params: Params,
+) -> Out {
+    access.require_full()?;
+    // includeUsed defaults to true.
+    let include_used = params.get("includeUsed").is_none() || params.flag("includeUsed")?;
+    let codes: Vec<Json_> = state
+        .accounts()
+        .account_invites(&access.did)
+        .await?
+        .iter()
+        .filter(|i| include_used || i.available > 0)
+        .map(super::admin::invite_view)
+        .collect();
+    Ok(Json(json!({ "codes": codes })))
+}
+
+/// There is no sign-up queue here: every account is active from the start.
+pub(super) async fn check_signup_queue(_access: Access) -> Out {
+    Ok(Json(json!({ "activated": true })))
 }

@@ -10,6 +10,7 @@ use super::limits::RateLimiter;
 use crate::accounts::{AccountService, AccountsConfig};
 use crate::identity::{PlcClient, Resolver};
 use crate::lexicon::Lexicons;
+use crate::mail::Mailer;
 use crate::storage::{BlobStore, BlockCache, BlockView, Storage};
 use crate::tid::TidClock;
 
@@ -29,6 +30,8 @@ pub struct Services {
     pub http: reqwest::Client,
     /// Rate limits (counted in this process, or shared through storage).
     pub limits: Arc<RateLimiter>,
+    /// Outgoing e-mail; None when this server sends none.
+    pub mailer: Option<Arc<dyn Mailer>>,
 }
 
 /// Shared server state; cloning is cheap.
@@ -75,6 +78,11 @@ impl AppState {
     /// The client for calls to other services.
     pub fn http(&self) -> &reqwest::Client {
         &self.0.services.http
+    }
+
+    /// The mailer, if this server sends e-mail.
+    pub fn mailer(&self) -> Option<&dyn Mailer> {
+        self.0.services.mailer.as_deref()
     }
 
     /// The rate limiter.

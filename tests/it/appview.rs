@@ -260,7 +260,8 @@ async fn an_atproto_proxy_header_routes_to_the_service_it_names() {
     }
     let resp = pds
         .client
-        .post(pds.xrpc("com.atproto.server.requestEmailUpdate"))
+        // A protected method this PDS does not serve itself: the header must not reach a service.
+        .post(pds.xrpc("com.atproto.identity.requestPlcOperationSignature"))
         .bearer_auth(&alice.access)
         .header("atproto-proxy", &header)
         .send()

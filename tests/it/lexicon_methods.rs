@@ -213,20 +213,91 @@ async fn every_method_the_router_serves_follows_its_lexicon() {
         a(&alice.access),
         q(&[])
     );
+    // The e-mail flows, each code read from the outbox.
+    check!(
+        "com.atproto.server.requestEmailConfirmation",
+        a(&alice.access),
+        Input::Empty
+    );
+    let code = pds.last_code_to("alice@example.com");
+    check!(
+        "com.atproto.server.confirmEmail",
+        a(&alice.access),
+        Input::Json(json!({"email": "alice@example.com", "token": code}))
+    );
+    check!(
+        "com.atproto.server.requestEmailUpdate",
+        a(&alice.access),
+        Input::Empty
+    );
+    let code = pds.last_code_to("alice@example.com");
+    check!(
+        "com.atproto.server.updateEmail",
+        a(&alice.access),
+        Input::Json(json!({"email": "alice2@example.com", "token": code}))
+    );
+    check!(
+        "com.atproto.server.requestPasswordReset",
+        Auth::None,
+        Input::Json(json!({"email": "alice2@example.com"}))
+    );
+    let code = pds.last_code_to("alice2@example.com");
+    check!(
+        "com.atproto.server.resetPassword",
+        Auth::None,
+        Input::Json(json!({"token": code, "password": "alice-pw"}))
+    );
+    check!(
+        "com.atproto.server.requestAccountDelete",
+        a(&bob.access),
+        Input::Empty
+    );
+    let code = pds.last_code_to("bob@example.com");
     check!(
         "com.atproto.server.deleteAccount",
         Auth::None,
-        Input::Json(json!({"did": bob.did, "password": "bob-pw", "token": "unchecked"}))
+        Input::Json(json!({"did": bob.did, "password": "bob-pw", "token": code}))
     );
     check!(
         "com.atproto.server.createInviteCode",
         Auth::Admin,
         Input::Json(json!({"useCount": 1}))
     );
-    check!(
+    let made = check!(
         "com.atproto.server.createInviteCodes",
         Auth::Admin,
-        Input::Json(json!({"codeCount": 2, "useCount": 1}))
+        Input::Json(json!({"codeCount": 2, "useCount": 1, "forAccounts": [alice.did]}))
+    );
+    let code = made["codes"][0]["codes"][0].as_str().unwrap().to_owned();
+    check!(
+        "com.atproto.server.getAccountInviteCodes",
+        a(&alice.access),
+        q(&[])
+    );
+    check!(
+        "com.atproto.admin.getInviteCodes",
+        Auth::Admin,
+        q(&[("sort", "usage")])
+    );
+    check!(
+        "com.atproto.admin.disableInviteCodes",
+        Auth::Admin,
+        Input::Json(json!({"codes": [code]}))
+    );
+    check!(
+        "com.atproto.admin.disableAccountInvites",
+        Auth::Admin,
+        Input::Json(json!({"account": alice.did}))
+    );
+    check!(
+        "com.atproto.admin.enableAccountInvites",
+        Auth::Admin,
+        Input::Json(json!({"account": alice.did, "note": "restored"}))
+    );
+    check!(
+        "com.atproto.temp.checkSignupQueue",
+        a(&alice.access),
+        q(&[])
     );
 
     // com.atproto.repo
@@ -388,6 +459,30 @@ async fn every_method_the_router_serves_follows_its_lexicon() {
         "com.atproto.admin.updateAccountPassword",
         Auth::Admin,
         Input::Json(json!({"did": dave.did, "password": "new-password"}))
+    );
+    check!(
+        "com.atproto.admin.updateAccountEmail",
+        Auth::Admin,
+        Input::Json(json!({"account": "dave3.test", "email": "dave@new.example"}))
+    );
+    check!(
+        "com.atproto.admin.sendEmail",
+        Auth::Admin,
+        Input::Json(
+            json!({"recipientDid": dave.did, "senderDid": "did:web:pds.test",
+            "subject": "A word from the operator", "content": "Hello <dave>"})
+        )
+    );
+    let sent = pds.mails().pop().unwrap();
+    assert_eq!(
+        (sent.to.as_str(), sent.subject.as_str()),
+        ("dave@new.example", "A word from the operator")
+    );
+    assert!(sent.html.contains("Hello &lt;dave&gt;"));
+    check!(
+        "com.atproto.admin.getSubjectStatus",
+        Auth::Admin,
+        q(&[("did", dave.did.as_str())])
     );
     check!(
         "com.atproto.admin.deleteAccount",

@@ -6,6 +6,7 @@
 mod common;
 
 mod account_state;
+mod admin_methods;
 mod appview;
 mod blob_integrity;
 mod block_cache;
@@ -14,6 +15,7 @@ mod codecs;
 mod dockerfile;
 mod dynamo;
 mod dynamo_costs;
+mod email_flows;
 mod firehose;
 mod firehose_task;
 mod fuzz;

@@ -547,7 +547,7 @@ async fn deactivation_stops_writes_and_reads_until_activation() {
 }
 
 #[tokio::test]
-async fn delete_account_needs_the_password_and_removes_the_account() {
+async fn delete_account_needs_the_password_and_the_mailed_code_and_removes_the_account() {
     let pds = Pds::start(&[]).await;
     let alice = pds.create_account("alice").await;
     let (status, _) = pds
@@ -558,11 +558,32 @@ async fn delete_account_needs_the_password_and_removes_the_account() {
         )
         .await;
     assert_eq!(status, 401);
+    let (status, body) = pds
+        .post(
+            "com.atproto.server.deleteAccount",
+            None,
+            json!({"did": alice.did, "password": "alice-pw", "token": "AAAAA-AAAAA"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("InvalidToken")),
+        "the e-mailed code is required"
+    );
+    let (status, _) = pds
+        .post(
+            "com.atproto.server.requestAccountDelete",
+            Some(&alice.access),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let code = pds.last_code_to("alice@example.com");
     assert_eq!(
         pds.post(
             "com.atproto.server.deleteAccount",
             None,
-            json!({"did": alice.did, "password": "alice-pw", "token": "x"})
+            json!({"did": alice.did, "password": "alice-pw", "token": code})
         )
         .await
         .0,

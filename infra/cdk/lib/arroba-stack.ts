@@ -13,7 +13,7 @@ import {
   aws_logs as logs, aws_s3 as s3, aws_secretsmanager as sm, aws_certificatemanager as acm,
   aws_cloudfront as cloudfront, aws_cloudfront_origins as origins, aws_route53 as route53,
   aws_route53_targets as r53targets, aws_ecr_assets as ecrAssets, aws_sns as sns,
-  aws_sns_subscriptions as subscriptions, aws_wafv2 as wafv2,
+  aws_sns_subscriptions as subscriptions, aws_wafv2 as wafv2, aws_ses as ses,
 } from 'aws-cdk-lib';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
@@ -47,6 +47,12 @@ export interface ArrobaProps extends StackProps {
   architecture: 'arm64' | 'x86_64';
   /** A directory holding the Lambda `bootstrap` (from `make lambda`). */
   lambdaAsset: string;
+  /**
+   * The address mail is sent from (`PDS_EMAIL_FROM_ADDRESS`, through SES), default
+   * `noreply@<hostname>`; `none` for no mail. Its domain becomes an SES identity (with DKIM
+   * records when the stack has the zone).
+   */
+  emailFrom: string;
   /** Whether sign-ups need an invite code (`PDS_INVITE_REQUIRED`), default true. */
   inviteRequired: boolean;
   /** Largest blob upload in bytes (`PDS_BLOB_UPLOAD_LIMIT`), default 50 MB as the reference
@@ -122,6 +128,7 @@ export function propsFromContext(app: App): ArrobaProps {
     appViewDid: ctx('appViewDid', BSKY_APP_VIEW.did),
     reportServiceUrl: ctx('reportServiceUrl', BSKY_REPORT_SERVICE.url),
     reportServiceDid: ctx('reportServiceDid', BSKY_REPORT_SERVICE.did),
+    emailFrom: ctx('emailFrom', `noreply@${ctx('hostname')}`),
     architecture: arch,
     lambdaAsset: ctx('lambdaAsset', path.join(__dirname, '..', '..', '..', 'lambda-placeholder')),
     inviteRequired: ctx('inviteRequired', 'true') === 'true',
@@ -368,6 +375,22 @@ export class ArrobaStack extends Stack {
     const zone = props.hostedZoneId && props.zoneName
       ? route53.HostedZone.fromHostedZoneAttributes(this, 'Zone', { hostedZoneId: props.hostedZoneId, zoneName: props.zoneName })
       : undefined;
+
+    // Mail: the sender's domain as an SES identity (Easy DKIM; the records go in the zone when
+    // the stack has it, else docs/deploy.md says what to add), and the Lambda may send as it.
+    if (props.emailFrom !== 'none') {
+      const domain = props.emailFrom.split('@')[1];
+      if (!domain) throw new Error(`emailFrom ${props.emailFrom} is not an e-mail address`);
+      const identity = new ses.EmailIdentity(this, 'EmailIdentity', { identity: ses.Identity.domain(domain) });
+      if (zone && (domain === props.zoneName || domain.endsWith(`.${props.zoneName}`))) {
+        identity.dkimRecords.forEach((record, i) => new route53.CnameRecord(this, `DkimRecord${i}`, {
+          zone, recordName: record.name, domainName: record.value,
+        }));
+      }
+      identity.grantSendEmail(xrpcRole);
+      xrpc.addEnvironment('PDS_EMAIL_SES', 'true');
+      xrpc.addEnvironment('PDS_EMAIL_FROM_ADDRESS', props.emailFrom);
+    }
     let certificate: acm.ICertificate | undefined;
     let edgeCertificateArn = props.edgeCertificateArn;
     if (props.certificateArn) {

@@ -28,6 +28,7 @@ function synth(extra: Record<string, string> = {}) {
     appViewDid: BSKY_APP_VIEW.did,
     reportServiceUrl: BSKY_REPORT_SERVICE.url,
     reportServiceDid: BSKY_REPORT_SERVICE.did,
+    emailFrom: 'noreply@pds.example.com',
     architecture: 'arm64',
     lambdaAsset: path.join(__dirname, '..', '..', '..', 'lambda-placeholder'),
     inviteRequired: true,
@@ -135,6 +136,7 @@ test('context: hostname is required, nothing defaults to an example domain, craw
   assert.deepEqual([props.appViewUrl, props.appViewDid], [BSKY_APP_VIEW.url, BSKY_APP_VIEW.did]);
   assert.deepEqual([props.reportServiceUrl, props.reportServiceDid], [BSKY_REPORT_SERVICE.url, BSKY_REPORT_SERVICE.did]);
   assert.equal(props.inviteRequired, true);
+  assert.equal(props.emailFrom, 'noreply@pds.rehearsal.test');
   assert.equal(props.handleDomains, '');
   // An empty value (what `make deploy` would pass for an unset variable) is the default, not "".
   const empty = propsFromContext(new App({ context: { hostname: 'h.test', crawlers: '', certificateArn: '' } }));
@@ -308,7 +310,9 @@ test('the edge: one hostname and its handle subdomains, Host forwarded, firehose
   const names = Object.values(t.findResources('AWS::ApiGatewayV2::DomainName')).map((d: any) => d.Properties.DomainName).sort();
   assert.deepEqual(names, ['*.pds.example.com', 'pds.example.com']);
   assert.equal(Object.keys(t.findResources('AWS::ApiGatewayV2::ApiMapping')).length, 2);
-  const records = Object.values(t.findResources('AWS::Route53::RecordSet')).map((r: any) => r.Properties.Name).sort();
+  const records = Object.values(t.findResources('AWS::Route53::RecordSet'))
+    .filter((r: any) => r.Properties.Type !== 'CNAME')
+    .map((r: any) => r.Properties.Name).sort();
   assert.deepEqual(records, ['*.pds.example.com.', 'pds.example.com.']);
   // The ALB listens on HTTPS with the regional certificate.
   t.hasResourceProperties('AWS::ElasticLoadBalancingV2::Listener', { Port: 443, Protocol: 'HTTPS' });
@@ -368,3 +372,22 @@ test('a new certificate: DNS-validated in the zone for hostname and *.hostname, 
     /us-east-1/,
   );
 });
+
+test('mail: the sender\'s domain is an SES identity, DKIM records go in the zone, the Lambda may send as it', () => {
+  const { template } = synth({ hostedZoneId: 'Z0123456789', zoneName: 'example.com' } as any);
+  template.hasResourceProperties('AWS::SES::EmailIdentity', { EmailIdentity: 'pds.example.com' });
+  const dkim = Object.values(template.findResources('AWS::Route53::RecordSet')).filter((r: any) => r.Properties.Type === 'CNAME');
+  assert.equal(dkim.length, 3, 'three DKIM records');
+  const functions = Object.values(template.findResources('AWS::Lambda::Function')) as any[];
+  const env = functions.map((f) => f.Properties.Environment?.Variables ?? {}).find((v) => v.PDS_JWT_SECRET_ARN);
+  assert.equal(env.PDS_EMAIL_SES, 'true');
+  assert.equal(env.PDS_EMAIL_FROM_ADDRESS, 'noreply@pds.example.com');
+  const policies = JSON.stringify(template.findResources('AWS::IAM::Policy'));
+  assert.ok(policies.includes('ses:SendEmail'), 'the Lambda may send');
+  const none = synth({ emailFrom: 'none' } as any).template;
+  none.resourceCountIs('AWS::SES::EmailIdentity', 0);
+  const noneEnv = (Object.values(none.findResources('AWS::Lambda::Function')) as any[])
+    .map((f) => f.Properties.Environment?.Variables ?? {}).find((v) => v.PDS_JWT_SECRET_ARN);
+  assert.equal(noneEnv.PDS_EMAIL_SES, undefined);
+});
+

@@ -197,4 +197,37 @@ impl Pds {
             .await;
         body["cid"].as_str().unwrap_or_default().to_owned()
     }
+
+    /// Every message in the PDS's outbox (dev mode writes mail there), oldest first.
+    pub fn mails(&self) -> Vec<arroba::mail::Mail> {
+        let dir = self.dir.path().join("outbox");
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        names.sort();
+        names
+            .iter()
+            .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+            .collect()
+    }
+
+    /// The code in the newest message to `to` (`XXXXX-XXXXX`).
+    pub fn last_code_to(&self, to: &str) -> String {
+        let mail = self
+            .mails()
+            .into_iter()
+            .rev()
+            .find(|m| m.to == to)
+            .unwrap_or_else(|| panic!("no mail to {to}"));
+        mail.text
+            .split_whitespace()
+            .find(|w| {
+                w.len() == 11
+                    && w.as_bytes()[5] == b'-'
+                    && w.chars()
+                        .all(|c| c == '-' || c.is_ascii_uppercase() || c.is_ascii_digit())
+            })
+            .unwrap_or_else(|| panic!("no code in {}", mail.text))
+            .to_owned()
+    }
 }

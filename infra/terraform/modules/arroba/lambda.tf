@@ -18,7 +18,7 @@ resource "aws_iam_role_policy" "xrpc" {
   role = aws_iam_role.xrpc.id
   policy = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Effect   = "Allow"
         Action   = ["logs:CreateLogStream", "logs:PutLogEvents"]
@@ -49,7 +49,14 @@ resource "aws_iam_role_policy" "xrpc" {
         Action   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
         Resource = values(local.lambda_secret_arns)
       },
-    ]
+      ],
+      # Sending as the SES identity, when the stack sends mail.
+      [for identity in aws_sesv2_email_identity.sender : {
+        Effect   = "Allow"
+        Action   = ["ses:SendEmail", "ses:SendRawEmail"]
+        Resource = identity.arn
+      }],
+    )
   })
 }
 

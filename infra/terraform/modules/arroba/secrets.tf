@@ -101,7 +101,11 @@ locals {
   }
   # Behind the edge, the client address the rate limits count is the one CloudFront writes.
   client_ip_environment = local.edge ? { PDS_CLIENT_IP_HEADER = "cloudfront-viewer-address" } : {}
-  lambda_environment = merge(local.server_environment, local.app_view_environment, local.report_service_environment, local.client_ip_environment, {
+  email_environment = local.email ? {
+    PDS_EMAIL_SES          = "true"
+    PDS_EMAIL_FROM_ADDRESS = local.email_from
+  } : {}
+  lambda_environment = merge(local.server_environment, local.app_view_environment, local.report_service_environment, local.client_ip_environment, local.email_environment, {
     PDS_SERVICE_HANDLE_DOMAINS = var.handle_domains != "" ? var.handle_domains : ".${var.hostname}"
     PDS_INVITE_REQUIRED        = tostring(var.invite_required)
   })

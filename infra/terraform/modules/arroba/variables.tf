@@ -136,6 +136,12 @@ variable "edge_certificate_arn" {
   }
 }
 
+variable "email_from" {
+  description = "The address mail is sent from through SES (PDS_EMAIL_FROM_ADDRESS); empty means noreply@<hostname>, \"none\" sends no mail."
+  type        = string
+  default     = ""
+}
+
 variable "hosted_zone_id" {
   description = "Route 53 zone for the hostname and *.hostname alias records; empty creates no records."
   type        = string
