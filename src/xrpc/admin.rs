@@ -163,6 +163,8 @@ pub(super) async fn delete_account(
         return Err(account_not_found(&input.did));
     }
     state.accounts().delete(&input.did).await?;
+    // A purge cut off before now finishes here: deleting again is how it is resumed.
+    super::server::purge(&state, &input.did).await?;
     Ok(())
 }
 

@@ -415,6 +415,7 @@ pub(super) async fn delete_account(
         .take_token_for(&input.did, TokenPurpose::DeleteAccount, &input.token)
         .await?;
     accounts.delete(&input.did).await?;
+    purge(&state, &input.did).await?;
     Ok(())
 }
 
@@ -492,4 +493,11 @@ pub(super) async fn get_account_invite_codes(
 /// There is no sign-up queue here: every account is active from the start.
 pub(super) async fn check_signup_queue(_access: Access) -> Out {
     Ok(Json(json!({ "activated": true })))
+}
+
+/// After a deletion: the account's blobs and remaining data go too (`storage::purge_account`).
+pub(super) async fn purge(state: &AppState, did: &Did) -> Result<(), XrpcError> {
+    let report = crate::storage::purge_account(state.storage(), state.blobs(), did).await?;
+    tracing::info!(%did, blobs = report.blobs, entries = report.entries, "deleted account purged");
+    Ok(())
 }

@@ -5,6 +5,7 @@
 
 mod common;
 
+mod account_deletion;
 mod account_state;
 mod admin_methods;
 mod appview;
