@@ -7,7 +7,7 @@ use super::{AccountError, AccountService, hash_password};
 use crate::crypto::{Algorithm, Keypair, PublicKey};
 use crate::identity::PlcClient;
 use crate::storage::accounts::Account;
-use crate::storage::{RepoKeys, StorageError, create_repo};
+use crate::storage::{RepoKeys, RepoStatus, StorageError, create_repo_with_status};
 use crate::syntax::{Did, Handle};
 
 /// What a new account is made from (the `createAccount` input, parsed).
@@ -23,7 +23,10 @@ pub struct NewAccount {
     pub invite_code: Option<String>,
     /// A rotation key the user holds, listed first in the new DID's `rotationKeys`.
     pub recovery_key: Option<String>,
-    /// An existing DID to move in (not supported yet).
+    /// An existing DID moving in from another PDS. The caller has checked a service-auth token
+    /// from it (`lxm` createAccount, `aud` this PDS): the account is created deactivated, its
+    /// repo to be imported, its DID document to be pointed here (`signPlcOperation` on the old
+    /// PDS, `submitPlcOperation` here), then activated.
     pub did: Option<Did>,
 }
 
@@ -62,11 +65,10 @@ impl AccountService<'_> {
         })
     }
 
-    /// Creates the account: DID, repo (active, with its first events) and credentials.
+    /// Creates the account: DID (or an arriving one), repo (active with its first events, or
+    /// deactivated for an arriving account) and credentials.
     pub async fn create(&self, new: NewAccount) -> Result<CreatedAccount, AccountError> {
-        if let Some(did) = new.did {
-            return Err(AccountError::ExistingDidUnsupported(did));
-        }
+        let arriving = new.did.clone();
         let handle = new.handle;
         self.check_service_handle(&handle)?;
         if new.password.is_empty() {
@@ -124,13 +126,23 @@ impl AccountService<'_> {
                 .as_ref()
                 .map(Keypair::public_key),
         );
-        let (did, genesis) = PlcClient::genesis(
-            &handle,
-            &signing.public_key(),
-            &rotation_keys,
-            &rotation,
-            &self.config.public_url,
-        );
+        let (did, genesis) = match arriving.clone() {
+            // The DID exists; its document moves here later, with a signed operation.
+            Some(did) => (did, None),
+            None => {
+                let (did, op) = PlcClient::genesis(
+                    &handle,
+                    &signing.public_key(),
+                    &rotation_keys,
+                    &rotation,
+                    &self.config.public_url,
+                );
+                (did, Some(op))
+            }
+        };
+        if self.storage.load_repo(&did).await?.is_some() {
+            return Err(AccountError::AlreadyExists(did));
+        }
         // The claims come first, so a sign-up that cannot succeed (e-mail taken, invite used up
         // by a concurrent sign-up) never registers a DID with the directory.
         if let Some(e) = &email {
@@ -147,23 +159,30 @@ impl AccountService<'_> {
                 ));
             }
         }
-        if let Err(e) = self.plc.submit(&did, &genesis).await {
-            self.undo_claims(&did, email.as_deref(), invite.as_deref())
-                .await?;
-            return Err(AccountError::DidCreation(e));
+        if let Some(genesis) = &genesis {
+            if let Err(e) = self.plc.submit(&did, genesis).await {
+                self.undo_claims(&did, email.as_deref(), invite.as_deref())
+                    .await?;
+                return Err(AccountError::DidCreation(e));
+            }
         }
+        let status = match arriving {
+            Some(_) => RepoStatus::Deactivated,
+            None => RepoStatus::Active,
+        };
         let keys = RepoKeys {
             signing,
             rotation: Some(rotation),
         };
         let view = self.cache.view();
-        let created = create_repo(
+        let created = create_repo_with_status(
             self.storage,
             &view,
             did.clone(),
             Some(handle.clone()),
             keys,
             self.clock,
+            status,
         )
         .await;
         if let Err(e) = created {

@@ -27,6 +27,8 @@ pub enum TokenPurpose {
     DeleteAccount,
     /// `createSession` with e-mail two-factor.
     SignIn,
+    /// `signPlcOperation` (an account moving to another PDS).
+    PlcOperation,
 }
 
 impl TokenPurpose {
@@ -37,6 +39,7 @@ impl TokenPurpose {
             TokenPurpose::ResetPassword => "reset_password",
             TokenPurpose::DeleteAccount => "delete_account",
             TokenPurpose::SignIn => "sign_in",
+            TokenPurpose::PlcOperation => "plc_operation",
         }
     }
 }

@@ -54,9 +54,12 @@ pub enum AccountError {
     /// The recovery key is not a did:key.
     #[error("Invalid recoveryKey")]
     InvalidRecoveryKey(String),
-    /// Creating an account with an existing DID (migration in) is not built yet.
-    #[error("Creating an account with an existing DID (migration) is not supported yet")]
-    ExistingDidUnsupported(Did),
+    /// An account for this DID is already here.
+    #[error("Account already exists: {0}")]
+    AlreadyExists(Did),
+    /// A PLC operation that would take the account away from this PDS's keys or address.
+    #[error("{0}")]
+    BadPlcOperation(String),
     /// The PLC directory refused or could not be reached when creating the DID.
     #[error("Could not create the DID: {0}")]
     DidCreation(IdentityError),

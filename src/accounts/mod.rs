@@ -16,6 +16,7 @@ mod error;
 mod handles;
 mod invites;
 mod lifecycle;
+mod migration;
 mod passwords;
 
 pub use config::AccountsConfig;
@@ -23,6 +24,7 @@ pub use create::{CreatedAccount, NewAccount};
 pub use credentials::{Login, MAX_APP_PASSWORDS};
 pub use email::TokenPurpose;
 pub use error::AccountError;
+pub use migration::CredentialChanges;
 pub use passwords::{generate_app_password, hash_password, verify_password};
 
 use crate::identity::{PlcClient, Resolver};

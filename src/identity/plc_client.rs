@@ -97,20 +97,32 @@ impl PlcClient {
         rotation_signer: &Keypair,
         change: impl FnOnce(&mut PlcData),
     ) -> Result<PlcOperation, IdentityError> {
+        let op = self.sign_update(did, rotation_signer, change).await?;
+        self.submit(did, &op).await?;
+        self.resolver.invalidate(Some(did), None);
+        Ok(op)
+    }
+
+    /// The operation that applies `change` to the current state of `did`, signed by
+    /// `rotation_signer`, without submitting it (`signPlcOperation`: the account's new PDS
+    /// submits it).
+    pub async fn sign_update(
+        &self,
+        did: &Did,
+        rotation_signer: &Keypair,
+        change: impl FnOnce(&mut PlcData),
+    ) -> Result<PlcOperation, IdentityError> {
         let last = self.last_operation(did).await?;
         let mut data = last
             .data()
             .ok_or_else(|| IdentityError::DidDeactivated(did.clone()))?;
         change(&mut data);
-        let op = PlcOperation::Operation {
+        Ok(PlcOperation::Operation {
             data,
             prev: Some(last.cid().to_string()),
             sig: None,
         }
-        .sign(rotation_signer);
-        self.submit(did, &op).await?;
-        self.resolver.invalidate(Some(did), None);
-        Ok(op)
+        .sign(rotation_signer))
     }
 
     /// Tombstones `did`.

@@ -17,6 +17,8 @@ pub enum Purpose {
     DeleteAccount,
     /// Signing in with e-mail two-factor.
     SignIn,
+    /// Signing a change of the account's identity (moving it to another server).
+    PlcOperation,
 }
 
 impl Purpose {
@@ -27,6 +29,7 @@ impl Purpose {
             Purpose::ResetPassword => "Reset your password",
             Purpose::DeleteAccount => "Delete your account",
             Purpose::SignIn => "Your sign-in code",
+            Purpose::PlcOperation => "Confirm moving your account",
         }
     }
 
@@ -41,6 +44,9 @@ impl Purpose {
                 "To delete your account for good, enter this code with your password"
             }
             Purpose::SignIn => "To finish signing in to your account, enter this code",
+            Purpose::PlcOperation => {
+                "To let your account's identity change (for example to move it to another server), enter this code"
+            }
         }
     }
 }

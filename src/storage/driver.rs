@@ -102,6 +102,21 @@ pub async fn create_repo(
     keys: RepoKeys,
     clock: &TidClock,
 ) -> Result<(RepoRecord, CommitData, Vec<Seq>), StorageError> {
+    create_repo_with_status(storage, view, did, handle, keys, clock, RepoStatus::Active).await
+}
+
+/// Like [`create_repo`], in `status`. A repo that is not active (an account moving in, whose repo
+/// lives on its old PDS until it is imported and activated) announces only `#identity` and
+/// `#account`: relays must not take its empty genesis commit for the account's repo.
+pub async fn create_repo_with_status(
+    storage: &dyn Storage,
+    view: &BlockView,
+    did: Did,
+    handle: Option<Handle>,
+    keys: RepoKeys,
+    clock: &TidClock,
+    status: RepoStatus,
+) -> Result<(RepoRecord, CommitData, Vec<Seq>), StorageError> {
     let rev = clock.next(micros_of(Utc::now()));
     let (_, genesis) = Repo::create(did.clone(), &keys.signing, rev, Arc::new(view.clone()));
     let record = RepoRecord {
@@ -109,18 +124,17 @@ pub async fn create_repo(
         handle: handle.clone(),
         head: genesis.cid,
         rev,
-        status: RepoStatus::Active,
+        status,
         created_at: Utc::now(),
     };
-    let events = vec![
-        EventBody::Identity { handle },
-        EventBody::account(RepoStatus::Active),
-        EventBody::Commit((&genesis).into()),
-        EventBody::Sync {
+    let mut events = vec![EventBody::Identity { handle }, EventBody::account(status)];
+    if status.is_active() {
+        events.push(EventBody::Commit((&genesis).into()));
+        events.push(EventBody::Sync {
             commit: genesis.cid,
             rev,
-        },
-    ];
+        });
+    }
     let repo = NewRepo {
         record: record.clone(),
         keys,

@@ -42,7 +42,7 @@ pub use config::{BlobstoreKind, StorageConfig, StorageKind};
 pub use disk::DiskStorage;
 pub use driver::{
     CommitPreconditions, MAX_COMMIT_ATTEMPTS, commit_writes, commit_writes_if, create_repo,
-    fetch_tree, load_repo_state, with_blocks,
+    create_repo_with_status, fetch_tree, load_repo_state, with_blocks,
 };
 pub use dynamo::DynamoStorage;
 pub use error::StorageError;

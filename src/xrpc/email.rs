@@ -43,6 +43,7 @@ pub(super) async fn send_code(
         TokenPurpose::ResetPassword => Purpose::ResetPassword,
         TokenPurpose::DeleteAccount => Purpose::DeleteAccount,
         TokenPurpose::SignIn => Purpose::SignIn,
+        TokenPurpose::PlcOperation => Purpose::PlcOperation,
     };
     let mail = token_mail(purpose, to, &handle, &state.config().hostname, token);
     crate::mail::send_with_retries(mailer, &mail)

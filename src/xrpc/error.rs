@@ -165,7 +165,8 @@ impl From<AccountError> for XrpcError {
             | AccountError::InvalidEmail(_)
             | AccountError::EmailTaken(_)
             | AccountError::InvalidRecoveryKey(_)
-            | AccountError::ExistingDidUnsupported(_)
+            | AccountError::AlreadyExists(_)
+            | AccountError::BadPlcOperation(_)
             | AccountError::InvalidAppPasswordName(_)
             | AccountError::OutOfRange(_) => XrpcError::invalid(message),
             AccountError::WrongCredentials => XrpcError::auth_required(message),

@@ -6,7 +6,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::routing::{MethodRouter, get, post};
 
-use super::{AppState, admin, bsky, email, identity, import, repo, server, sync};
+use super::{AppState, admin, bsky, email, identity, import, migration, repo, server, sync};
 
 /// Body limit for record writes: the reference PDS's 1,000,000-byte JSON limit.
 const RECORD_BODY_LIMIT: usize = 1_000_000;
@@ -215,6 +215,27 @@ pub(super) fn table() -> Vec<Method> {
         query(
             "com.atproto.admin.getSubjectStatus",
             admin::get_subject_status,
+        ),
+        // Moving accounts (migration)
+        query(
+            "com.atproto.identity.getRecommendedDidCredentials",
+            migration::get_recommended_did_credentials,
+        ),
+        procedure(
+            "com.atproto.identity.requestPlcOperationSignature",
+            migration::request_plc_operation_signature,
+        ),
+        procedure(
+            "com.atproto.identity.signPlcOperation",
+            migration::sign_plc_operation,
+        ),
+        procedure(
+            "com.atproto.identity.submitPlcOperation",
+            migration::submit_plc_operation,
+        ),
+        query(
+            "com.atproto.repo.listMissingBlobs",
+            migration::list_missing_blobs,
         ),
         // com.atproto.temp
         query(

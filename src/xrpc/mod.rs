@@ -20,6 +20,7 @@ mod identity;
 mod import;
 pub mod limits;
 mod methods;
+mod migration;
 mod proxy;
 mod repo;
 mod router;

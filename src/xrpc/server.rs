@@ -67,12 +67,16 @@ pub(super) struct CreateAccountInput {
 pub(super) async fn create_account(
     State(state): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     Body(input): Body<CreateAccountInput>,
 ) -> Out {
     state
         .limits()
         .spend(&caller, Budget::CreateAccount, &caller.ip_key(), 1)
         .await?;
+    if let Some(did) = &input.did {
+        super::migration::check_arriving(&state, &headers, did).await?;
+    }
     let created = state
         .accounts()
         .create(NewAccount {
@@ -376,21 +380,37 @@ pub(super) async fn check_account_status(State(state): State<AppState>, access: 
         .mst()
         .leaf_count()
         .map_err(crate::repo::RepoError::from)?;
-    let blobs = Accounts(state.storage())
-        .list_blobs(&access.did, None, 100_000)
-        .await?;
+    // The commit, every tree node and every record.
+    let mut blocks = 1;
+    crate::storage::with_blocks(state.storage(), &view, || {
+        blocks = 1;
+        repo.mst()
+            .walk_export(&mut |_| {
+                blocks += 1;
+                std::ops::ControlFlow::Continue(())
+            })
+            .map_err(crate::repo::RepoError::from)
+    })
+    .await?;
+    let accounts = Accounts(state.storage());
+    let uploaded = accounts.list_blobs(&access.did, None, 100_000).await?;
+    let imported = uploaded.iter().filter(|(_, b)| !b.unreferenced()).count();
+    let waiting = accounts
+        .list_expected_blobs(&access.did, None, 100_000)
+        .await?
+        .len();
+    let preferences = accounts.get_preferences(&access.did).await?.len();
     let doc = state.resolver().resolve_did(&access.did).await.ok();
     let valid_did =
         doc.is_some_and(|d| d.pds_endpoint() == Some(state.config().public_url.as_str()));
     Ok(Json(json!({
         "activated": record.status.is_active(), "validDid": valid_did, "repoCommit": record.head.to_string(),
-        "repoRev": record.rev.to_string(), "repoBlocks": 0, "indexedRecords": records, "privateStateValues": 0,
-        "expectedBlobs": blobs.len(), "importedBlobs": blobs.len(),
+        "repoRev": record.rev.to_string(), "repoBlocks": blocks, "indexedRecords": records,
+        "privateStateValues": preferences, "expectedBlobs": imported + waiting, "importedBlobs": imported,
     })))
 }
 
-/// The `deleteAccount` input (`token` is required by the lexicon; it is not checked until
-/// e-mailed deletion tokens exist).
+/// The `deleteAccount` input: the password and the code requestAccountDelete e-mailed.
 #[derive(Deserialize)]
 pub(super) struct DeleteAccountInput {
     did: Did,

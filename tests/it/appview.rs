@@ -260,8 +260,9 @@ async fn an_atproto_proxy_header_routes_to_the_service_it_names() {
     }
     let resp = pds
         .client
-        // A protected method this PDS does not serve itself: the header must not reach a service.
-        .post(pds.xrpc("com.atproto.identity.requestPlcOperationSignature"))
+        // A protected method spelt so that no local route takes it: the header must still not
+        // carry it to a service.
+        .post(pds.xrpc("com.atproto.identity.SignPlcOperation"))
         .bearer_auth(&alice.access)
         .header("atproto-proxy", &header)
         .send()

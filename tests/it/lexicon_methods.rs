@@ -213,6 +213,35 @@ async fn every_method_the_router_serves_follows_its_lexicon() {
         a(&alice.access),
         q(&[])
     );
+    // The identity methods of moving accounts: alice's own credentials, an operation her PDS
+    // signs (with the e-mailed code) that changes nothing, submitted back.
+    check!(
+        "com.atproto.identity.getRecommendedDidCredentials",
+        a(&alice.access),
+        q(&[])
+    );
+    check!(
+        "com.atproto.identity.requestPlcOperationSignature",
+        a(&alice.access),
+        Input::Empty
+    );
+    let code = pds.last_code_to("alice@example.com");
+    let signed = check!(
+        "com.atproto.identity.signPlcOperation",
+        a(&alice.access),
+        Input::Json(json!({"token": code}))
+    );
+    check!(
+        "com.atproto.identity.submitPlcOperation",
+        a(&alice.access),
+        Input::Json(json!({"operation": signed["operation"]}))
+    );
+    check!(
+        "com.atproto.repo.listMissingBlobs",
+        a(&alice.access),
+        q(&[])
+    );
+
     // The e-mail flows, each code read from the outbox.
     check!(
         "com.atproto.server.requestEmailConfirmation",

@@ -31,6 +31,7 @@ mod interop_syntax;
 mod lambda;
 mod lambda_runtime;
 mod lexicon_methods;
+mod migration;
 mod mst;
 mod rate_limits;
 mod readme;
