@@ -113,6 +113,9 @@ pub struct BlobRecord {
     /// repo by the sweep.
     #[serde(default)]
     pub pending: Vec<PendingRef>,
+    /// The operator's takedown (its reference, e.g. a report id): not served while set.
+    #[serde(default)]
+    pub takedown: Option<String>,
     /// When it was uploaded.
     pub created_at: DateTime<Utc>,
 }
@@ -490,6 +493,48 @@ impl Accounts<'_> {
             .await?
             .map(|b| decode(&b, "blob record"))
             .transpose()
+    }
+
+    /// The operator's takedown of the record at `path` in `did`'s repo (its reference), if any.
+    pub async fn record_takedown(
+        &self,
+        did: &Did,
+        path: &str,
+    ) -> Result<Option<String>, StorageError> {
+        self.0
+            .kv_get(&format!("takedown-record:{did}"), path)
+            .await?
+            .map(|b| decode(&b, "record takedown"))
+            .transpose()
+    }
+
+    /// Takes the record at `path` down (`Some(reference)`) or restores it (`None`).
+    pub async fn set_record_takedown(
+        &self,
+        did: &Did,
+        path: &str,
+        takedown: Option<&str>,
+    ) -> Result<(), StorageError> {
+        let ns = format!("takedown-record:{did}");
+        match takedown {
+            Some(reference) => self
+                .0
+                .kv_put(&ns, path, &encode(&reference), KvCondition::Always)
+                .await
+                .map(|_| ()),
+            None => self.0.kv_delete(&ns, path, None).await.map(|_| ()),
+        }
+    }
+
+    /// Every taken-down record path of `did`'s repo.
+    pub async fn record_takedowns(&self, did: &Did) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .0
+            .kv_list(&format!("takedown-record:{did}"), None, 10_000)
+            .await?
+            .into_iter()
+            .map(|(path, _)| path)
+            .collect())
     }
 
     /// Stores a new blob record; false (nothing written) if the blob already has one.

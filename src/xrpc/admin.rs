@@ -73,13 +73,53 @@ pub(super) async fn get_account_infos(
     Ok(Json(json!({ "infos": infos })))
 }
 
-/// The `updateSubjectStatus` input: only account (`repoRef`) subjects are acted on.
+/// The `updateSubjectStatus` input: an account (`repoRef`), a record (`strongRef`) or a blob
+/// (`repoBlobRef`).
 #[derive(Deserialize)]
 pub(super) struct UpdateSubjectStatusInput {
     #[serde(deserialize_with = "data_value")]
     subject: Value,
     #[serde(default, deserialize_with = "optional_data_value")]
     takedown: Option<Value>,
+}
+
+/// What a status is about.
+enum Subject {
+    /// An account.
+    Repo(Did),
+    /// A record: its repo and path.
+    Record(Did, String),
+    /// A blob: its repo and CID.
+    Blob(Did, String),
+}
+
+/// The subject of `updateSubjectStatus`: `uri` makes it a record, `cid` with `did` a blob, `did`
+/// alone an account.
+fn subject_of(subject: &Value) -> Result<Subject, XrpcError> {
+    if let Some(uri) = subject.get("uri").and_then(Value::as_str) {
+        let uri = crate::syntax::AtUri::parse(uri)?;
+        let crate::syntax::AtIdentifier::Did(did) = uri.authority() else {
+            return Err(XrpcError::invalid(
+                "A record subject needs a DID in its uri",
+            ));
+        };
+        let (Some(collection), Some(rkey)) = (uri.collection(), uri.rkey()) else {
+            return Err(XrpcError::invalid("A record subject's uri names a record"));
+        };
+        return Ok(Subject::Record(did, format!("{collection}/{rkey}")));
+    }
+    let did = subject
+        .get("did")
+        .and_then(Value::as_str)
+        .ok_or_else(|| XrpcError::invalid("The subject needs a did or a uri"))?;
+    let did = Did::parse(did)?;
+    match subject.get("cid").and_then(Value::as_str) {
+        Some(cid) => {
+            crate::cid::parse_cid(cid).map_err(|_| XrpcError::invalid("Invalid blob cid"))?;
+            Ok(Subject::Blob(did, cid.to_owned()))
+        }
+        None => Ok(Subject::Repo(did)),
+    }
 }
 
 fn optional_data_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
@@ -91,18 +131,43 @@ pub(super) async fn update_subject_status(
     _admin: Admin,
     Body(input): Body<UpdateSubjectStatusInput>,
 ) -> Out {
-    let did = input
-        .subject
-        .get("did")
-        .and_then(Value::as_str)
-        .ok_or_else(|| XrpcError::invalid("Only account (repoRef) subjects are supported"))?;
-    let did = Did::parse(did)?;
-    if state.storage().load_repo(&did).await?.is_none() {
-        return Err(account_not_found(&did));
-    }
-    if let Some(takedown) = &input.takedown {
-        let applied = matches!(takedown.get("applied"), Some(Value::Bool(true)));
-        state.accounts().set_takedown(&did, applied).await?;
+    let takedown = input.takedown.as_ref().map(|t| {
+        let applied = matches!(t.get("applied"), Some(Value::Bool(true)));
+        let reference = t.get("ref").and_then(Value::as_str).unwrap_or("takedown");
+        applied.then(|| reference.to_owned())
+    });
+    match subject_of(&input.subject)? {
+        Subject::Repo(did) => {
+            if state.storage().load_repo(&did).await?.is_none() {
+                return Err(account_not_found(&did));
+            }
+            if let Some(takedown) = &takedown {
+                state
+                    .accounts()
+                    .set_takedown(&did, takedown.is_some())
+                    .await?;
+            }
+        }
+        Subject::Record(did, path) => {
+            if let Some(takedown) = &takedown {
+                Accounts(state.storage())
+                    .set_record_takedown(&did, &path, takedown.as_deref())
+                    .await?;
+            }
+        }
+        Subject::Blob(did, cid) => {
+            if let Some(takedown) = takedown {
+                Accounts(state.storage())
+                    .update_blob(&did, &cid, |blob| {
+                        blob.takedown = takedown.clone();
+                        Ok::<_, crate::storage::StorageError>(())
+                    })
+                    .await?
+                    .ok_or_else(|| {
+                        XrpcError::named("BlobNotFound", format!("Blob not found: {cid}"))
+                    })?;
+            }
+        }
     }
     Ok(Json(json!({
         "subject": crate::cbor::to_json(&input.subject),
@@ -334,12 +399,42 @@ pub(super) async fn get_subject_status(
     _admin: Admin,
     params: Params,
 ) -> Out {
-    if params.get("uri").is_some() || params.get("blob").is_some() {
-        return Err(XrpcError::invalid(
-            "Only account subjects are kept here: record and blob takedowns are not supported",
-        ));
+    let accounts = Accounts(state.storage());
+    if let Some(uri) = params.get("uri") {
+        let Subject::Record(did, path) = subject_of(&crate::cbor::map([("uri", uri.into())]))?
+        else {
+            return Err(XrpcError::invalid("Invalid uri"));
+        };
+        let takedown = accounts.record_takedown(&did, &path).await?;
+        let (_, repo) =
+            crate::storage::load_repo_state(state.storage(), &state.blocks(), &did).await?;
+        let view = state.blocks();
+        let (collection, rkey) = path.split_once('/').unwrap_or_default();
+        let (collection, rkey) = (
+            collection.parse::<crate::syntax::Nsid>()?,
+            rkey.parse::<crate::syntax::RecordKey>()?,
+        );
+        let found = crate::storage::with_blocks(state.storage(), &view, || {
+            repo.get_record(&collection, &rkey)
+        })
+        .await?
+        .ok_or_else(|| XrpcError::named("NotFound", format!("Subject not found: {uri}")))?;
+        return Ok(Json(json!({
+            "subject": {"$type": "com.atproto.repo.strongRef", "uri": uri, "cid": found.0.to_string()},
+            "takedown": status_attr(takedown),
+        })));
     }
     let did: Did = params.required("did")?;
+    if let Some(cid) = params.get("blob") {
+        let blob = accounts
+            .get_blob(&did, cid)
+            .await?
+            .ok_or_else(|| XrpcError::named("NotFound", format!("Subject not found: {cid}")))?;
+        return Ok(Json(json!({
+            "subject": {"$type": "com.atproto.admin.defs#repoBlobRef", "did": did, "cid": cid},
+            "takedown": status_attr(blob.takedown),
+        })));
+    }
     let record = state
         .storage()
         .load_repo(&did)
@@ -350,4 +445,12 @@ pub(super) async fn get_subject_status(
         "takedown": {"applied": record.status == RepoStatus::Takendown},
         "deactivated": {"applied": record.status == RepoStatus::Deactivated},
     })))
+}
+
+/// A `statusAttr` from a takedown reference.
+fn status_attr(takedown: Option<String>) -> Json_ {
+    match takedown {
+        Some(reference) => json!({"applied": true, "ref": reference}),
+        None => json!({"applied": false}),
+    }
 }

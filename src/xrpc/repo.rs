@@ -19,7 +19,9 @@ use super::{AppState, XrpcError};
 use crate::cbor::{self, Value};
 use crate::cid::{self, Cid, parse_cid};
 use crate::repo::{CommitData, Repo, RepoError, Write, WriteAction};
-use crate::storage::{BlockView, CommitPreconditions, StorageError, load_repo_state, with_blocks};
+use crate::storage::{
+    Accounts, BlockView, CommitPreconditions, StorageError, load_repo_state, with_blocks,
+};
 use crate::syntax::{AtUri, Did, Nsid, RecordKey};
 
 type Out = Result<Json<Json_>, XrpcError>;
@@ -320,6 +322,21 @@ pub(super) async fn get_record(State(state): State<AppState>, params: Params) ->
         repo.get_record(&collection, &rkey)
     })
     .await?;
+    // A record the operator took down is not served (the repo itself still holds it).
+    let path = format!("{collection}/{rkey}");
+    if Accounts(state.storage())
+        .record_takedown(&record.did, &path)
+        .await?
+        .is_some()
+    {
+        return Err(XrpcError::named(
+            "RecordNotFound",
+            format!(
+                "Could not locate record: {}",
+                uri(&record.did, &collection, &rkey)
+            ),
+        ));
+    }
     match found {
         Some((cid, value)) if wanted.is_none_or(|w| w == cid) => Ok(Json(json!({
             "uri": uri(&record.did, &collection, &rkey), "cid": cid.to_string(), "value": cbor::to_json(&value),
@@ -367,8 +384,15 @@ pub(super) async fn list_records(State(state): State<AppState>, params: Params) 
     .await?;
     let cids: Vec<Cid> = page.iter().map(|(_, c)| *c).collect();
     let blocks = state.storage().read_blocks(&cids).await?;
+    // Records the operator took down are left out (the cursor still moves past them).
+    let taken_down = Accounts(state.storage())
+        .record_takedowns(&record.did)
+        .await?;
     let mut records = Vec::with_capacity(page.len());
     for (key, cid) in &page {
+        if taken_down.contains(key) {
+            continue;
+        }
         let bytes = blocks
             .get(cid)
             .ok_or_else(|| XrpcError::internal(format!("record block {cid} missing")))?;

@@ -310,8 +310,8 @@ pub(super) async fn get_blob(
         .get_blob(&record.did, &cid.to_string())
         .await?
         .ok_or_else(not_found)?;
-    // Uploaded but not yet referenced blobs are temporary and not served.
-    if blob.refs.is_empty() {
+    // Uploaded but not yet referenced blobs are temporary and not served, nor taken-down ones.
+    if blob.refs.is_empty() || blob.takedown.is_some() {
         return Err(not_found());
     }
     let bytes = state

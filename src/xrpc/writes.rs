@@ -456,6 +456,7 @@ pub(super) async fn record_upload(
             size,
             refs,
             pending: Vec::new(),
+            takedown: None,
             created_at: Utc::now(),
         };
         if accounts.create_blob(did, &key, &record).await? {

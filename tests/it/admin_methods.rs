@@ -164,11 +164,123 @@ async fn the_operator_changes_an_address_and_reads_an_accounts_status() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(st["takedown"]["applied"], true);
-    let (status, body) = pds
-        .admin_get(
-            "com.atproto.admin.getSubjectStatus",
-            &[("uri", &format!("at://{}/app.bsky.feed.post/x", alice.did))],
+}
+
+#[tokio::test]
+async fn records_and_blobs_taken_down_are_not_served_until_restored() {
+    let pds = Pds::start(&[]).await;
+    let alice = pds.create_account("alice").await;
+    let response = pds
+        .client
+        .post(pds.xrpc("com.atproto.repo.uploadBlob"))
+        .bearer_auth(&alice.access)
+        .header("content-type", "image/png")
+        .body(b"\x89PNG a picture to take down".to_vec())
+        .send()
+        .await
+        .unwrap();
+    let blob = response.json::<Value>().await.unwrap()["blob"].clone();
+    let cid = blob["ref"]["$link"].as_str().unwrap().to_owned();
+    let (_, post) = pds
+        .post(
+            "com.atproto.repo.createRecord",
+            Some(&alice.access),
+            json!({"repo": alice.did, "collection": "app.bsky.feed.post",
+                "record": {"$type": "app.bsky.feed.post", "text": "look",
+                    "createdAt": "2026-01-01T00:00:00.000Z",
+                    "embed": {"$type": "app.bsky.embed.images", "images": [{"alt": "", "image": blob}]}}}),
         )
         .await;
-    assert_eq!(status, 400, "record subjects are refused plainly: {body}");
+    pds.create_post(&alice, "an ordinary post").await;
+    let uri = post["uri"].as_str().unwrap().to_owned();
+    let rkey = uri.rsplit('/').next().unwrap().to_owned();
+    let record_ref = json!({"$type": "com.atproto.repo.strongRef", "uri": uri, "cid": post["cid"]});
+    let blob_ref =
+        json!({"$type": "com.atproto.admin.defs#repoBlobRef", "did": alice.did, "cid": cid});
+    let pds = &pds;
+    let set = |subject: Value, applied: bool| async move {
+        let body = json!({"subject": subject, "takedown": {"applied": applied, "ref": "R1"}});
+        pds.admin_post("com.atproto.admin.updateSubjectStatus", body)
+            .await
+    };
+    let (did, rkey_, cid_) = (alice.did.clone(), rkey.clone(), cid.clone());
+    let get_record = || {
+        let (did, rkey) = (did.clone(), rkey_.clone());
+        async move {
+            pds.get(
+                "com.atproto.repo.getRecord",
+                None,
+                &[
+                    ("repo", did.as_str()),
+                    ("collection", "app.bsky.feed.post"),
+                    ("rkey", rkey.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    let listed = || {
+        let did = did.clone();
+        async move {
+            pds.get(
+                "com.atproto.repo.listRecords",
+                None,
+                &[("repo", did.as_str()), ("collection", "app.bsky.feed.post")],
+            )
+            .await
+            .1["records"]
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    let get_blob = || {
+        let (did, cid) = (did.clone(), cid_.clone());
+        async move {
+            pds.get(
+                "com.atproto.sync.getBlob",
+                None,
+                &[("did", did.as_str()), ("cid", cid.as_str())],
+            )
+            .await
+        }
+    };
+
+    let (status, body) = set(record_ref.clone(), true).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get_record().await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("RecordNotFound"))
+    );
+    assert_eq!(listed().await, 1, "left out of listRecords");
+    let (_, st) = pds
+        .admin_get(
+            "com.atproto.admin.getSubjectStatus",
+            &[("uri", uri.as_str())],
+        )
+        .await;
+    assert_eq!(st["takedown"], json!({"applied": true, "ref": "R1"}));
+    assert_eq!(st["subject"]["cid"], post["cid"]);
+
+    let (status, body) = set(blob_ref.clone(), true).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = get_blob().await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("BlobNotFound"))
+    );
+    let (_, st) = pds
+        .admin_get(
+            "com.atproto.admin.getSubjectStatus",
+            &[("did", alice.did.as_str()), ("blob", cid.as_str())],
+        )
+        .await;
+    assert_eq!(st["takedown"]["applied"], true);
+
+    set(record_ref.clone(), false).await;
+    set(blob_ref.clone(), false).await;
+    assert_eq!(get_record().await.0, 200);
+    assert_eq!(listed().await, 2);
+    assert_eq!(get_blob().await.0, 200);
 }
