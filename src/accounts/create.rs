@@ -108,8 +108,11 @@ impl AccountService<'_> {
                 ));
             }
         }
-        if self.storage.resolve_handle(&handle).await?.is_some() {
-            return Err(AccountError::HandleNotAvailable(handle));
+        // An account coming back keeps the handle it left with.
+        if let Some(owner) = self.storage.resolve_handle(&handle).await? {
+            if Some(&owner) != arriving.as_ref() {
+                return Err(AccountError::HandleNotAvailable(handle));
+            }
         }
         let recovery = new
             .recovery_key
@@ -140,8 +143,16 @@ impl AccountService<'_> {
                 (did, Some(op))
             }
         };
-        if self.storage.load_repo(&did).await?.is_some() {
-            return Err(AccountError::AlreadyExists(did));
+        if let Some(existing) = self.storage.load_repo(&did).await? {
+            return match (&arriving, existing.status) {
+                // It moved away from here and is coming back: the same account, ready for its
+                // repo and its DID document again.
+                (Some(_), RepoStatus::Deactivated) => {
+                    self.welcome_back(&did, existing.handle, &new.password, email.as_deref())
+                        .await
+                }
+                _ => Err(AccountError::AlreadyExists(did)),
+            };
         }
         // The claims come first, so a sign-up that cannot succeed (e-mail taken, invite used up
         // by a concurrent sign-up) never registers a DID with the directory.
@@ -221,5 +232,27 @@ impl AccountService<'_> {
             records.refund_invite(code, did).await?;
         }
         Ok(())
+    }
+
+    /// An account that moved away from here and is moving back (deactivated meanwhile): it
+    /// keeps its keys and handle here, takes the password it arrives with, and the e-mail
+    /// address if it brings another.
+    async fn welcome_back(
+        &self,
+        did: &Did,
+        handle: Option<Handle>,
+        password: &str,
+        email: Option<&str>,
+    ) -> Result<CreatedAccount, AccountError> {
+        let handle = handle.ok_or_else(|| AccountError::AlreadyExists(did.clone()))?;
+        self.set_password(did, password).await?;
+        let current = self.account(did).await?.email;
+        if let Some(email) = email.filter(|e| current.as_deref() != Some(*e)) {
+            self.set_email(did, email, None).await?;
+        }
+        Ok(CreatedAccount {
+            did: did.clone(),
+            handle,
+        })
     }
 }

@@ -143,5 +143,14 @@ pub async fn verify(
     let iss = Did::parse(claims.iss.split('#').next().unwrap_or_default())
         .map_err(|_| IdentityError::InvalidJwt("iss is not a DID"))?;
     let key = resolver.signing_key(&iss).await?;
-    verify_with_key(token, &key, aud, lxm, now)
+    match verify_with_key(token, &key, aud, lxm, now) {
+        // The cached document may predate a key change (an account that just moved): resolve
+        // it afresh and try once more.
+        Err(IdentityError::Signature(_)) => {
+            resolver.invalidate(Some(&iss), None);
+            let key = resolver.signing_key(&iss).await?;
+            verify_with_key(token, &key, aud, lxm, now)
+        }
+        other => other,
+    }
 }

@@ -3,7 +3,7 @@
 //! `createAccount` with the existing DID on the new one, the repo exported and imported, the
 //! missing blobs and the preferences copied, the PLC operation signed by the old PDS (with the
 //! code it e-mails) and submitted by the new one, then the new account activated and the old
-//! one deactivated. Both servers use one PLC directory.
+//! one deactivated; and back again. Both servers use one PLC directory.
 
 use std::sync::Arc;
 
@@ -32,8 +32,8 @@ async fn call(
 }
 
 #[tokio::test]
-async fn an_account_moves_from_the_embedded_store_to_dynamodb_with_its_records_blobs_and_identity()
-{
+async fn an_account_moves_from_the_embedded_store_to_dynamodb_and_back_with_its_records_blobs_and_identity()
+ {
     let old = Pds::start(&[]).await;
     let alice = old.create_account("alice").await;
     let picture = b"\x89PNG a picture that moves";
@@ -326,4 +326,118 @@ async fn an_account_moves_from_the_embedded_store_to_dynamodb_with_its_records_b
         status, 403,
         "the old PDS refuses writes to the deactivated account"
     );
+
+    // And back: the old server still has the account (deactivated); it takes it again.
+    let (status, auth) = new
+        .get(
+            "com.atproto.server.getServiceAuth",
+            Some(&token),
+            &[
+                ("aud", old.state.config().service_did.as_str()),
+                ("lxm", "com.atproto.server.createAccount"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{auth}");
+    let (status, back) = call(
+        &old,
+        reqwest::Method::POST,
+        "com.atproto.server.createAccount",
+        auth["token"].as_str().unwrap(),
+        Some(
+            json!({"did": alice.did, "handle": "alice.test", "email": "alice@example.com",
+            "password": "a password for coming home"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{back}");
+    let home = back["accessJwt"].as_str().unwrap().to_owned();
+    let car = new
+        .get_bytes("com.atproto.sync.getRepo", &[("did", alice.did.as_str())])
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let response = old
+        .client
+        .post(old.xrpc("com.atproto.repo.importRepo"))
+        .bearer_auth(&home)
+        .header("content-type", "application/vnd.ipld.car")
+        .body(car.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (_, creds) = old
+        .get(
+            "com.atproto.identity.getRecommendedDidCredentials",
+            Some(&home),
+            &[],
+        )
+        .await;
+    new.post(
+        "com.atproto.identity.requestPlcOperationSignature",
+        Some(&token),
+        json!({}),
+    )
+    .await;
+    let mut sign = creds.clone();
+    sign["token"] = json!(new.last_code_to("alice@example.com"));
+    let (status, signed) = new
+        .post("com.atproto.identity.signPlcOperation", Some(&token), sign)
+        .await;
+    assert_eq!(status, 200, "{signed}");
+    let (status, body) = old
+        .post(
+            "com.atproto.identity.submitPlcOperation",
+            Some(&home),
+            json!({"operation": signed["operation"]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        old.post("com.atproto.server.activateAccount", Some(&home), json!({}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        new.post(
+            "com.atproto.server.deactivateAccount",
+            Some(&token),
+            json!({})
+        )
+        .await
+        .0,
+        200
+    );
+    old.state.resolver().invalidate(Some(&did), None);
+    let doc = old.state.resolver().resolve_did(&did).await.unwrap();
+    assert_eq!(
+        doc.pds_endpoint(),
+        Some(old.state.config().public_url.as_str())
+    );
+    let (_, listed) = old
+        .get(
+            "com.atproto.repo.listRecords",
+            None,
+            &[
+                ("repo", alice.did.as_str()),
+                ("collection", "app.bsky.feed.post"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        listed["records"].as_array().unwrap().len(),
+        7,
+        "the post written on the other server came home too"
+    );
+    let (status, _) = old
+        .post(
+            "com.atproto.server.createSession",
+            None,
+            json!({"identifier": "alice.test", "password": "a password for coming home"}),
+        )
+        .await;
+    assert_eq!(status, 200);
 }
