@@ -14,33 +14,19 @@ use super::{AccountError, AccountService};
 use crate::storage::accounts::EmailToken;
 use crate::syntax::Did;
 
-/// What a code may be used for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenPurpose {
-    /// `confirmEmail`.
-    ConfirmEmail,
-    /// `updateEmail` once the address is confirmed.
-    UpdateEmail,
-    /// `resetPassword`.
-    ResetPassword,
-    /// `deleteAccount`.
-    DeleteAccount,
-    /// `createSession` with e-mail two-factor.
-    SignIn,
-    /// `signPlcOperation` (an account moving to another PDS).
-    PlcOperation,
-}
+/// What a code may be used for: the purposes the mail templates word
+/// ([`crate::mail::templates::Purpose`]).
+pub use crate::mail::templates::Purpose as TokenPurpose;
 
-impl TokenPurpose {
-    fn as_str(self) -> &'static str {
-        match self {
-            TokenPurpose::ConfirmEmail => "confirm_email",
-            TokenPurpose::UpdateEmail => "update_email",
-            TokenPurpose::ResetPassword => "reset_password",
-            TokenPurpose::DeleteAccount => "delete_account",
-            TokenPurpose::SignIn => "sign_in",
-            TokenPurpose::PlcOperation => "plc_operation",
-        }
+/// A purpose's name in storage keys.
+fn key_name(purpose: TokenPurpose) -> &'static str {
+    match purpose {
+        TokenPurpose::ConfirmEmail => "confirm_email",
+        TokenPurpose::UpdateEmail => "update_email",
+        TokenPurpose::ResetPassword => "reset_password",
+        TokenPurpose::DeleteAccount => "delete_account",
+        TokenPurpose::SignIn => "sign_in",
+        TokenPurpose::PlcOperation => "plc_operation",
     }
 }
 
@@ -56,10 +42,10 @@ fn token_key(purpose: TokenPurpose, token: &str) -> String {
         .filter(|c| *c != '-')
         .collect();
     let mut hasher = Sha256::new();
-    hasher.update(purpose.as_str().as_bytes());
+    hasher.update(key_name(purpose).as_bytes());
     hasher.update([0]);
     hasher.update(normalized.as_bytes());
-    format!("{}:{}", purpose.as_str(), hex::encode(hasher.finalize()))
+    format!("{}:{}", key_name(purpose), hex::encode(hasher.finalize()))
 }
 
 /// A new code: `XXXXX-XXXXX` from 32 symbols (no 0, 1, 8, 9, which look like letters).
@@ -87,7 +73,7 @@ impl AccountService<'_> {
             expires_at: Utc::now() + TOKEN_LIFETIME,
         };
         self.records()
-            .put_email_token(did, purpose.as_str(), &token_key(purpose, &token), &stored)
+            .put_email_token(did, key_name(purpose), &token_key(purpose, &token), &stored)
             .await?;
         Ok(token)
     }

@@ -4,7 +4,7 @@
 
 use super::Mail;
 
-/// What a code is for, as the message says it.
+/// What a code is for, as the message says it (and what `accounts` binds a code to).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     /// Confirming the account's e-mail address.
@@ -81,6 +81,19 @@ pub fn token_mail(purpose: Purpose, to: &str, handle: &str, host: &str, token: &
         subject: purpose.subject().to_owned(),
         text,
         html,
+    }
+}
+
+/// A message from the operator (`sendEmail`): `content` as plain text, and escaped in HTML.
+pub fn operator_mail(to: &str, subject: &str, content: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        text: content.to_owned(),
+        html: format!(
+            "<!doctype html><html><body><pre style=\"font-family:sans-serif;white-space:pre-wrap\">{}</pre></body></html>",
+            escape(content)
+        ),
     }
 }
 

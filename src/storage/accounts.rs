@@ -9,6 +9,7 @@
 //! uses compare-and-swap, so concurrent requests cannot both win.
 
 use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::{KvCondition, Storage, StorageError};
@@ -136,6 +137,19 @@ pub struct PendingRef {
     pub since: DateTime<Utc>,
 }
 
+/// Attempts of a compare-and-swap that keeps finding the value changed.
+const CAS_ATTEMPTS: usize = 20;
+
+/// The error for an account's value that kept changing under a compare-and-swap.
+fn conflict(did: &Did) -> impl FnOnce() -> StorageError + '_ {
+    move || StorageError::Conflict(did.clone())
+}
+
+/// The error for an invite code that kept changing under a compare-and-swap.
+fn invite_conflict() -> StorageError {
+    StorageError::Backend("invite code kept changing concurrently".into())
+}
+
 fn admin() -> String {
     "admin".to_owned()
 }
@@ -161,6 +175,37 @@ fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8], what: &str) -> Result<T, S
 pub struct Accounts<'a>(pub &'a dyn Storage);
 
 impl Accounts<'_> {
+    /// Reads the JSON value at `ns`/`key`, lets `change` edit it, and writes it back only if it
+    /// is still what was read, running `change` again on the newer version when another request
+    /// wrote first, so no change is lost. `change` answers whether to write at all. None if
+    /// nothing is stored there; else the value as left and whether it was written.
+    async fn modify<T: Serialize + DeserializeOwned, E: From<StorageError>>(
+        &self,
+        ns: &str,
+        key: &str,
+        what: &str,
+        conflict: impl FnOnce() -> StorageError,
+        mut change: impl FnMut(&mut T) -> Result<bool, E>,
+    ) -> Result<Option<(T, bool)>, E> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(raw) = self.0.kv_get(ns, key).await? else {
+                return Ok(None);
+            };
+            let mut value: T = decode(&raw, what)?;
+            if !change(&mut value)? {
+                return Ok(Some((value, false)));
+            }
+            if self
+                .0
+                .kv_put(ns, key, &encode(&value), KvCondition::IfEquals(&raw))
+                .await?
+            {
+                return Ok(Some((value, true)));
+            }
+        }
+        Err(conflict().into())
+    }
+
     /// The account of `did`.
     pub async fn get(&self, did: &Did) -> Result<Option<Account>, StorageError> {
         self.0
@@ -190,26 +235,16 @@ impl Accounts<'_> {
         did: &Did,
         mut change: impl FnMut(&mut Account) -> Result<(), E>,
     ) -> Result<Option<Account>, E> {
-        for _ in 0..10 {
-            let Some(raw) = self.0.kv_get("account", did.as_str()).await? else {
-                return Ok(None);
-            };
-            let mut account: Account = decode(&raw, "account")?;
-            change(&mut account)?;
-            if self
-                .0
-                .kv_put(
-                    "account",
-                    did.as_str(),
-                    &encode(&account),
-                    KvCondition::IfEquals(&raw),
-                )
-                .await?
-            {
-                return Ok(Some(account));
-            }
-        }
-        Err(StorageError::Conflict(did.clone()).into())
+        let updated = self
+            .modify(
+                "account",
+                did.as_str(),
+                "account",
+                conflict(did),
+                |account| change(account).map(|()| true),
+            )
+            .await?;
+        Ok(updated.map(|(account, _)| account))
     }
 
     /// Removes an account record.
@@ -330,33 +365,24 @@ impl Accounts<'_> {
 
     /// Uses one use of `code` for `did`; false if it does not exist, is disabled or used up.
     pub async fn use_invite(&self, code: &str, did: &Did) -> Result<bool, StorageError> {
-        for _ in 0..20 {
-            let Some(bytes) = self.0.kv_get("invite", code).await? else {
-                return Ok(false);
-            };
-            let mut invite: Invite = decode(&bytes, "invite")?;
-            if invite.disabled || invite.available == 0 {
-                return Ok(false);
-            }
-            invite.available -= 1;
-            invite.used_by.push(did.to_string());
-            invite.used_at.push(Utc::now());
-            if self
-                .0
-                .kv_put(
-                    "invite",
-                    code,
-                    &encode(&invite),
-                    KvCondition::IfEquals(&bytes),
-                )
-                .await?
-            {
-                return Ok(true);
-            }
-        }
-        Err(StorageError::Backend(
-            "invite code kept changing concurrently".into(),
-        ))
+        let used = self
+            .modify(
+                "invite",
+                code,
+                "invite",
+                invite_conflict,
+                |invite: &mut Invite| {
+                    if invite.disabled || invite.available == 0 {
+                        return Ok::<_, StorageError>(false);
+                    }
+                    invite.available -= 1;
+                    invite.used_by.push(did.to_string());
+                    invite.used_at.push(Utc::now());
+                    Ok(true)
+                },
+            )
+            .await?;
+        Ok(used.is_some_and(|(_, written)| written))
     }
 
     /// Stores an e-mail code for `did` under `key` (purpose and digest), replacing the code it
@@ -400,35 +426,25 @@ impl Accounts<'_> {
 
     /// Gives back the use of `code` that `did` took (a sign-up that failed after it).
     pub async fn refund_invite(&self, code: &str, did: &Did) -> Result<(), StorageError> {
-        for _ in 0..20 {
-            let Some(bytes) = self.0.kv_get("invite", code).await? else {
-                return Ok(());
-            };
-            let mut invite: Invite = decode(&bytes, "invite")?;
-            let Some(i) = invite.used_by.iter().position(|u| u == did.as_str()) else {
-                return Ok(());
-            };
-            invite.used_by.remove(i);
-            if i < invite.used_at.len() {
-                invite.used_at.remove(i);
-            }
-            invite.available += 1;
-            if self
-                .0
-                .kv_put(
-                    "invite",
-                    code,
-                    &encode(&invite),
-                    KvCondition::IfEquals(&bytes),
-                )
-                .await?
-            {
-                return Ok(());
-            }
-        }
-        Err(StorageError::Backend(
-            "invite code kept changing concurrently".into(),
-        ))
+        self.modify(
+            "invite",
+            code,
+            "invite",
+            invite_conflict,
+            |invite: &mut Invite| {
+                let Some(i) = invite.used_by.iter().position(|u| u == did.as_str()) else {
+                    return Ok::<_, StorageError>(false);
+                };
+                invite.used_by.remove(i);
+                if i < invite.used_at.len() {
+                    invite.used_at.remove(i);
+                }
+                invite.available += 1;
+                Ok(true)
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// Every invite code, in code order (the namespace holds nothing else).
@@ -450,31 +466,19 @@ impl Accounts<'_> {
 
     /// Disables the invite `code` (compare-and-swap, so a use at the same moment is kept).
     pub async fn disable_invite(&self, code: &str) -> Result<(), StorageError> {
-        for _ in 0..20 {
-            let Some(bytes) = self.0.kv_get("invite", code).await? else {
-                return Ok(());
-            };
-            let mut invite: Invite = decode(&bytes, "invite")?;
-            if invite.disabled {
-                return Ok(());
-            }
-            invite.disabled = true;
-            if self
-                .0
-                .kv_put(
-                    "invite",
-                    code,
-                    &encode(&invite),
-                    KvCondition::IfEquals(&bytes),
-                )
-                .await?
-            {
-                return Ok(());
-            }
-        }
-        Err(StorageError::Backend(
-            "invite code kept changing concurrently".into(),
-        ))
+        self.modify(
+            "invite",
+            code,
+            "invite",
+            invite_conflict,
+            |invite: &mut Invite| {
+                let write = !invite.disabled;
+                invite.disabled = true;
+                Ok::<_, StorageError>(write)
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// The invite `code`.
@@ -563,22 +567,16 @@ impl Accounts<'_> {
         cid: &str,
         mut change: impl FnMut(&mut BlobRecord) -> Result<(), E>,
     ) -> Result<Option<BlobRecord>, E> {
-        let ns = format!("blobs:{did}");
-        for _ in 0..20 {
-            let Some(raw) = self.0.kv_get(&ns, cid).await? else {
-                return Ok(None);
-            };
-            let mut record: BlobRecord = decode(&raw, "blob record")?;
-            change(&mut record)?;
-            if self
-                .0
-                .kv_put(&ns, cid, &encode(&record), KvCondition::IfEquals(&raw))
-                .await?
-            {
-                return Ok(Some(record));
-            }
-        }
-        Err(StorageError::Conflict(did.clone()).into())
+        let updated = self
+            .modify(
+                &format!("blobs:{did}"),
+                cid,
+                "blob record",
+                conflict(did),
+                |record| change(record).map(|()| true),
+            )
+            .await?;
+        Ok(updated.map(|(record, _)| record))
     }
 
     /// Removes `did`'s blob record `cid` if nothing references it and `also` holds, as a

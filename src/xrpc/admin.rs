@@ -372,22 +372,10 @@ pub(super) async fn send_email(
     let to = account
         .email
         .ok_or_else(|| XrpcError::invalid("The account has no e-mail address"))?;
-    let html = format!(
-        "<!doctype html><html><body><pre style=\"font-family:sans-serif;white-space:pre-wrap\">{}</pre></body></html>",
-        input
-            .content
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;")
-    );
-    let mail = crate::mail::Mail {
-        to,
-        subject: input
-            .subject
-            .unwrap_or_else(|| format!("Message from {}", state.config().hostname)),
-        text: input.content,
-        html,
-    };
+    let subject = input
+        .subject
+        .unwrap_or_else(|| format!("Message from {}", state.config().hostname));
+    let mail = crate::mail::templates::operator_mail(&to, &subject, &input.content);
     crate::mail::send_with_retries(mailer, &mail)
         .await
         .map_err(XrpcError::internal)?;

@@ -7,6 +7,7 @@
 //! access token.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::Engine;
@@ -140,9 +141,8 @@ fn decode(state: &AppState, token: &str, typ: &str) -> Result<Claims, XrpcError>
     }
 }
 
-fn bearer(parts: &Parts) -> Result<&str, XrpcError> {
-    let header = parts
-        .headers
+fn bearer(headers: &HeaderMap) -> Result<&str, XrpcError> {
+    let header = headers
         .get(AUTHORIZATION)
         .ok_or_else(|| XrpcError::auth_required("Authentication Required"))?;
     let value = header
@@ -196,7 +196,7 @@ impl FromRequestParts<AppState> for Access {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let claims = decode(state, bearer(parts)?, TYP_ACCESS)?;
+        let claims = decode(state, bearer(&parts.headers)?, TYP_ACCESS)?;
         let scope = Scope::parse(&claims.scope)
             .ok_or_else(|| XrpcError::invalid_token("Bad token scope"))?;
         let did =
@@ -222,28 +222,43 @@ impl FromRequestParts<AppState> for Uploader {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
+        let token = bearer(&parts.headers)?;
         let session = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
         if session {
             let access = Access::from_request_parts(parts, state).await?;
             return Ok(Uploader { did: access.did });
         }
-        let lxm = crate::syntax::Nsid::parse("com.atproto.repo.uploadBlob")
-            .map_err(XrpcError::internal)?;
-        let claims = crate::identity::service_auth::verify(
-            state.resolver(),
-            token,
-            &state.config().service_did,
-            Some(&lxm),
-            Utc::now().timestamp(),
-        )
-        .await
-        .map_err(|e| XrpcError::invalid_token(format!("Bad service token: {e}")))?;
-        let did = Did::parse(&claims.iss)
-            .map_err(|_| XrpcError::invalid_token("Bad service token: iss is not a DID"))?;
+        let did = service_caller(state, token, "com.atproto.repo.uploadBlob").await?;
         tracing::Span::current().record("did", did.as_str());
         Ok(Uploader { did })
     }
+}
+
+/// The account a service-auth `token` speaks for: issued by it for this PDS (`aud`) and the
+/// method `lxm`, checked against its DID document's current key.
+async fn service_caller(state: &AppState, token: &str, lxm: &str) -> Result<Did, XrpcError> {
+    let lxm = crate::syntax::Nsid::parse(lxm).map_err(XrpcError::internal)?;
+    let claims = crate::identity::service_auth::verify(
+        state.resolver(),
+        token,
+        &state.config().service_did,
+        Some(&lxm),
+        Utc::now().timestamp(),
+    )
+    .await
+    .map_err(|e| XrpcError::invalid_token(format!("Bad service token: {e}")))?;
+    Did::parse(&claims.iss)
+        .map_err(|_| XrpcError::invalid_token("Bad service token: iss is not a DID"))
+}
+
+/// The account the service-auth token in `headers` speaks for, for the method `lxm` (an
+/// account moving in calls `createAccount` this way).
+pub(super) async fn service_token_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    lxm: &str,
+) -> Result<Did, XrpcError> {
+    service_caller(state, bearer(headers)?, lxm).await
 }
 
 /// A request authenticated with a refresh token (refreshSession, deleteSession).
@@ -262,7 +277,7 @@ impl FromRequestParts<AppState> for Refresh {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let claims = decode(state, bearer(parts)?, TYP_REFRESH)?;
+        let claims = decode(state, bearer(&parts.headers)?, TYP_REFRESH)?;
         if claims.scope != "com.atproto.refresh" {
             return Err(XrpcError::invalid_token("Bad token scope"));
         }

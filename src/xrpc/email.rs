@@ -12,7 +12,7 @@ use super::extract::Body;
 use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
 use crate::accounts::{AccountError, TokenPurpose};
-use crate::mail::templates::{Purpose, token_mail};
+use crate::mail::templates::token_mail;
 use crate::syntax::Did;
 
 type Out = Result<Json<serde_json::Value>, XrpcError>;
@@ -37,14 +37,6 @@ pub(super) async fn send_code(
         .await?
         .handle
         .map_or_else(|| did.to_string(), |h| h.to_string());
-    let purpose = match purpose {
-        TokenPurpose::ConfirmEmail => Purpose::ConfirmEmail,
-        TokenPurpose::UpdateEmail => Purpose::UpdateEmail,
-        TokenPurpose::ResetPassword => Purpose::ResetPassword,
-        TokenPurpose::DeleteAccount => Purpose::DeleteAccount,
-        TokenPurpose::SignIn => Purpose::SignIn,
-        TokenPurpose::PlcOperation => Purpose::PlcOperation,
-    };
     let mail = token_mail(purpose, to, &handle, &state.config().hostname, token);
     crate::mail::send_with_retries(mailer, &mail)
         .await

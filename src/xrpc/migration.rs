@@ -14,7 +14,7 @@ use super::extract::{Body, Params};
 use super::{AppState, XrpcError};
 use crate::accounts::{CredentialChanges, TokenPurpose};
 use crate::storage::Accounts;
-use crate::syntax::{Did, Nsid};
+use crate::syntax::Did;
 
 type Out = Result<Json<serde_json::Value>, XrpcError>;
 
@@ -26,26 +26,10 @@ pub(super) async fn check_arriving(
     headers: &HeaderMap,
     did: &Did,
 ) -> Result<(), XrpcError> {
-    let token = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            XrpcError::auth_required(
-                "Creating an account with an existing DID needs a service-auth token from it",
-            )
-        })?;
-    let lxm = Nsid::parse("com.atproto.server.createAccount").map_err(XrpcError::internal)?;
-    let claims = crate::identity::service_auth::verify(
-        state.resolver(),
-        token.trim(),
-        &state.config().service_did,
-        Some(&lxm),
-        chrono::Utc::now().timestamp(),
-    )
-    .await
-    .map_err(|e| XrpcError::invalid_token(format!("Bad service token: {e}")))?;
-    if claims.iss != did.as_str() {
+    let issuer =
+        super::auth::service_token_caller(state, headers, "com.atproto.server.createAccount")
+            .await?;
+    if &issuer != did {
         return Err(XrpcError::forbidden(
             "Forbidden",
             "The service token was not issued by the DID being created",
