@@ -118,7 +118,14 @@ impl AccountService<'_> {
             .recovery_key
             .map(|k| PublicKey::from_did_key(&k).map_err(|_| AccountError::InvalidRecoveryKey(k)))
             .transpose()?;
-        let signing = Keypair::generate(Algorithm::K256);
+        // An arriving account signs with the key reserved for it, if one was.
+        let reserved = match &arriving {
+            Some(did) => self.reserved_key(did).await?,
+            None => None,
+        };
+        let signing = reserved
+            .clone()
+            .unwrap_or_else(|| Keypair::generate(Algorithm::K256));
         let rotation = Keypair::generate(Algorithm::K256);
         // Priority order: the user's recovery key, this account's key, then the operator's key.
         let mut rotation_keys: Vec<PublicKey> = recovery.into_iter().collect();
@@ -213,6 +220,9 @@ impl AccountService<'_> {
         };
         if !records.create(&account).await? {
             return Err(StorageError::RepoExists(did).into());
+        }
+        if reserved.is_some() {
+            self.release_reserved_key(&did).await?;
         }
         Ok(CreatedAccount { did, handle })
     }

@@ -3,15 +3,23 @@
 //! ([`AccountService::recommended_credentials`]) and submits the operation the old PDS signed
 //! ([`AccountService::submit_plc_operation`]), after checking it keeps this PDS's keys and
 //! address. Leaving, it signs an operation for the new PDS with the account's rotation key, once
-//! the person has confirmed by e-mail ([`AccountService::sign_plc_operation`]).
+//! the person has confirmed by e-mail ([`AccountService::sign_plc_operation`]). A signing key
+//! can be reserved before the account arrives ([`AccountService::reserve_signing_key`]), so the
+//! DID document can name it first (did:web's manual path); the arriving account then signs
+//! with it.
 
 use serde_json::json;
 
 use super::{AccountError, AccountService, TokenPurpose};
-use crate::crypto::Keypair;
+use crate::crypto::{Algorithm, Keypair};
 use crate::identity::plc::{PlcData, PlcOperation, PlcService};
-use crate::storage::{EventBody, RepoKeys};
+use crate::storage::codec::{decode_keys, encode_keys};
+use crate::storage::{EventBody, KvCondition, RepoKeys, StorageError};
 use crate::syntax::Did;
+
+/// Key-value namespace of reserved signing keys (sealed), by DID or, reserved without one, by
+/// the key's did:key.
+const RESERVED_KEYS: &str = "reserved-signing-keys";
 
 /// The parts of a DID document a `signPlcOperation` call may set.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +35,61 @@ pub struct CredentialChanges {
 }
 
 impl AccountService<'_> {
+    /// Reserves a signing key for an account to come (`reserveSigningKey`) and returns its
+    /// did:key: for `did`, the one already reserved for it if any (reserving again changes
+    /// nothing); without one, a fresh key known by its did:key.
+    pub async fn reserve_signing_key(&self, did: Option<&Did>) -> Result<String, AccountError> {
+        if let Some(did) = did {
+            if let Some(key) = self.reserved_key(did).await? {
+                return Ok(key.public_key().to_did_key());
+            }
+        }
+        let key = Keypair::generate(Algorithm::K256);
+        let did_key = key.public_key().to_did_key();
+        let sealed = self.storage.seal_secret(&encode_keys(&key, None))?;
+        let Some(did) = did else {
+            // A fresh key's did:key names nothing else.
+            self.storage
+                .kv_put(RESERVED_KEYS, &did_key, &sealed, KvCondition::Always)
+                .await?;
+            return Ok(did_key);
+        };
+        if self
+            .storage
+            .kv_put(RESERVED_KEYS, did.as_str(), &sealed, KvCondition::IfAbsent)
+            .await?
+        {
+            return Ok(did_key);
+        }
+        // A concurrent reservation for the same DID won: its key is the reserved one.
+        let winner = self
+            .reserved_key(did)
+            .await?
+            .ok_or_else(|| StorageError::Conflict(did.clone()))?;
+        Ok(winner.public_key().to_did_key())
+    }
+
+    /// The signing key reserved for `did`, if any.
+    pub(super) async fn reserved_key(&self, did: &Did) -> Result<Option<Keypair>, AccountError> {
+        let Some(sealed) = self.storage.kv_get(RESERVED_KEYS, did.as_str()).await? else {
+            return Ok(None);
+        };
+        let opened = self.storage.open_secret(&sealed)?;
+        let (key, _) = decode_keys(&opened).map_err(|_| StorageError::Corrupt {
+            what: format!("reserved signing key of {did}"),
+            why: "not a key",
+        })?;
+        Ok(Some(key))
+    }
+
+    /// Drops `did`'s reservation once its account holds the key.
+    pub(super) async fn release_reserved_key(&self, did: &Did) -> Result<(), AccountError> {
+        self.storage
+            .kv_delete(RESERVED_KEYS, did.as_str(), None)
+            .await?;
+        Ok(())
+    }
+
     async fn keys(&self, did: &Did) -> Result<RepoKeys, AccountError> {
         self.storage
             .load_keys(did)

@@ -22,6 +22,7 @@ pub use bulk::BulkTask;
 pub use config::{BulkConfig, FirehoseTaskConfig, PdsConfig};
 pub use error::StartError;
 pub use pds::{Pds, PdsBuilder};
+pub use services::open_maintenance_storage;
 pub use task::FirehoseTask;
 
 /// How long a stopping server waits for its firehose subscribers' close frames to go out.

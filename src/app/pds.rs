@@ -146,6 +146,16 @@ impl PdsBuilder {
             ),
             false => None,
         };
+        // A process that runs the firehose is long-lived: it collects unused blocks too.
+        if let (Some(_), Some(every)) = (&hub, config.storage.block_collect_every) {
+            tokio::spawn(crate::storage::run_block_collector(
+                storage.clone(),
+                cache.clone(),
+                every,
+                config.storage.block_collect_window,
+                shutdown.clone(),
+            ));
+        }
         // Every Lambda instance and server process shares the counts on DynamoDB; the embedded
         // store serves one process, which counts in memory.
         let limits = match config.storage.kind {

@@ -151,3 +151,14 @@ pub(super) fn open_mailer(
     };
     Ok(Some(mailer))
 }
+
+/// The repo storage `config` names, without account keys, and a block cache for it: what a
+/// maintenance command (`arroba collect-blocks`) works on.
+pub async fn open_maintenance_storage(
+    config: &StorageConfig,
+) -> Result<(Arc<dyn Storage>, BlockCache), StartError> {
+    let aws = aws_context(config, None).await;
+    let cache = BlockCache::new(config.block_cache_bytes);
+    let storage = open_storage(config, None, aws.as_ref(), &cache)?;
+    Ok((storage, cache))
+}

@@ -36,9 +36,18 @@ impl FirehoseTask {
         let hub = Hub::start(
             storage.clone(),
             config.firehose.clone(),
-            shutdown.cancelled_owned(),
+            shutdown.clone().cancelled_owned(),
         )
         .await?;
+        if let Some(every) = config.storage.block_collect_every {
+            tokio::spawn(crate::storage::run_block_collector(
+                storage.clone(),
+                cache.clone(),
+                every,
+                config.storage.block_collect_window,
+                shutdown,
+            ));
+        }
         Ok(FirehoseTask {
             hub,
             exports: ExportState { storage, cache },

@@ -6,6 +6,7 @@
 //! (one line on stderr says why), 2 bad usage.
 
 mod bulk;
+mod collect;
 mod dynamodb;
 mod firehose;
 mod plc;
@@ -41,6 +42,9 @@ enum Command {
     /// Check a running PDS from outside: describeServer, a handle subdomain, the firehose,
     /// blobs and CORS preflights (exit code 1 if any check fails).
     Smoke(smoke::SmokeArgs),
+    /// Delete the blocks no repo and no event uses any more (the block collector, once; a
+    /// running server also runs it daily).
+    CollectBlocks(collect::CollectArgs),
     /// Manage the DynamoDB tables.
     #[command(subcommand)]
     Dynamodb(dynamodb::DynamoCommand),
@@ -57,6 +61,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Firehose(args) => firehose::run(args),
         Command::Bulk(args) => bulk::run(args),
         Command::Smoke(args) => smoke::run(args),
+        Command::CollectBlocks(args) => collect::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

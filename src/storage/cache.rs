@@ -1,8 +1,10 @@
 //! The process's block cache ([`BlockCache`]: one byte-bounded LRU shared by the backend and
 //! every request) and one operation's view of it ([`BlockView`]).
 //!
-//! Blocks are immutable, so a cached block is never stale and processes never disagree about
-//! one. The bound keeps a long-running `serve` or a warm Lambda from growing with every repo it
+//! Blocks are immutable, so a cached block is never wrong and processes never disagree about
+//! one. A block the collector deleted may linger in another process's cache; that is harmless,
+//! since only blocks nothing names are deleted, and a commit that names one again writes it
+//! again (a commit writes every block its tree did not have, whatever the cache holds). The bound keeps a long-running `serve` or a warm Lambda from growing with every repo it
 //! reads. Eviction could starve an operation whose working set is larger than the cache (a
 //! tree walk would fetch, lose and re-fetch the same node), so each operation reads through a
 //! [`BlockView`] that also holds every block it fetched until the operation ends.
@@ -85,6 +87,14 @@ impl BlockCache {
                 Some((_, evicted)) => lru.bytes -= evicted.len() + ENTRY_OVERHEAD,
                 None => break,
             }
+        }
+    }
+
+    /// Forgets `cid` (a block the collector deleted).
+    pub fn remove(&self, cid: &Cid) {
+        let mut lru = self.lock();
+        if let Some(old) = lru.entries.pop(cid) {
+            lru.bytes -= old.len() + ENTRY_OVERHEAD;
         }
     }
 

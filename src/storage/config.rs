@@ -3,8 +3,9 @@
 //! here: only processes that sign get them (`crate::app`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use super::BlockCache;
+use super::{BlockCache, MIN_SAFE_WINDOW};
 use crate::config::{ConfigError, Env};
 
 /// Where repos and account data live.
@@ -48,6 +49,12 @@ pub struct StorageConfig {
     pub blobstore: BlobstoreKind,
     /// Bound of the process's block cache in bytes (`PDS_BLOCK_CACHE_BYTES`, default 64 MiB).
     pub block_cache_bytes: usize,
+    /// How often a long-lived process (`arroba serve`, the firehose task) runs the block
+    /// collector (`PDS_BLOCK_COLLECT_INTERVAL_SECONDS`, default a day; `off` never).
+    pub block_collect_every: Option<Duration>,
+    /// The collector's safety window (`PDS_BLOCK_COLLECT_WINDOW_SECONDS`, default and minimum
+    /// an hour: [`super::MIN_SAFE_WINDOW`]).
+    pub block_collect_window: Duration,
 }
 
 impl StorageConfig {
@@ -89,11 +96,34 @@ impl StorageConfig {
         let block_cache_bytes = env
             .positive("PDS_BLOCK_CACHE_BYTES")?
             .map_or(BlockCache::DEFAULT_CAPACITY, |n| n as usize);
+        let block_collect_every = match env.get("PDS_BLOCK_COLLECT_INTERVAL_SECONDS") {
+            Some("off") => None,
+            _ => Some(Duration::from_secs(
+                env.positive("PDS_BLOCK_COLLECT_INTERVAL_SECONDS")?
+                    .unwrap_or(24 * 3600),
+            )),
+        };
+        let block_collect_window = match env.positive("PDS_BLOCK_COLLECT_WINDOW_SECONDS")? {
+            None => MIN_SAFE_WINDOW,
+            Some(s) if Duration::from_secs(s) >= MIN_SAFE_WINDOW => Duration::from_secs(s),
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: "PDS_BLOCK_COLLECT_WINDOW_SECONDS",
+                    why: format!(
+                        "must be at least {} (a shorter window can delete the blocks of a \
+                         commit in flight)",
+                        MIN_SAFE_WINDOW.as_secs()
+                    ),
+                });
+            }
+        };
         Ok(StorageConfig {
             data_directory,
             kind,
             blobstore,
             block_cache_bytes,
+            block_collect_every,
+            block_collect_window,
         })
     }
 
@@ -138,6 +168,15 @@ mod tests {
             BlobstoreKind::Disk(PathBuf::from("./.local/pds/blobs"))
         );
         assert!(!c.needs_aws());
+        assert_eq!(c.block_collect_every, Some(Duration::from_secs(86_400)));
+        assert_eq!(c.block_collect_window, MIN_SAFE_WINDOW);
+        let off: Env = [("PDS_BLOCK_COLLECT_INTERVAL_SECONDS", "off")]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            StorageConfig::from_env(&off).unwrap().block_collect_every,
+            None
+        );
         let aws: Env = [
             ("PDS_STORAGE", "dynamodb"),
             ("PDS_BLOBSTORE_S3_BUCKET", "b"),
@@ -161,6 +200,8 @@ mod tests {
             ("PDS_STORAGE", "mongo"),
             ("PDS_BLOCK_CACHE_BYTES", "lots"),
             ("PDS_BLOCK_CACHE_BYTES", "0"),
+            ("PDS_BLOCK_COLLECT_INTERVAL_SECONDS", "never"),
+            ("PDS_BLOCK_COLLECT_WINDOW_SECONDS", "60"),
             ("ARROBA_TABLE_NAMES", "repos=x"),
             ("ARROBA_TABLE_NAMES", r#"{"nope": "x"}"#),
         ] {

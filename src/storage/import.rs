@@ -338,6 +338,7 @@ pub async fn import_repo(
         });
     }
 
+    let blocks_written = std::time::Instant::now();
     write_blocks(storage, &car).await?;
     let accounts = Accounts(storage);
     let mut missing_blobs = 0;
@@ -355,6 +356,11 @@ pub async fn import_repo(
             false => vec![],
         };
         let old_head = record.head;
+        // Past the block collector's landing limit the oldest blocks may be collected before
+        // the head names them (`super::collect`); importing again writes them anew.
+        if blocks_written.elapsed() > super::BLOCK_LANDING_LIMIT {
+            return Err(StorageError::Conflict(did.clone()).into());
+        }
         storage
             .replace_head(did, old_head, repo.commit_cid, repo.commit.rev, events)
             .await?;

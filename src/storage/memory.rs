@@ -1,7 +1,7 @@
 //! [`MemoryStorage`]: every storage role in process memory behind one lock. For tests,
 //! benchmarks and the CLI; nothing survives the process, and keys are kept unsealed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -9,7 +9,7 @@ use chrono::Utc;
 
 use super::{
     BlockStore, Event, EventBody, EventLog, KvCondition, KvStore, NewRepo, RepoKeys, RepoRecord,
-    RepoStatus, RepoStore, Seq, StorageError,
+    RepoStatus, RepoStore, Seq, StorageError, StoredBlock,
 };
 use crate::block::BlockMap;
 use crate::cid::Cid;
@@ -29,8 +29,12 @@ struct State {
     keys: HashMap<Did, RepoKeys>,
     handles: HashMap<Handle, Did>,
     blocks: HashMap<Cid, Vec<u8>>,
+    /// When each block was last written (ms since the epoch).
+    block_written: HashMap<Cid, u64>,
     /// Events in seq order; `events[i].seq == i + 1` since nothing here can fail half way.
     events: Vec<Event>,
+    /// Numbers of events removed by `forget_events`, which readers pass over.
+    forgotten: HashSet<Seq>,
     kv: BTreeMap<(String, String), Vec<u8>>,
 }
 
@@ -72,9 +76,19 @@ impl State {
     }
 
     fn write_blocks(&mut self, blocks: &BlockMap) {
+        let now = u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0);
         for (cid, bytes) in blocks.iter() {
             self.blocks.entry(*cid).or_insert_with(|| bytes.to_vec());
+            self.block_written.insert(*cid, now);
         }
+    }
+
+    /// The stored events after `after`, in order, forgotten ones passed over.
+    fn events_after(&self, after: Option<Seq>) -> impl Iterator<Item = &Event> {
+        let start = after.unwrap_or(0).min(self.events.len() as Seq) as usize;
+        self.events[start..]
+            .iter()
+            .filter(|e| !self.forgotten.contains(&e.seq))
     }
 }
 
@@ -223,6 +237,15 @@ impl RepoStore for MemoryStorage {
         }
         Ok(state.append(did, events))
     }
+
+    // Memory storage keeps account keys unsealed too: it is for tests and benchmarks.
+    fn seal_secret(&self, secret: &[u8]) -> Result<Vec<u8>, StorageError> {
+        Ok(secret.to_vec())
+    }
+
+    fn open_secret(&self, sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+        Ok(sealed.to_vec())
+    }
 }
 
 #[async_trait]
@@ -239,6 +262,58 @@ impl BlockStore for MemoryStorage {
         self.state().write_blocks(blocks);
         Ok(())
     }
+
+    async fn scan_blocks(
+        &self,
+        token: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<(Vec<StoredBlock>, Option<Vec<u8>>), StorageError> {
+        let state = self.state();
+        let mut all: Vec<(Vec<u8>, StoredBlock)> = state
+            .blocks
+            .keys()
+            .map(|cid| {
+                let written_ms = state.block_written.get(cid).copied().unwrap_or(0);
+                (
+                    cid.to_bytes(),
+                    StoredBlock {
+                        cid: *cid,
+                        written_ms,
+                    },
+                )
+            })
+            .filter(|(key, _)| token.as_ref().is_none_or(|t| key > t))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all.truncate(limit);
+        let next = (all.len() >= limit)
+            .then(|| all.last().map(|(k, _)| k.clone()))
+            .flatten();
+        Ok((all.into_iter().map(|(_, b)| b).collect(), next))
+    }
+
+    async fn delete_blocks(
+        &self,
+        cids: &[Cid],
+        written_before: u64,
+    ) -> Result<usize, StorageError> {
+        let mut state = self.state();
+        let mut deleted = 0;
+        for cid in cids {
+            if state
+                .block_written
+                .get(cid)
+                .is_some_and(|&t| t >= written_before)
+            {
+                continue;
+            }
+            state.block_written.remove(cid);
+            if state.blocks.remove(cid).is_some() {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
 }
 
 #[async_trait]
@@ -249,8 +324,7 @@ impl EventLog for MemoryStorage {
         limit: usize,
     ) -> Result<Vec<Event>, StorageError> {
         let state = self.state();
-        let start = after.unwrap_or(0).min(state.events.len() as Seq) as usize;
-        Ok(state.events[start..].iter().take(limit).cloned().collect())
+        Ok(state.events_after(after).take(limit).cloned().collect())
     }
 
     async fn read_repo_events(
@@ -260,9 +334,8 @@ impl EventLog for MemoryStorage {
         limit: usize,
     ) -> Result<Vec<Event>, StorageError> {
         let state = self.state();
-        let start = after.unwrap_or(0).min(state.events.len() as Seq) as usize;
-        Ok(state.events[start..]
-            .iter()
+        Ok(state
+            .events_after(after)
             .filter(|e| &e.did == did)
             .take(limit)
             .cloned()
@@ -276,6 +349,33 @@ impl EventLog for MemoryStorage {
     async fn mark_seq_skipped(&self, _seq: Seq) -> Result<bool, StorageError> {
         // Numbers are assigned and stored under one lock, so every assigned number is an event.
         Ok(false)
+    }
+
+    async fn scan_events(
+        &self,
+        token: Option<Seq>,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<Seq>), StorageError> {
+        let events = self.read_events(token, limit).await?;
+        let next = (events.len() >= limit)
+            .then(|| events.last().map(|e| e.seq))
+            .flatten();
+        Ok((events, next))
+    }
+
+    async fn forget_events(&self, did: &Did, seqs: &[Seq]) -> Result<(), StorageError> {
+        let mut state = self.state();
+        let last = state.events.last().map(|e| e.seq);
+        for &seq in seqs {
+            let owned = state
+                .events
+                .get((seq as usize).wrapping_sub(1))
+                .is_some_and(|e| &e.did == did);
+            if owned && Some(seq) != last {
+                state.forgotten.insert(seq);
+            }
+        }
+        Ok(())
     }
 }
 

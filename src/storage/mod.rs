@@ -18,6 +18,7 @@ mod aws;
 mod blobstore;
 mod cache;
 pub mod codec;
+mod collect;
 mod config;
 mod disk;
 mod driver;
@@ -38,6 +39,9 @@ pub use accounts::Accounts;
 pub use aws::AwsContext;
 pub use blobstore::{BlobStore, DiskBlobStore, S3BlobStore};
 pub use cache::{BlockCache, BlockView};
+pub use collect::{
+    BLOCK_LANDING_LIMIT, CollectReport, MIN_SAFE_WINDOW, collect_blocks, run_block_collector,
+};
 pub use config::{BlobstoreKind, StorageConfig, StorageKind};
 pub use disk::DiskStorage;
 pub use driver::{
@@ -55,5 +59,5 @@ pub use sealed::{KeySealer, SealError};
 pub use sequencer::Sequencer;
 pub use types::{
     CommitEvent, Event, EventBody, KvCondition, NewRepo, RemoteBlob, RepoKeys, RepoRecord,
-    RepoStatus, Seq,
+    RepoStatus, Seq, StoredBlock,
 };

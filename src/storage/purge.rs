@@ -3,10 +3,13 @@
 //! outstanding e-mail codes — removed in bounded pages. Every step can run again, so a purge cut
 //! off midway (a crash, a Lambda timeout) finishes when deletion is asked for again.
 //!
-//! Repo blocks are not removed here: they are content-addressed and shared by every repo on
-//! the server, so a block of this account may be another's too (see `docs/storage.md`).
+//! Its history in the event log goes too, all but the `#account` event that announced the
+//! deletion (as the reference PDS does it). Repo blocks are not removed here: they are
+//! content-addressed and shared by every repo on the server, so a block of this account may be
+//! another's too. Once neither the repo nor an event names them, the block collector
+//! ([`super::collect_blocks`]) removes them (see `docs/storage.md`).
 
-use super::{BlobStore, Storage, StorageError};
+use super::{BlobStore, EventBody, RepoStatus, Storage, StorageError};
 use crate::syntax::Did;
 
 /// Keys removed per page.
@@ -19,6 +22,8 @@ pub struct PurgeReport {
     pub blobs: usize,
     /// Other entries: waiting blobs, preferences, e-mail codes.
     pub entries: usize,
+    /// Events of the account removed from the log.
+    pub events: usize,
 }
 
 /// Removes `did`'s blobs and account data (see the module docs). Call only for a deleted account.
@@ -85,5 +90,35 @@ pub async fn purge_account(
             report.entries += 1;
         }
     }
+    report.events = forget_history(storage, did).await?;
     Ok(report)
+}
+
+/// Removes `did`'s events from the log but the last `#account` deletion event; returns how many.
+async fn forget_history(storage: &dyn Storage, did: &Did) -> Result<usize, StorageError> {
+    let mut forgotten = 0;
+    let mut after = None;
+    loop {
+        let page = storage.read_repo_events(did, after, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(forgotten);
+        };
+        after = Some(last.seq);
+        let keep = |body: &EventBody| {
+            matches!(
+                body,
+                EventBody::Account {
+                    status: Some(RepoStatus::Deleted),
+                    ..
+                }
+            )
+        };
+        let seqs: Vec<_> = page
+            .iter()
+            .filter(|e| !keep(&e.body))
+            .map(|e| e.seq)
+            .collect();
+        storage.forget_events(did, &seqs).await?;
+        forgotten += seqs.len();
+    }
 }

@@ -9,7 +9,9 @@
 use async_trait::async_trait;
 
 use super::StorageError;
-use super::{Event, EventBody, KvCondition, NewRepo, RepoKeys, RepoRecord, RepoStatus, Seq};
+use super::{
+    Event, EventBody, KvCondition, NewRepo, RepoKeys, RepoRecord, RepoStatus, Seq, StoredBlock,
+};
 use crate::block::BlockMap;
 use crate::cid::Cid;
 use crate::repo::CommitData;
@@ -109,17 +111,43 @@ pub trait RepoStore: Send + Sync + std::fmt::Debug {
         handle: Option<Handle>,
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError>;
+
+    /// `secret` sealed as account keys are at rest, for a secret kept in the key-value store
+    /// (a reserved signing key). Fails with [`StorageError::NoKeySealer`] on a backend opened
+    /// without key-encryption keys.
+    fn seal_secret(&self, secret: &[u8]) -> Result<Vec<u8>, StorageError>;
+
+    /// Opens what [`RepoStore::seal_secret`] sealed.
+    fn open_secret(&self, sealed: &[u8]) -> Result<Vec<u8>, StorageError>;
 }
 
 /// Content-addressed blocks: commits, MST nodes and records of every repo. Blocks are
-/// immutable, so any copy of one is as good as another and caches never go stale.
+/// immutable, so any copy of one is as good as another; the block collector
+/// (`super::collect_blocks`) deletes those nothing names any more.
 #[async_trait]
 pub trait BlockStore: Send + Sync + std::fmt::Debug {
     /// The blocks among `cids` that exist (missing ones are simply absent from the result).
     async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError>;
 
-    /// Stores blocks; existing blocks are left as they are. Idempotent.
+    /// Stores blocks; existing blocks keep their bytes. Idempotent. Every block written gets
+    /// the time of this write (an existing one too), which protects it from
+    /// [`BlockStore::delete_blocks`] with an earlier cutoff: the collector's safety window.
     async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError>;
+
+    /// Every stored block with the time it was last written, a page of about `limit` at a
+    /// time, in no particular order. Start with `None`; continue with the token a page returns
+    /// until it returns `None`. For the block collector (`super::collect_blocks`).
+    async fn scan_blocks(
+        &self,
+        token: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<(Vec<StoredBlock>, Option<Vec<u8>>), StorageError>;
+
+    /// Deletes each block of `cids` last written before `written_before` (milliseconds since
+    /// the Unix epoch); a block written at or after it — by a commit racing the collector —
+    /// stays, whole. Returns how many blocks it deleted.
+    async fn delete_blocks(&self, cids: &[Cid], written_before: u64)
+    -> Result<usize, StorageError>;
 
     /// One block, if it exists.
     async fn read_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StorageError> {
@@ -161,6 +189,21 @@ pub trait EventLog: Send + Sync + std::fmt::Debug {
     /// it will fail and take a new number — and false if it is an event. Only
     /// [`super::Sequencer`] and writers that know their number never became an event call this.
     async fn mark_seq_skipped(&self, seq: Seq) -> Result<bool, StorageError>;
+
+    /// Every stored event, a page of about `limit` at a time, in no particular order (gaps and
+    /// expired numbers are no obstacle). Start with `None`; continue with the returned token
+    /// until it is `None`. For the block collector, which keeps every block an event names.
+    async fn scan_events(
+        &self,
+        token: Option<Seq>,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<Seq>), StorageError>;
+
+    /// Removes the events `seqs` of `did` (a deleted account's history, as the reference PDS
+    /// drops it): readers pass over their numbers as they pass over skipped ones. Numbers that
+    /// are not `did`'s events are left alone, and so is the log's last event on a backend that
+    /// counts from it (the embedded store). Idempotent.
+    async fn forget_events(&self, did: &Did, seqs: &[Seq]) -> Result<(), StorageError>;
 }
 
 /// A small key-value store in namespaces, for account data (see `accounts`) and remote blobs.

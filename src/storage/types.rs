@@ -186,6 +186,16 @@ impl From<&CommitData> for CommitEvent {
     }
 }
 
+/// A stored block as [`super::BlockStore::scan_blocks`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// The block's CID.
+    pub cid: Cid,
+    /// When it was last written, in milliseconds since the Unix epoch (0 for blocks written
+    /// before the time was kept).
+    pub written_ms: u64,
+}
+
 /// A blob that lives at a remote URL (arroba's `AtpRemoteBlob`): Bridgy-style repos reference
 /// media hosted elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq)]

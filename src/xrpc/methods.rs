@@ -217,6 +217,10 @@ pub(super) fn table() -> Vec<Method> {
             admin::get_subject_status,
         ),
         // Moving accounts (migration)
+        procedure(
+            "com.atproto.server.reserveSigningKey",
+            migration::reserve_signing_key,
+        ),
         query(
             "com.atproto.identity.getRecommendedDidCredentials",
             migration::get_recommended_did_credentials,

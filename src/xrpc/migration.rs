@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::Access;
-use super::extract::{Body, Params};
+use super::extract::{Body, OptionalBody, Params};
 use super::{AppState, XrpcError};
 use crate::accounts::{CredentialChanges, TokenPurpose};
 use crate::storage::Accounts;
@@ -36,6 +36,26 @@ pub(super) async fn check_arriving(
         ));
     }
     Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ReserveSigningKeyInput {
+    did: Option<String>,
+}
+
+/// `reserveSigningKey`: a signing key for an account yet to arrive, by its DID (the key its
+/// `createAccount` will sign with) or without one. Open to anyone, as on the reference PDS; the
+/// request rate limits bound it.
+pub(super) async fn reserve_signing_key(
+    State(state): State<AppState>,
+    OptionalBody(input): OptionalBody<ReserveSigningKeyInput>,
+) -> Out {
+    let did = input
+        .and_then(|i| i.did)
+        .map(|d| Did::parse(&d).map_err(|e| XrpcError::invalid(format!("Invalid did: {e}"))))
+        .transpose()?;
+    let signing_key = state.accounts().reserve_signing_key(did.as_ref()).await?;
+    Ok(Json(json!({ "signingKey": signing_key })))
 }
 
 pub(super) async fn get_recommended_did_credentials(

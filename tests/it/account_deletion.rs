@@ -1,7 +1,8 @@
 //! Deleting an account over HTTP takes its blobs (bytes and records), preferences and
 //! outstanding e-mail codes with it, on the embedded store and disk and on DynamoDB and S3;
 //! nothing of it can be read afterwards; a purge cut off midway finishes when deletion is asked
-//! for again.
+//! for again. Its repo blocks and its history in the event log go too, once the block
+//! collector has run, while every other repo stays whole.
 
 use std::sync::Arc;
 
@@ -59,6 +60,75 @@ async fn alice_with_everything(pds: &Pds, alice: &Session) -> [Value; 2] {
     )
     .await;
     [posted, unused]
+}
+
+/// Bob, another account with a post, and the number of blocks the store holds once unused
+/// ones are collected.
+async fn bob_and_the_block_count(pds: &Pds) -> (Session, usize) {
+    let bob = pds.create_account("bob").await;
+    let (status, _) = pds
+        .post(
+            "com.atproto.repo.createRecord",
+            Some(&bob.access),
+            json!({"repo": bob.did, "collection": "app.bsky.feed.post",
+                "record": {"$type": "app.bsky.feed.post", "text": "look",
+                    "createdAt": "2026-01-01T00:00:00.000Z"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    (bob, blocks_after_collecting(pds).await)
+}
+
+/// Collects unused blocks with no safety window (the test is the only writer) and counts the
+/// blocks left.
+async fn blocks_after_collecting(pds: &Pds) -> usize {
+    let storage = pds.state.storage();
+    let cache = arroba::storage::BlockCache::new(1 << 20);
+    arroba::storage::collect_blocks(storage, &cache, std::time::Duration::ZERO, false)
+        .await
+        .unwrap();
+    let mut count = 0;
+    let mut token = None;
+    loop {
+        let (page, next) = storage.scan_blocks(token, 1000).await.unwrap();
+        count += page.len();
+        match next {
+            Some(t) => token = Some(t),
+            None => return count,
+        }
+    }
+}
+
+/// After the collector: the store holds exactly what it held before Alice, her history is
+/// gone from the event log but for the deletion, and Bob's repo still exports whole.
+async fn blocks_and_history_gone(pds: &Pds, alice: &Session, bob: &Session, before: usize) {
+    assert_eq!(blocks_after_collecting(pds).await, before);
+    let did = Did::parse(&alice.did).unwrap();
+    let history = pds
+        .state
+        .storage()
+        .read_repo_events(&did, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert!(matches!(
+        history[0].body,
+        arroba::storage::EventBody::Account {
+            active: false,
+            status: Some(arroba::storage::RepoStatus::Deleted)
+        }
+    ));
+    let response = pds
+        .client
+        .get(pds.xrpc("com.atproto.sync.getRepo"))
+        .query(&[("did", &bob.did)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let car = response.bytes().await.unwrap();
+    let report = arroba::repo::verify::verify_repo_car(&car, None).unwrap();
+    assert_eq!(report.records, 1);
 }
 
 async fn delete_with_code(pds: &Pds, alice: &Session) -> (u16, Value) {
@@ -136,6 +206,7 @@ async fn nothing_left(pds: &Pds, alice: &Session, blobs: &[Value; 2]) {
 #[tokio::test]
 async fn on_disk_a_deleted_account_leaves_no_blob_file_and_nothing_readable() {
     let pds = Pds::start(&[]).await;
+    let (bob, before) = bob_and_the_block_count(&pds).await;
     let alice = pds.create_account("alice").await;
     let blobs = alice_with_everything(&pds, &alice).await;
     let folder = pds.dir.path().join("blobs").join(&alice.did);
@@ -145,6 +216,7 @@ async fn on_disk_a_deleted_account_leaves_no_blob_file_and_nothing_readable() {
     nothing_left(&pds, &alice, &blobs).await;
     let files = std::fs::read_dir(&folder).map(Iterator::count).unwrap_or(0);
     assert_eq!(files, 0, "no blob file is left on disk");
+    blocks_and_history_gone(&pds, &alice, &bob, before).await;
 }
 
 #[tokio::test]
@@ -156,6 +228,7 @@ async fn on_dynamodb_and_s3_a_deleted_account_leaves_no_blob_object() {
     s3.ensure_bucket().await.unwrap();
     let blobs: Arc<dyn BlobStore> = Arc::new(s3);
     let pds = Pds::start_with(tempfile::tempdir().unwrap(), storage, blobs, &[]).await;
+    let (bob, before) = bob_and_the_block_count(&pds).await;
     let alice = pds.create_account("alice").await;
     let uploaded = alice_with_everything(&pds, &alice).await;
     let objects = || async {
@@ -173,6 +246,7 @@ async fn on_dynamodb_and_s3_a_deleted_account_leaves_no_blob_object() {
     assert_eq!(status, 200, "{body}");
     nothing_left(&pds, &alice, &uploaded).await;
     assert_eq!(objects().await, 0, "no object is left in the bucket");
+    blocks_and_history_gone(&pds, &alice, &bob, before).await;
 }
 
 #[tokio::test]

@@ -392,3 +392,38 @@ async fn keys_are_sealed_at_rest() {
     }
     assert!(item.contains_key("keys"));
 }
+
+#[tokio::test]
+async fn a_commit_slower_than_the_landing_limit_fails_and_moves_nothing() {
+    // The limit protects blocks from the collector (`storage::collect`); here it is zero, so
+    // every commit overruns it between writing its blocks and landing its head.
+    let mut config = arroba::storage::dynamo::DynamoConfig::new(
+        format!("t{}-", hex::encode(rand::random::<[u8; 6]>())),
+        Some(arroba::storage::KeySealer::ephemeral()),
+    );
+    config.block_landing_limit = Duration::ZERO;
+    let slow = DynamoStorage::with_sdk_config(&crate::common::sdk_config().await, config);
+    slow.create_tables().await.unwrap();
+    new_repo(&slow, 1).await;
+    let before = slow.load_repo(&did(1)).await.unwrap().unwrap();
+    let key = Keypair::from_seed(Algorithm::K256, &1u32.to_be_bytes());
+    let view = BlockCache::default().view();
+    let (_, repo) = load_repo_state(&slow, &view, &did(1)).await.unwrap();
+    fetch_tree(&slow, &view, &repo).await.unwrap();
+    let (_, data) = repo
+        .apply_writes(
+            &[create("slow", post("late"))],
+            &key,
+            TidClock::new(9).next(arroba::tid::micros_of(chrono::Utc::now())),
+        )
+        .unwrap();
+    let landed = slow.apply_commit(&data).await;
+    assert!(
+        matches!(landed, Err(StorageError::Conflict(_))),
+        "{landed:?}"
+    );
+    let after = slow.load_repo(&did(1)).await.unwrap().unwrap();
+    assert_eq!(after.head, before.head);
+    let last = slow.last_seq().await.unwrap();
+    assert_eq!(last, Some(4), "no event was sequenced");
+}

@@ -213,6 +213,12 @@ async fn every_method_the_router_serves_follows_its_lexicon() {
         a(&alice.access),
         q(&[])
     );
+    // A signing key reserved for an account yet to arrive (no auth, as the reference).
+    check!(
+        "com.atproto.server.reserveSigningKey",
+        Auth::None,
+        Input::Json(json!({"did": "did:plc:arriving0000000000000000"}))
+    );
     // The identity methods of moving accounts: alice's own credentials, an operation her PDS
     // signs (with the e-mailed code) that changes nothing, submitted back.
     check!(

@@ -85,6 +85,24 @@ async fn an_account_moves_from_the_embedded_store_to_dynamodb_and_back_with_its_
     .await;
     let new_service = new.state.config().service_did.clone();
 
+    // 0. A signing key reserved on the new server for the arriving DID: the same one each
+    // time, and the one the account signs with once it arrives.
+    let reserve = json!({"did": alice.did});
+    let (status, reserved) = new
+        .post(
+            "com.atproto.server.reserveSigningKey",
+            None,
+            reserve.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{reserved}");
+    let reserved_key = reserved["signingKey"].as_str().unwrap().to_owned();
+    assert!(reserved_key.starts_with("did:key:z"), "{reserved}");
+    let (_, again) = new
+        .post("com.atproto.server.reserveSigningKey", None, reserve)
+        .await;
+    assert_eq!(again["signingKey"], reserved_key.as_str());
+
     // 1. A service-auth token from the old PDS lets the new one create the account.
     let (status, auth) = old
         .get(
@@ -114,6 +132,18 @@ async fn an_account_moves_from_the_embedded_store_to_dynamodb_and_back_with_its_
     assert_eq!(status, 200, "{created}");
     assert_eq!(created["did"], alice.did.as_str());
     let token = created["accessJwt"].as_str().unwrap().to_owned();
+    let (_, credentials) = new
+        .get(
+            "com.atproto.identity.getRecommendedDidCredentials",
+            Some(&token),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        credentials["verificationMethods"]["atproto"],
+        reserved_key.as_str(),
+        "the arriving account signs with the reserved key"
+    );
     let (_, st) = new
         .get("com.atproto.server.checkAccountStatus", Some(&token), &[])
         .await;
@@ -440,4 +470,55 @@ async fn an_account_moves_from_the_embedded_store_to_dynamodb_and_back_with_its_
         )
         .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_signing_key_is_reserved_with_or_without_a_did_and_a_bad_did_is_refused() {
+    let pds = Pds::start(&[]).await;
+    // Without a body, as the reference accepts it: a fresh key each time.
+    let mut keys = Vec::new();
+    for _ in 0..2 {
+        let response = pds
+            .client
+            .post(pds.xrpc("com.atproto.server.reserveSigningKey"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        keys.push(body["signingKey"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(keys[0], keys[1]);
+    assert!(
+        arroba::crypto::PublicKey::from_did_key(&keys[0]).is_ok(),
+        "{}",
+        keys[0]
+    );
+    let (status, body) = pds
+        .post(
+            "com.atproto.server.reserveSigningKey",
+            None,
+            json!({"did": "not a did"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "InvalidRequest");
+    // A reservation is sealed at rest like account keys.
+    let stored = pds
+        .state
+        .storage()
+        .kv_list("reserved-signing-keys", None, 10)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 2);
+    for (name, sealed) in stored {
+        assert!(keys.contains(&name));
+        assert!(
+            arroba::storage::codec::decode_keys(&sealed).is_err(),
+            "stored sealed, not in the clear"
+        );
+        let opened = pds.state.storage().open_secret(&sealed).unwrap();
+        let (key, _) = arroba::storage::codec::decode_keys(&opened).unwrap();
+        assert_eq!(key.public_key().to_did_key(), name);
+    }
 }

@@ -374,3 +374,163 @@ async fn make_smoke_passes_against_a_running_pds_and_names_what_fails() {
         "{results}"
     );
 }
+
+/// Starts `arroba serve` on the embedded store in `data`, logging JSON lines to `json_log`.
+fn serve_on(
+    data: &std::path::Path,
+    port: u16,
+    log: &std::path::Path,
+    json_log: &std::path::Path,
+) -> Running {
+    let child = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .arg("serve")
+        .env_clear()
+        .env("PDS_DEV_MODE", "true")
+        .env("PDS_PORT", port.to_string())
+        .env("PDS_DATA_DIRECTORY", data)
+        .env("PDS_ADMIN_PASSWORD", "admin-password-0123456789")
+        .env("PDS_BLOCK_COLLECT_INTERVAL_SECONDS", "1")
+        .env("ARROBA_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(json_log).unwrap()))
+        .spawn()
+        .unwrap();
+    Running {
+        child,
+        group: false,
+    }
+}
+
+/// `arroba collect-blocks` run on `data` with `args`.
+fn collect_blocks(data: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .arg("collect-blocks")
+        .args(args)
+        .env_clear()
+        .env("PDS_DATA_DIRECTORY", data)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (log, json_log) = (dir.path().join("serve.log"), dir.path().join("serve.json"));
+    let port = free_port();
+    let mut server = serve_on(&data, port, &log, &json_log);
+    let base = format!("http://127.0.0.1:{port}");
+    let xrpc = |nsid: &str| format!("{base}/xrpc/{nsid}");
+    wait_for(&xrpc("_health"), &log).await;
+    let client = reqwest::Client::new();
+    let mut accounts = Vec::new();
+    for (handle, posts) in [("alice.test", 20), ("bob.test", 1)] {
+        let account = post(
+            &client,
+            xrpc("com.atproto.server.createAccount"),
+            None,
+            json!({"handle": handle, "password": "pw-0123456789"}),
+        )
+        .await;
+        for i in 0..posts {
+            post(
+                &client,
+                xrpc("com.atproto.repo.createRecord"),
+                account["accessJwt"].as_str(),
+                json!({"repo": account["did"], "collection": "app.bsky.feed.post",
+                       "record": {"text": format!("{handle} {i}"),
+                                  "createdAt": "2026-12-01T00:00:00.000Z"}}),
+            )
+            .await;
+        }
+        accounts.push(account);
+    }
+    let deleted = client
+        .post(xrpc("com.atproto.admin.deleteAccount"))
+        .basic_auth("admin", Some("admin-password-0123456789"))
+        .json(&json!({"did": accounts[0]["did"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 200);
+    // The server runs the collector on its interval; with the default hour-long window it
+    // leaves the just-deleted blocks for later.
+    let mut report = None;
+    for _ in 0..100 {
+        let lines = std::fs::read_to_string(&json_log).unwrap_or_default();
+        report = lines
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Json>(l).ok())
+            .find(|l| l["fields"]["message"] == "block collection finished");
+        if report.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = report.expect("the server ran the block collector");
+    assert_eq!(report["fields"]["deleted"], 0, "{report}");
+    let stop = Command::new("kill")
+        .args(["-s", "TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stop.success());
+    server.child.wait().unwrap();
+
+    // A window under an hour is refused unless the store is quiescent.
+    let refused = collect_blocks(&data, &["--window-seconds", "0"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--quiescent"));
+    let run = |args: &[&str]| {
+        let out = collect_blocks(&data, args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Json>(&out.stdout).unwrap()
+    };
+    let quiet = ["--window-seconds", "0", "--quiescent", "--json"];
+    let first = run(&quiet);
+    // Alice's 20 posts, her commits and tree nodes.
+    assert!(first["deleted"].as_u64().unwrap() > 40, "{first}");
+    assert_eq!(first["repos"], 1, "{first}");
+    assert_eq!(run(&quiet)["deleted"], 0);
+
+    // Bob's repo is whole: the server exports it and lists his post.
+    let port = free_port();
+    let _server = serve_on(&data, port, &log, &json_log);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{base}/xrpc/_health"), &log).await;
+    let bob = accounts[1]["did"].as_str().unwrap();
+    let repo = client
+        .get(format!("{base}/xrpc/com.atproto.sync.getRepo?did={bob}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(repo.status(), 200);
+    let car = repo.bytes().await.unwrap();
+    let listed: Json = client
+        .get(format!(
+            "{base}/xrpc/com.atproto.repo.listRecords?repo={bob}&collection=app.bsky.feed.post"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["records"].as_array().unwrap().len(), 1, "{listed}");
+    let out = dir.path().join("bob.car");
+    std::fs::write(&out, &car).unwrap();
+    let verified = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .args(["repo", "verify"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}

@@ -987,6 +987,257 @@ async fn replacing_the_head_is_conditional_on_the_old_one(s: Arc<dyn Storage>) {
     );
 }
 
+/// Every block in the store, by scanning in pages of `page`.
+async fn all_blocks(s: &dyn Storage, page: usize) -> BTreeSet<arroba::cid::Cid> {
+    let mut out = BTreeSet::new();
+    let mut token = None;
+    loop {
+        let (blocks, next) = s.scan_blocks(token, page).await.unwrap();
+        out.extend(blocks.iter().map(|b| b.cid));
+        match next {
+            Some(t) => token = Some(t),
+            None => return out,
+        }
+    }
+}
+
+/// The head commit, nodes and records of `did`'s repo.
+async fn tree_blocks(s: &dyn Storage, did: &Did) -> BTreeSet<arroba::cid::Cid> {
+    let view = BlockCache::default().view();
+    let (record, repo) = load_repo_state(s, &view, did).await.unwrap();
+    fetch_tree(s, &view, &repo).await.unwrap();
+    let mut out = BTreeSet::from([record.head]);
+    repo.mst()
+        .walk_nodes(&mut |node| {
+            out.insert(node.cid);
+            out.extend(node.leaves.iter().map(|(_, c)| *c));
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap();
+    out
+}
+
+fn loose_blocks(tag: &str, n: i64) -> BlockMap {
+    let mut blocks = BlockMap::new();
+    for i in 0..n {
+        let bytes = arroba::cbor::encode(&map([
+            ("orphan", Value::String(tag.into())),
+            ("i", Value::Integer(i)),
+        ]));
+        blocks.insert(cid_for_cbor(&bytes), bytes);
+    }
+    blocks
+}
+
+fn now_ms() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap()
+}
+
+async fn blocks_are_scanned_in_pages_with_their_write_time(s: Arc<dyn Storage>) {
+    let before = now_ms();
+    let blocks = loose_blocks("scan", 25);
+    s.write_blocks(&blocks).await.unwrap();
+    let after = now_ms();
+    let mut seen = BTreeSet::new();
+    let mut token = None;
+    loop {
+        let (page, next) = s.scan_blocks(token, 7).await.unwrap();
+        for b in &page {
+            assert!(
+                (before..=after).contains(&b.written_ms),
+                "{} written at {}, not between {before} and {after}",
+                b.cid,
+                b.written_ms
+            );
+            assert!(seen.insert(b.cid), "{} listed twice", b.cid);
+        }
+        match next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    let written: BTreeSet<_> = blocks.cids().copied().collect();
+    assert_eq!(seen, written);
+}
+
+async fn a_block_written_again_after_the_cutoff_is_not_deleted(s: Arc<dyn Storage>) {
+    // A record block of a megabyte: several parts where the backend splits blocks.
+    let big = arroba::cbor::encode(&map([("text", Value::String("x".repeat(1_000_000)))]));
+    let mut blocks = loose_blocks("race", 3);
+    blocks.insert(cid_for_cbor(&big), big);
+    let cids: Vec<_> = blocks.cids().copied().collect();
+    s.write_blocks(&blocks).await.unwrap();
+    // The collector's cutoff was taken before this write: the blocks stay, whole.
+    let cutoff = now_ms() - 60_000;
+    assert_eq!(s.delete_blocks(&cids, cutoff).await.unwrap(), 0);
+    assert_eq!(s.read_blocks(&cids).await.unwrap(), blocks);
+    // Written before the cutoff: deleted, every part.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    assert_eq!(s.delete_blocks(&cids, now_ms()).await.unwrap(), cids.len());
+    assert!(s.read_blocks(&cids).await.unwrap().is_empty());
+    assert!(
+        all_blocks(&*s, 100)
+            .await
+            .is_disjoint(&cids.iter().copied().collect())
+    );
+    // Deleting again deletes nothing; writing again restores them.
+    assert_eq!(s.delete_blocks(&cids, now_ms()).await.unwrap(), 0);
+    s.write_blocks(&blocks).await.unwrap();
+    assert_eq!(s.read_blocks(&cids).await.unwrap(), blocks);
+}
+
+async fn forgotten_events_are_passed_over_and_only_the_owner_s_go(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    new_repo(&*s, 2, None).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(3);
+    commit_writes(&*s, &cache, &did(1), &[create(1, "one")], &clock)
+        .await
+        .unwrap();
+    let (_, last) = commit_writes(&*s, &cache, &did(2), &[create(1, "two")], &clock)
+        .await
+        .unwrap();
+    let ones: Vec<_> = s
+        .read_repo_events(&did(1), None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    let twos: Vec<_> = s
+        .read_repo_events(&did(2), None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(ones.len(), 5);
+    // Numbers of another DID (and nonexistent ones) are left alone.
+    let mut asked = ones.clone();
+    asked.extend(&twos);
+    asked.push(last + 1000);
+    s.forget_events(&did(1), &asked).await.unwrap();
+    s.forget_events(&did(1), &asked).await.unwrap();
+    assert!(
+        s.read_repo_events(&did(1), None, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let global: Vec<_> = s
+        .read_events(None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(global, twos, "readers pass over the forgotten numbers");
+    let mut scanned = BTreeSet::new();
+    let mut token = None;
+    loop {
+        let (page, next) = s.scan_events(token, 3).await.unwrap();
+        scanned.extend(page.iter().map(|e| e.seq));
+        match next {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(scanned, twos.iter().copied().collect());
+    // The log keeps counting after the forgotten numbers.
+    let (_, next) = commit_writes(&*s, &cache, &did(2), &[create(2, "more")], &clock)
+        .await
+        .unwrap();
+    assert!(next > last);
+}
+
+async fn the_collector_deletes_only_blocks_no_repo_or_event_names(s: Arc<dyn Storage>) {
+    new_repo(&*s, 1, None).await;
+    new_repo(&*s, 2, None).await;
+    let cache = BlockCache::default().view();
+    let clock = TidClock::new(4);
+    for (n, text) in [(1, "shared"), (2, "only one's")] {
+        commit_writes(&*s, &cache, &did(1), &[create(n, text)], &clock)
+            .await
+            .unwrap();
+    }
+    for (n, text) in [(1, "shared"), (3, "only two's"), (4, "also two's")] {
+        commit_writes(&*s, &cache, &did(2), &[create(n, text)], &clock)
+            .await
+            .unwrap();
+    }
+    // A commit that failed after writing its blocks left them behind.
+    let orphans = loose_blocks("failed commit", 4);
+    s.write_blocks(&orphans).await.unwrap();
+    let ones = tree_blocks(&*s, &did(1)).await;
+    let twos = tree_blocks(&*s, &did(2)).await;
+    let everything = all_blocks(&*s, 1000).await;
+
+    // Inside the safety window nothing goes.
+    let big = BlockCache::new(1 << 20);
+    let window = std::time::Duration::from_secs(3600);
+    let report = arroba::storage::collect_blocks(&*s, &big, window, false)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 0);
+    assert_eq!(report.recent, orphans.len());
+    assert_eq!(report.repos, 2);
+    assert_eq!(all_blocks(&*s, 1000).await, everything);
+
+    // A dry run counts without deleting.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let zero = std::time::Duration::ZERO;
+    let dry = arroba::storage::collect_blocks(&*s, &big, zero, true)
+        .await
+        .unwrap();
+    assert_eq!(dry.deleted, orphans.len());
+    assert_eq!(all_blocks(&*s, 1000).await, everything);
+
+    // Past it, the orphans go and both repos stay whole (the events name the older trees).
+    let report = arroba::storage::collect_blocks(&*s, &big, zero, false)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, orphans.len());
+    let left = all_blocks(&*s, 1000).await;
+    assert_eq!(left.len(), everything.len() - orphans.len());
+    assert!(left.is_superset(&ones) && left.is_superset(&twos));
+
+    // Repo 2 is deleted and its history forgotten: its blocks go, the one it shared stays.
+    s.set_status(
+        &did(2),
+        RepoStatus::Active,
+        RepoStatus::Deleted,
+        vec![EventBody::account(RepoStatus::Deleted)],
+    )
+    .await
+    .unwrap();
+    let history: Vec<_> = s
+        .read_repo_events(&did(2), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| !matches!(e.body, EventBody::Account { .. }))
+        .map(|e| e.seq)
+        .collect();
+    s.forget_events(&did(2), &history).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let report = arroba::storage::collect_blocks(&*s, &big, zero, false)
+        .await
+        .unwrap();
+    assert_eq!(report.repos, 1);
+    assert!(report.deleted > 0);
+    let left = all_blocks(&*s, 1000).await;
+    assert!(left.is_superset(&ones), "repo 1 is whole");
+    let only_twos: BTreeSet<_> = twos.difference(&ones).copied().collect();
+    assert!(!only_twos.is_empty());
+    assert!(left.is_disjoint(&only_twos), "repo 2's own blocks are gone");
+    // Repo 1 still reads and commits from storage alone.
+    let fresh = BlockCache::default().view();
+    commit_writes(&*s, &fresh, &did(1), &[create(9, "after")], &clock)
+        .await
+        .unwrap();
+    assert!(tree_blocks(&*s, &did(1)).await.len() > ones.len());
+}
+
 macro_rules! storage_conformance {
     ($backend:ident, $make:expr) => {
         mod $backend {
@@ -1015,6 +1266,10 @@ macro_rules! storage_conformance {
                 a_warm_commit_reads_no_blocks_and_makes_one_write,
                 an_import_moves_the_head_last_and_a_crash_before_that_changes_nothing,
                 replacing_the_head_is_conditional_on_the_old_one,
+                blocks_are_scanned_in_pages_with_their_write_time,
+                a_block_written_again_after_the_cutoff_is_not_deleted,
+                forgotten_events_are_passed_over_and_only_the_owner_s_go,
+                the_collector_deletes_only_blocks_no_repo_or_event_names,
             );
         }
     };

@@ -349,7 +349,8 @@ export class ArrobaStack extends Stack {
     // bytes for the bulk container, and repo records without their sealed keys (the condition
     // allows only projected reads of the other attributes). An imported repo's blocks, its
     // `#sync` (a sequence number and an event) and its new head (the head and rev attributes
-    // only) are the bulk container's too. No secret, ever.
+    // only) are the bulk container's too. The block collector scans the log and the blocks and
+    // deletes unused blocks conditionally (docs/storage.md). No secret, ever.
     for (const name of ['events', 'blocks', 'counters']) tables[name].grantReadData(task.taskRole);
     for (const name of ['events', 'blocks', 'counters']) tables[name].grantWriteData(task.taskRole);
     tables['kv'].grantReadWriteData(task.taskRole);

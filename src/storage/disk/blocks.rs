@@ -2,10 +2,12 @@
 
 use async_trait::async_trait;
 
-use super::store::{BLOCKS, DiskStorage, db_err, put_blocks};
+use redb::ReadableTable;
+
+use super::store::{BLOCK_WRITTEN, BLOCKS, DiskStorage, db_err, put_blocks};
 use crate::block::BlockMap;
-use crate::cid::Cid;
-use crate::storage::{BlockStore, StorageError};
+use crate::cid::{self, Cid};
+use crate::storage::{BlockStore, StorageError, StoredBlock};
 
 #[async_trait]
 impl BlockStore for DiskStorage {
@@ -27,5 +29,74 @@ impl BlockStore for DiskStorage {
     async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError> {
         let blocks = blocks.clone();
         self.writer.write(move |txn| put_blocks(txn, &blocks)).await
+    }
+
+    async fn scan_blocks(
+        &self,
+        token: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<(Vec<StoredBlock>, Option<Vec<u8>>), StorageError> {
+        self.read(move |txn| {
+            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
+            let range = match &token {
+                Some(after) => table.range::<&[u8]>((
+                    std::ops::Bound::Excluded(after.as_slice()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => table.range::<&[u8]>(..),
+            }
+            .map_err(db_err)?;
+            let mut out = Vec::new();
+            let mut last = None;
+            for entry in range.take(limit) {
+                let (key, _) = entry.map_err(db_err)?;
+                let key = key.value().to_vec();
+                let cid = cid::cid_from_bytes(&key).map_err(|_| StorageError::Corrupt {
+                    what: "block".into(),
+                    why: "key is not a CID",
+                })?;
+                let written_ms = written
+                    .get(key.as_slice())
+                    .map_err(db_err)?
+                    .map_or(0, |v| v.value());
+                out.push(StoredBlock { cid, written_ms });
+                last = Some(key);
+            }
+            let next = if out.len() < limit { None } else { last };
+            Ok((out, next))
+        })
+        .await
+    }
+
+    async fn delete_blocks(
+        &self,
+        cids: &[Cid],
+        written_before: u64,
+    ) -> Result<usize, StorageError> {
+        let keys: Vec<Vec<u8>> = cids.iter().map(|c| c.to_bytes()).collect();
+        // Inside the single writer: no commit can touch a block between the check and the
+        // removal.
+        self.writer
+            .write(move |txn| {
+                let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
+                let mut written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
+                let mut deleted = 0;
+                for key in &keys {
+                    let stamp = written
+                        .get(key.as_slice())
+                        .map_err(db_err)?
+                        .map(|v| v.value());
+                    if stamp.is_some_and(|t| t >= written_before) {
+                        continue;
+                    }
+                    if table.remove(key.as_slice()).map_err(db_err)?.is_some() {
+                        deleted += 1;
+                    }
+                    written.remove(key.as_slice()).map_err(db_err)?;
+                }
+                Ok(deleted)
+            })
+            .await
     }
 }

@@ -66,4 +66,39 @@ impl EventLog for DiskStorage {
         // Numbers are assigned inside the transaction that stores the event: there are no gaps.
         Ok(false)
     }
+
+    async fn scan_events(
+        &self,
+        token: Option<Seq>,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<Seq>), StorageError> {
+        let events = self.read_events(token, limit).await?;
+        let next = (events.len() >= limit)
+            .then(|| events.last().map(|e| e.seq))
+            .flatten();
+        Ok((events, next))
+    }
+
+    async fn forget_events(&self, did: &Did, seqs: &[Seq]) -> Result<(), StorageError> {
+        let did = did.clone();
+        let seqs = seqs.to_vec();
+        self.writer
+            .write(move |txn| {
+                let mut events = txn.open_table(EVENTS).map_err(db_err)?;
+                let mut index = txn.open_table(EVENTS_BY_DID).map_err(db_err)?;
+                // The last event stays: the next number is counted from it.
+                let last = events.last().map_err(db_err)?.map(|(k, _)| k.value());
+                for seq in seqs {
+                    if Some(seq) == last
+                        || index.get((did.as_str(), seq)).map_err(db_err)?.is_none()
+                    {
+                        continue;
+                    }
+                    events.remove(seq).map_err(db_err)?;
+                    index.remove((did.as_str(), seq)).map_err(db_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
 }

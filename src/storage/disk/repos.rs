@@ -276,4 +276,17 @@ impl RepoStore for DiskStorage {
         self.records.forget(did);
         result
     }
+
+    fn seal_secret(&self, secret: &[u8]) -> Result<Vec<u8>, StorageError> {
+        Ok(self.sealer()?.seal(secret))
+    }
+
+    fn open_secret(&self, sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+        self.sealer()?
+            .open(sealed)
+            .map_err(|_| StorageError::Corrupt {
+                what: "sealed secret".into(),
+                why: "does not decrypt with the configured key",
+            })
+    }
 }

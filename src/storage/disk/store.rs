@@ -19,6 +19,8 @@ pub(super) const REPOS: TableDefinition<&str, &[u8]> = TableDefinition::new("rep
 pub(super) const REPO_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("repo_keys");
 pub(super) const HANDLES: TableDefinition<&str, &str> = TableDefinition::new("handles");
 pub(super) const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+/// CID bytes → when the block was last written (ms since the epoch), for the block collector.
+pub(super) const BLOCK_WRITTEN: TableDefinition<&[u8], u64> = TableDefinition::new("block_written");
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 pub(super) const EVENTS_BY_DID: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("events_by_did");
@@ -61,6 +63,7 @@ impl DiskStorage {
             txn.open_table(REPO_KEYS).map_err(db_err)?;
             txn.open_table(HANDLES).map_err(db_err)?;
             txn.open_table(BLOCKS).map_err(db_err)?;
+            txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
             txn.open_table(EVENTS).map_err(db_err)?;
             txn.open_table(EVENTS_BY_DID).map_err(db_err)?;
             txn.open_table(KV).map_err(db_err)?;
@@ -120,13 +123,21 @@ pub(super) fn append(
 
 pub(super) fn put_blocks(txn: &WriteTransaction, blocks: &BlockMap) -> Result<(), StorageError> {
     let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
+    let mut written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
+    let now = now_ms();
     for (cid, bytes) in blocks.iter() {
         let key = cid.to_bytes();
         if table.get(key.as_slice()).map_err(db_err)?.is_none() {
             table.insert(key.as_slice(), bytes).map_err(db_err)?;
         }
+        written.insert(key.as_slice(), now).map_err(db_err)?;
     }
     Ok(())
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub(super) fn now_ms() -> u64 {
+    u64::try_from(Utc::now().timestamp_millis()).unwrap_or(0)
 }
 
 /// The record of `did` inside a write transaction.

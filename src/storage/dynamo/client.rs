@@ -33,6 +33,9 @@ pub struct DynamoConfig {
     /// The first retry's backoff; later ones double (with jitter) up to 5 s. DynamoDB answers
     /// in milliseconds, so the SDK's general 1 s default only adds latency.
     pub initial_backoff: Duration,
+    /// The longest a commit may take from writing its blocks to landing its head
+    /// ([`crate::storage::BLOCK_LANDING_LIMIT`]; tests shorten it).
+    pub block_landing_limit: Duration,
 }
 
 impl DynamoConfig {
@@ -46,6 +49,7 @@ impl DynamoConfig {
             block_cache: BlockCache::default(),
             max_attempts: 6,
             initial_backoff: Duration::from_millis(50),
+            block_landing_limit: crate::storage::BLOCK_LANDING_LIMIT,
         }
     }
 }

@@ -119,4 +119,53 @@ impl EventLog for DynamoStorage {
             Err(e) => Err(backend(e)),
         }
     }
+
+    async fn scan_events(
+        &self,
+        token: Option<Seq>,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<Seq>), StorageError> {
+        let resp = self
+            .client
+            .scan()
+            .table_name(self.table(tables::EVENTS))
+            .limit(limit.clamp(1, 1000) as i32)
+            .set_exclusive_start_key(token.map(event_key))
+            .send()
+            .await
+            .map_err(backend)?;
+        self.metrics.read(resp.items().iter().map(item_size));
+        let events = resp
+            .items()
+            .iter()
+            .filter_map(|i| event_from_item(i).transpose())
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = resp.last_evaluated_key().and_then(|k| get_n(k, "seq"));
+        Ok((events, next))
+    }
+
+    async fn forget_events(&self, did: &Did, seqs: &[Seq]) -> Result<(), StorageError> {
+        let table = self.table(tables::EVENTS);
+        for &seq in seqs {
+            // A skipped marker in its place: readers pass over it, and it leaves the by-did
+            // index (it has no `did`).
+            let item = skipped_item(seq, self.expires_at());
+            self.metrics.wrote([item_size(&item)], false);
+            let result = self
+                .client
+                .put_item()
+                .table_name(&table)
+                .set_item(Some(item))
+                .condition_expression("did = :d")
+                .expression_attribute_values(":d", s(did.as_str()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {}
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        Ok(())
+    }
 }

@@ -217,6 +217,9 @@ pub(crate) fn block_items(cid: &Cid, bytes: &[u8]) -> Vec<Item> {
         bytes.chunks(BLOCK_PART_BYTES).collect()
     };
     let parts = chunks.len();
+    // Every part carries the write time, so the collector's conditional deletes spare each part
+    // a racing commit rewrote.
+    let written = Utc::now().timestamp_millis();
     chunks
         .into_iter()
         .enumerate()
@@ -225,6 +228,7 @@ pub(crate) fn block_items(cid: &Cid, bytes: &[u8]) -> Vec<Item> {
                 ("cid".to_owned(), cid_key(cid)),
                 ("part".to_owned(), n(i)),
                 ("data".to_owned(), b(chunk.to_vec())),
+                ("written".to_owned(), n(written)),
             ]);
             if i == 0 {
                 item.insert("parts".to_owned(), n(parts));

@@ -138,6 +138,9 @@ impl RepoStore for DynamoStorage {
                         .query()
                         .table_name(self.table(tables::REPOS))
                         .index_name(tables::REPOS_BY_DID)
+                        // Named attributes only: the firehose task (the block collector) may
+                        // read repo items only by projection, never their sealed keys.
+                        .projection_expression("did")
                         .expression_attribute_values(":p", s(REPO_LIST_PK));
                     match after {
                         Some(a) => query
@@ -169,6 +172,7 @@ impl RepoStore for DynamoStorage {
     }
 
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError> {
+        let blocks_written = std::time::Instant::now();
         self.write_blocks(&data.new_blocks).await?;
         let prev = data
             .prev
@@ -187,6 +191,11 @@ impl RepoStore for DynamoStorage {
             vec![("#st", "status")],
         )?;
         let events = [EventBody::Commit(data.into())];
+        // The block collector spares only blocks written within its window (`collect`): a head
+        // that lands later than this could name blocks it has deleted. Retrying writes them again.
+        if blocks_written.elapsed() > self.config.block_landing_limit {
+            return Err(StorageError::Conflict(data.did.clone()));
+        }
         let result = self
             .transact_with_events(&data.did, vec![update], &events, &|_| {
                 StorageError::Conflict(data.did.clone())
@@ -344,5 +353,18 @@ impl RepoStore for DynamoStorage {
             did.clone(),
             MAX_SEQ_ATTEMPTS,
         ))
+    }
+
+    fn seal_secret(&self, secret: &[u8]) -> Result<Vec<u8>, StorageError> {
+        Ok(self.sealer()?.seal(secret))
+    }
+
+    fn open_secret(&self, sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+        self.sealer()?
+            .open(sealed)
+            .map_err(|_| StorageError::Corrupt {
+                what: "sealed secret".into(),
+                why: "does not decrypt with the configured key",
+            })
     }
 }

@@ -12,7 +12,7 @@ use arroba::cid::Cid;
 use arroba::repo::CommitData;
 use arroba::storage::{
     BlockStore, Event, EventBody, EventLog, KvCondition, KvStore, NewRepo, RepoKeys, RepoRecord,
-    RepoStatus, RepoStore, Seq, Storage, StorageError,
+    RepoStatus, RepoStore, Seq, Storage, StorageError, StoredBlock,
 };
 use arroba::syntax::{Did, Handle};
 use arroba::tid::Tid;
@@ -271,6 +271,14 @@ impl RepoStore for Faulty {
         self.around("set_handle", self.inner.set_handle(did, handle, events))
             .await
     }
+
+    fn seal_secret(&self, secret: &[u8]) -> Result<Vec<u8>, StorageError> {
+        self.inner.seal_secret(secret)
+    }
+
+    fn open_secret(&self, sealed: &[u8]) -> Result<Vec<u8>, StorageError> {
+        self.inner.open_secret(sealed)
+    }
 }
 
 #[async_trait]
@@ -287,6 +295,27 @@ impl BlockStore for Faulty {
 
     async fn read_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StorageError> {
         self.around("read_block", self.inner.read_block(cid)).await
+    }
+
+    async fn scan_blocks(
+        &self,
+        token: Option<Vec<u8>>,
+        limit: usize,
+    ) -> Result<(Vec<StoredBlock>, Option<Vec<u8>>), StorageError> {
+        self.around("scan_blocks", self.inner.scan_blocks(token, limit))
+            .await
+    }
+
+    async fn delete_blocks(
+        &self,
+        cids: &[Cid],
+        written_before: u64,
+    ) -> Result<usize, StorageError> {
+        self.around(
+            "delete_blocks",
+            self.inner.delete_blocks(cids, written_before),
+        )
+        .await
     }
 }
 
@@ -320,6 +349,20 @@ impl EventLog for Faulty {
 
     async fn mark_seq_skipped(&self, seq: Seq) -> Result<bool, StorageError> {
         self.around("mark_seq_skipped", self.inner.mark_seq_skipped(seq))
+            .await
+    }
+
+    async fn scan_events(
+        &self,
+        token: Option<Seq>,
+        limit: usize,
+    ) -> Result<(Vec<Event>, Option<Seq>), StorageError> {
+        self.around("scan_events", self.inner.scan_events(token, limit))
+            .await
+    }
+
+    async fn forget_events(&self, did: &Did, seqs: &[Seq]) -> Result<(), StorageError> {
+        self.around("forget_events", self.inner.forget_events(did, seqs))
             .await
     }
 }

@@ -272,7 +272,8 @@ resource "aws_iam_role_policy" "firehose_task" {
         ])
       },
       {
-        # Skipped markers and blob records; an imported repo's blocks, #sync and its sequence number.
+        # Skipped markers and blob records; an imported repo's blocks, #sync and its sequence number;
+        # the block collector's conditional deletes of unused blocks.
         Effect   = "Allow"
         Action   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"]
         Resource = [for name in ["events", "kv", "blocks", "counters"] : aws_dynamodb_table.this[name].arn]
