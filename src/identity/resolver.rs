@@ -247,8 +247,12 @@ impl Resolver {
 
     /// The base URL for a host named by a user: HTTPS, or plain HTTP on the test port.
     fn web_base(&self, host: &str) -> String {
+        let localhost = host == "localhost" || host.starts_with("localhost:");
         match self.config.insecure_http_port {
             Some(port) => format!("http://{host}:{port}"),
+            // As @atproto/identity does it: did:web:localhost%3A<port> is served over HTTP. Only
+            // reachable where private addresses are allowed (dev mode).
+            None if localhost => format!("http://{host}"),
             None => format!("https://{host}"),
         }
     }

@@ -400,9 +400,18 @@ pub(super) async fn check_account_status(State(state): State<AppState>, access: 
         .await?
         .len();
     let preferences = accounts.get_preferences(&access.did).await?.len();
+    // Resolved afresh, as the reference does: a migration tool asks right after changing it.
+    state.resolver().invalidate(Some(&access.did), None);
     let doc = state.resolver().resolve_did(&access.did).await.ok();
-    let valid_did =
-        doc.is_some_and(|d| d.pds_endpoint() == Some(state.config().public_url.as_str()));
+    let signing = state
+        .storage()
+        .load_keys(&access.did)
+        .await?
+        .map(|k| k.signing.public_key().to_did_key());
+    let valid_did = doc.is_some_and(|d| {
+        d.pds_endpoint() == Some(state.config().public_url.as_str())
+            && d.signing_key().map(|k| k.to_did_key()) == signing
+    });
     Ok(Json(json!({
         "activated": record.status.is_active(), "validDid": valid_did, "repoCommit": record.head.to_string(),
         "repoRev": record.rev.to_string(), "repoBlocks": blocks, "indexedRecords": records,

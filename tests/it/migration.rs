@@ -522,3 +522,131 @@ async fn a_signing_key_is_reserved_with_or_without_a_did_and_a_bad_did_is_refuse
         assert_eq!(key.public_key().to_did_key(), name);
     }
 }
+
+#[tokio::test]
+async fn a_did_web_account_arrives_by_the_manual_path_and_signs_with_its_reserved_key() {
+    use arroba::crypto::{Algorithm, Keypair};
+    use arroba::identity::DidDocument;
+    use arroba::syntax::{Did, Handle, Nsid};
+    use std::sync::Mutex;
+
+    let pds = Pds::start(&[]).await;
+    // The person's own web server, whose did.json they edit by hand.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let did = Did::parse(&format!("did:web:localhost%3A{port}")).unwrap();
+    let handle = Handle::parse("carol.test").unwrap();
+    let own_key = Keypair::generate(Algorithm::K256);
+    let document = Arc::new(Mutex::new(DidDocument::new(
+        &did,
+        Some(&handle),
+        &own_key.public_key(),
+        "https://elsewhere.example",
+    )));
+    let served = document.clone();
+    let site = axum::Router::new().route(
+        "/.well-known/did.json",
+        axum::routing::get(move || {
+            let doc = served.lock().unwrap().clone();
+            async move { axum::Json(doc) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, site).await });
+
+    // 1. A signing key reserved here for the DID.
+    let (status, reserved) = pds
+        .post(
+            "com.atproto.server.reserveSigningKey",
+            None,
+            json!({"did": did.as_str()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{reserved}");
+    let reserved = reserved["signingKey"].as_str().unwrap().to_owned();
+
+    // 2. createAccount with a service-auth token signed by the key the document names now.
+    let now = chrono::Utc::now().timestamp();
+    let token = arroba::identity::service_auth::create(
+        &own_key,
+        &did,
+        &pds.state.config().service_did,
+        Some(&Nsid::parse("com.atproto.server.createAccount").unwrap()),
+        now,
+        60,
+    );
+    let (status, created) = call(
+        &pds,
+        reqwest::Method::POST,
+        "com.atproto.server.createAccount",
+        &token,
+        Some(json!({"did": did.as_str(), "handle": "carol.test",
+            "email": "carol@example.com", "password": "carol-pw"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let access = created["accessJwt"].as_str().unwrap().to_owned();
+    let (_, before) = pds
+        .get("com.atproto.server.checkAccountStatus", Some(&access), &[])
+        .await;
+    assert_eq!(before["validDid"], false, "{before}");
+
+    // The PLC methods are for did:plc only.
+    let (status, body) = pds
+        .post(
+            "com.atproto.identity.signPlcOperation",
+            Some(&access),
+            json!({"token": "whatever"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("did:plc"), "{body}");
+
+    // 3. By hand: the document names the reserved key and this PDS.
+    let (_, credentials) = pds
+        .get(
+            "com.atproto.identity.getRecommendedDidCredentials",
+            Some(&access),
+            &[],
+        )
+        .await;
+    assert_eq!(credentials["verificationMethods"]["atproto"], reserved.as_str());
+    let endpoint = credentials["services"]["atproto_pds"]["endpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    *document.lock().unwrap() = DidDocument::new(
+        &did,
+        Some(&handle),
+        &arroba::crypto::PublicKey::from_did_key(&reserved).unwrap(),
+        &endpoint,
+    );
+    let (_, after) = pds
+        .get("com.atproto.server.checkAccountStatus", Some(&access), &[])
+        .await;
+    assert_eq!(after["validDid"], true, "{after}");
+
+    // 4. Activated, it writes, and its commits verify against the reserved key.
+    let (status, body) = pds
+        .post("com.atproto.server.activateAccount", Some(&access), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = pds
+        .post(
+            "com.atproto.repo.createRecord",
+            Some(&access),
+            json!({"repo": did.as_str(), "collection": "app.bsky.feed.post",
+                "record": {"$type": "app.bsky.feed.post", "text": "from my own domain",
+                    "createdAt": "2026-12-01T00:00:00.000Z"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let car = pds
+        .get_bytes("com.atproto.sync.getRepo", &[("did", did.as_str())])
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let key = arroba::crypto::PublicKey::from_did_key(&reserved).unwrap();
+    let report = arroba::repo::verify::verify_repo_car(&car, Some(&key)).unwrap();
+    assert_eq!(report.records, 1);
+}
