@@ -5,11 +5,14 @@
 //! only calls [`main`]. Exit codes: 0 success, 1 the input is invalid or an operation failed
 //! (one line on stderr says why), 2 bad usage.
 
+mod account;
 mod bulk;
+mod client;
 mod collect;
 mod dynamodb;
 mod firehose;
 mod plc;
+mod progress;
 mod repo;
 mod serve;
 mod smoke;
@@ -32,6 +35,9 @@ enum Command {
     /// Run a PLC directory (did:plc registry) for local use.
     #[command(subcommand)]
     Plc(plc::PlcCommand),
+    /// Move an account between PDSs (ours or any other).
+    #[command(subcommand)]
+    Account(account::AccountCommand),
     /// Run the PDS (configured by PDS_* variables; PDS_DEV_MODE=true for a local setup).
     Serve(serve::ServeArgs),
     /// Run the firehose alone (subscribeRepos), as the AWS ECS task does.
@@ -56,6 +62,7 @@ pub fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Repo(cmd) => repo::run(cmd),
         Command::Plc(cmd) => plc::run(cmd),
+        Command::Account(cmd) => account::run(cmd),
         Command::Dynamodb(cmd) => dynamodb::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::Firehose(args) => firehose::run(args),

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto::PublicKey;
+use crate::crypto::{Algorithm, PublicKey};
 use crate::syntax::{Did, Handle};
 
 /// A DID document, as much of it as atproto reads. Unknown fields are ignored.
@@ -104,14 +104,28 @@ impl DidDocument {
         })
     }
 
-    /// The atproto signing key: the first `#atproto` verification method of type `Multikey`
-    /// controlled by this DID.
+    /// The atproto signing key: the first `#atproto` verification method controlled by this
+    /// DID, of type `Multikey` or one of the legacy types the DID spec still accepts
+    /// (`EcdsaSecp256k1VerificationKey2019`, `EcdsaSecp256r1VerificationKey2019`: the bare
+    /// point in base58btc, compressed or not, as PLC directories of the @did-plc/server 0.0.1
+    /// line still render it).
     pub fn signing_key(&self) -> Option<PublicKey> {
         self.verification_method
             .iter()
-            .filter(|vm| is_fragment(&vm.id, &self.id, "atproto"))
-            .filter(|vm| vm.kind == "Multikey" && vm.controller == self.id)
-            .find_map(|vm| PublicKey::from_multikey(vm.public_key_multibase.as_deref()?).ok())
+            .filter(|vm| is_fragment(&vm.id, &self.id, "atproto") && vm.controller == self.id)
+            .find_map(|vm| {
+                let multibase = vm.public_key_multibase.as_deref()?;
+                let legacy = |alg| {
+                    let point = bs58::decode(multibase.strip_prefix('z')?).into_vec().ok()?;
+                    PublicKey::from_sec1(alg, &point).ok()
+                };
+                match vm.kind.as_str() {
+                    "Multikey" => PublicKey::from_multikey(multibase).ok(),
+                    "EcdsaSecp256k1VerificationKey2019" => legacy(Algorithm::K256),
+                    "EcdsaSecp256r1VerificationKey2019" => legacy(Algorithm::P256),
+                    _ => None,
+                }
+            })
     }
 
     /// The endpoint of the service with id `#<id>` (or `<did>#<id>`), whatever its type.
@@ -130,5 +144,51 @@ impl DidDocument {
                 is_fragment(&s.id, &self.id, "atproto_pds") && s.kind == "AtprotoPersonalDataServer"
             })
             .map(|s| s.service_endpoint.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+
+    /// A document as the reference PDS's PLC directory renders it: the legacy key type, the
+    /// uncompressed point.
+    fn legacy_document(did: &str, kind: &str, point: &[u8]) -> DidDocument {
+        serde_json::from_value(serde_json::json!({
+            "@context": ["https://www.w3.org/ns/did/v1"],
+            "id": did,
+            "alsoKnownAs": ["at://mover.test"],
+            "verificationMethod": [{
+                "id": "#atproto", "type": kind, "controller": did,
+                "publicKeyMultibase": format!("z{}", bs58::encode(point).into_string()),
+            }],
+            "service": [{"id": "#atproto_pds", "type": "AtprotoPersonalDataServer",
+                "serviceEndpoint": "http://localhost:2683"}],
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn legacy_verification_methods_give_the_signing_key() {
+        let did = "did:plc:nodd3dvx4rqx6hit7ua4ky6v";
+        for (alg, kind) in [
+            (Algorithm::K256, "EcdsaSecp256k1VerificationKey2019"),
+            (Algorithm::P256, "EcdsaSecp256r1VerificationKey2019"),
+        ] {
+            let key = Keypair::from_seed(alg, b"legacy").public_key();
+            let uncompressed = match &key {
+                PublicKey::K256(k) => k.to_encoded_point(false).as_bytes().to_vec(),
+                PublicKey::P256(k) => k.to_encoded_point(false).as_bytes().to_vec(),
+            };
+            for point in [uncompressed, key.to_compressed()] {
+                let doc = legacy_document(did, kind, &point);
+                assert_eq!(doc.signing_key(), Some(key), "{kind}");
+            }
+        }
+        // A key of the other curve's type does not parse as this one's.
+        let k256 = Keypair::from_seed(Algorithm::K256, b"legacy").public_key();
+        let doc = legacy_document(did, "SomethingElse2020", &k256.to_compressed());
+        assert_eq!(doc.signing_key(), None);
     }
 }

@@ -3,12 +3,9 @@
 //! Confirmation, address change, password reset, deletion and sign-in two-factor work end to
 //! end; a wrong, reused, expired or other-purpose code is refused.
 
-use std::sync::{Arc, Mutex};
-
 use arroba::mail::{Mail, Mailer, SesMailer};
 use arroba::storage::KvCondition;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::common::pds::{Pds, Session};
 
@@ -292,62 +289,9 @@ async fn requests_that_mail_codes_have_their_own_budget() {
     assert_eq!(pds.mails().len(), 2);
 }
 
-/// An SMTP server on a socket that accepts every message and keeps what it was sent.
-async fn smtp_stand_in() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let received = Arc::new(Mutex::new(Vec::new()));
-    let kept = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((socket, _)) = listener.accept().await else {
-                return;
-            };
-            let kept = kept.clone();
-            tokio::spawn(async move {
-                let (read, mut write) = socket.into_split();
-                let mut lines = BufReader::new(read).lines();
-                write.write_all(b"220 stand-in ESMTP\r\n").await.unwrap();
-                let mut data: Option<String> = None;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Some(message) = data.as_mut() {
-                        if line == "." {
-                            kept.lock().unwrap().push(data.take().unwrap());
-                            write.write_all(b"250 queued\r\n").await.unwrap();
-                        } else {
-                            message.push_str(&line);
-                            message.push('\n');
-                        }
-                        continue;
-                    }
-                    let verb = line
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_uppercase();
-                    let reply: &[u8] = match verb.as_str() {
-                        "EHLO" | "HELO" => b"250 stand-in\r\n",
-                        "DATA" => {
-                            data = Some(String::new());
-                            b"354 go on\r\n"
-                        }
-                        "QUIT" => {
-                            let _ = write.write_all(b"221 bye\r\n").await;
-                            return;
-                        }
-                        _ => b"250 ok\r\n",
-                    };
-                    write.write_all(reply).await.unwrap();
-                }
-            });
-        }
-    });
-    (port, received)
-}
-
 #[tokio::test]
 async fn over_smtp_the_deletion_code_reaches_the_server_and_deletes_the_account() {
-    let (port, received) = smtp_stand_in().await;
+    let (port, received) = crate::common::smtp::stand_in().await;
     let url = format!("smtp://127.0.0.1:{port}");
     let pds = Pds::start(&[
         ("PDS_EMAIL_SMTP_URL", url.as_str()),
@@ -371,11 +315,7 @@ async fn over_smtp_the_deletion_code_reaches_the_server_and_deletes_the_account(
         message.contains("Subject: Delete your account"),
         "{message}"
     );
-    let code = message
-        .split_whitespace()
-        .find(|w| w.len() == 11 && w.as_bytes()[5] == b'-')
-        .unwrap()
-        .to_owned();
+    let code = crate::common::smtp::code_in(&message).unwrap();
     let (status, body) = pds
         .post(
             "com.atproto.server.deleteAccount",

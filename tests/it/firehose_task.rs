@@ -15,20 +15,14 @@ use base64::Engine;
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::common::process::free_port;
+
 struct Task(Child);
 
 impl Drop for Task {
     fn drop(&mut self) {
         let _ = self.0.kill();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@
 mod common;
 
 mod account_deletion;
+mod account_migrate;
 mod account_state;
 mod admin_methods;
 mod appview;

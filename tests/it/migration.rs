@@ -599,7 +599,10 @@ async fn a_did_web_account_arrives_by_the_manual_path_and_signs_with_its_reserve
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("did:plc"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("did:plc"),
+        "{body}"
+    );
 
     // 3. By hand: the document names the reserved key and this PDS.
     let (_, credentials) = pds
@@ -609,7 +612,10 @@ async fn a_did_web_account_arrives_by_the_manual_path_and_signs_with_its_reserve
             &[],
         )
         .await;
-    assert_eq!(credentials["verificationMethods"]["atproto"], reserved.as_str());
+    assert_eq!(
+        credentials["verificationMethods"]["atproto"],
+        reserved.as_str()
+    );
     let endpoint = credentials["services"]["atproto_pds"]["endpoint"]
         .as_str()
         .unwrap()
@@ -627,7 +633,11 @@ async fn a_did_web_account_arrives_by_the_manual_path_and_signs_with_its_reserve
 
     // 4. Activated, it writes, and its commits verify against the reserved key.
     let (status, body) = pds
-        .post("com.atproto.server.activateAccount", Some(&access), json!({}))
+        .post(
+            "com.atproto.server.activateAccount",
+            Some(&access),
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = pds

@@ -2,7 +2,7 @@
 //! `subscribeRepos` on one port), `make run` and `make run-aws` start it with working defaults,
 //! and `arroba firehose` refuses bad settings by name.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use arroba::cbor::{self, Value};
@@ -10,48 +10,7 @@ use futures::StreamExt;
 use serde_json::{Value as Json, json};
 use tokio_tungstenite::tungstenite::Message;
 
-/// A child process killed when the test ends, whatever happens; with `group`, its whole
-/// process group (`make` starts a shell that starts the server).
-struct Running {
-    child: Child,
-    group: bool,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.group {
-            // `--` first: procps-ng's kill reads a bare `-<pgid>` as "every process" (-1).
-            let _ = Command::new("kill")
-                .args(["-s", "TERM", "--", &format!("-{}", self.child.id())])
-                .status();
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until `url` answers, or panics with the server's output.
-async fn wait_for(url: &str, log: &std::path::Path) {
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client.get(url).send().await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "{url} never answered; server output:\n{}",
-        std::fs::read_to_string(log).unwrap_or_default()
-    );
-}
+use crate::common::process::{Running, free_port, wait_for};
 
 async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Json) -> Json {
     let mut req = client.post(url).json(&body);
@@ -375,33 +334,6 @@ async fn make_smoke_passes_against_a_running_pds_and_names_what_fails() {
     );
 }
 
-/// Starts `arroba serve` on the embedded store in `data`, logging JSON lines to `json_log`.
-fn serve_on(
-    data: &std::path::Path,
-    port: u16,
-    log: &std::path::Path,
-    json_log: &std::path::Path,
-) -> Running {
-    let child = Command::new(env!("CARGO_BIN_EXE_arroba"))
-        .arg("serve")
-        .env_clear()
-        .env("PDS_DEV_MODE", "true")
-        .env("PDS_PORT", port.to_string())
-        .env("PDS_DATA_DIRECTORY", data)
-        .env("PDS_ADMIN_PASSWORD", "admin-password-0123456789")
-        .env("PDS_BLOCK_COLLECT_INTERVAL_SECONDS", "1")
-        .env("ARROBA_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
-        .stderr(Stdio::from(std::fs::File::create(json_log).unwrap()))
-        .spawn()
-        .unwrap();
-    Running {
-        child,
-        group: false,
-    }
-}
-
 /// `arroba collect-blocks` run on `data` with `args`.
 fn collect_blocks(data: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_arroba"))
@@ -417,12 +349,15 @@ fn collect_blocks(data: &std::path::Path, args: &[&str]) -> std::process::Output
 async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (log, json_log) = (dir.path().join("serve.log"), dir.path().join("serve.json"));
+    let json_log = data.with_extension("json");
+    let settings = [
+        ("PDS_ADMIN_PASSWORD", "admin-password-0123456789"),
+        ("PDS_BLOCK_COLLECT_INTERVAL_SECONDS", "1"),
+    ];
     let port = free_port();
-    let mut server = serve_on(&data, port, &log, &json_log);
+    let mut server = crate::common::process::serve(&data, port, &settings).await;
     let base = format!("http://127.0.0.1:{port}");
     let xrpc = |nsid: &str| format!("{base}/xrpc/{nsid}");
-    wait_for(&xrpc("_health"), &log).await;
     let client = reqwest::Client::new();
     let mut accounts = Vec::new();
     for (handle, posts) in [("alice.test", 20), ("bob.test", 1)] {
@@ -470,12 +405,7 @@ async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole
     }
     let report = report.expect("the server ran the block collector");
     assert_eq!(report["fields"]["deleted"], 0, "{report}");
-    let stop = Command::new("kill")
-        .args(["-s", "TERM", &server.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(stop.success());
-    server.child.wait().unwrap();
+    server.terminate();
 
     // A window under an hour is refused unless the store is quiescent.
     let refused = collect_blocks(&data, &["--window-seconds", "0"]);
@@ -499,9 +429,8 @@ async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole
 
     // Bob's repo is whole: the server exports it and lists his post.
     let port = free_port();
-    let _server = serve_on(&data, port, &log, &json_log);
+    let _server = crate::common::process::serve(&data, port, &settings).await;
     let base = format!("http://127.0.0.1:{port}");
-    wait_for(&format!("{base}/xrpc/_health"), &log).await;
     let bob = accounts[1]["did"].as_str().unwrap();
     let repo = client
         .get(format!("{base}/xrpc/com.atproto.sync.getRepo?did={bob}"))

@@ -2,7 +2,9 @@
 
 pub mod faulty;
 pub mod lambda_api;
+pub mod process;
 pub mod service;
+pub mod smtp;
 
 use std::path::PathBuf;
 
