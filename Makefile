@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test run run-aws smoke bootstrap bench fmt lint build clean emulator-start emulator-stop infra-test infra-clean lambda lambda-check deploy
+.PHONY: test run run-aws smoke reference-pds bootstrap bench fmt lint build clean emulator-start emulator-stop infra-test infra-clean lambda lambda-check deploy
 
 EMULATOR_PORT ?= 4566
 # Test credentials for the emulator; real AWS credentials are never needed by the tests.
@@ -50,6 +50,13 @@ run-aws:
 smoke:
 	@[ -n "$(URL)" ] || { echo "set URL (make smoke URL=https://pds.example.org)" >&2; exit 1; }
 	$(CARGO) run --release --bin arroba -- smoke $(URL) $(if $(BLOB),--blob $(BLOB),)
+
+## The tests against the reference TypeScript PDS: an account of 10,000 records and 50 blobs moved
+## from it to ours and back, then on to an empty reference PDS, with `arroba account migrate`
+## (docs/migration.md); every `arroba admin` verb against it. Installs the reference PDS into
+## .local/reference-pds the first time (about 3 minutes).
+reference-pds:
+	$(CARGO) test --test it -- --ignored reference --nocapture
 
 ## Criterion benchmarks; figures go in docs/benchmarks.md.
 bench:

@@ -6,6 +6,7 @@
 //! (one line on stderr says why), 2 bad usage.
 
 mod account;
+mod admin;
 mod bulk;
 mod client;
 mod collect;
@@ -35,6 +36,8 @@ enum Command {
     /// Run a PLC directory (did:plc registry) for local use.
     #[command(subcommand)]
     Plc(plc::PlcCommand),
+    /// The operator's verbs (pdsadmin's), over XRPC with the admin password, against any PDS.
+    Admin(admin::AdminArgs),
     /// Move an account between PDSs (ours or any other).
     #[command(subcommand)]
     Account(account::AccountCommand),
@@ -63,6 +66,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Repo(cmd) => repo::run(cmd),
         Command::Plc(cmd) => plc::run(cmd),
         Command::Account(cmd) => account::run(cmd),
+        Command::Admin(args) => admin::run(args),
         Command::Dynamodb(cmd) => dynamodb::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::Firehose(args) => firehose::run(args),

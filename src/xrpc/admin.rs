@@ -18,12 +18,14 @@ use crate::syntax::{Did, Handle, format_datetime};
 
 type Out = Result<Json<Json_>, XrpcError>;
 
+/// As the reference answers it (`NotFound`), for an account that never was or was deleted.
 fn account_not_found(did: &Did) -> XrpcError {
-    XrpcError::named("AccountNotFound", format!("Account not found: {did}"))
+    XrpcError::named("NotFound", format!("Account not found: {did}"))
 }
 
 async fn info(state: &AppState, did: &Did) -> Result<Option<Json_>, XrpcError> {
-    let Some(record) = state.storage().load_repo(did).await? else {
+    let record = state.storage().load_repo(did).await?;
+    let Some(record) = record.filter(|r| r.status != RepoStatus::Deleted) else {
         return Ok(None);
     };
     let account = Accounts(state.storage()).get(did).await?;

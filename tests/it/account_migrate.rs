@@ -37,7 +37,8 @@ fn outbox_code(data: &Path) -> String {
         .map(|e| e.unwrap().path())
         .collect();
     mails.sort();
-    let mail: Value = serde_json::from_slice(&std::fs::read(mails.last().unwrap()).unwrap()).unwrap();
+    let mail: Value =
+        serde_json::from_slice(&std::fs::read(mails.last().unwrap()).unwrap()).unwrap();
     crate::common::smtp::code_in(mail["text"].as_str().unwrap()).unwrap()
 }
 
@@ -137,10 +138,12 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
         blobs.push((blob, bytes));
     }
     let writes: Vec<Value> = (0..30)
-        .map(|i| json!({"$type": "com.atproto.repo.applyWrites#create",
+        .map(|i| {
+            json!({"$type": "com.atproto.repo.applyWrites#create",
             "collection": "app.bsky.feed.post",
             "value": {"$type": "app.bsky.feed.post", "text": format!("post {i}"),
-                "createdAt": "2026-12-01T00:00:00.000Z"}}))
+                "createdAt": "2026-12-01T00:00:00.000Z"}})
+        })
         .collect();
     post(
         &client,
@@ -165,7 +168,11 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
     // A dry run checks both ends and changes nothing.
     let dry = migrate(&[&base[..], &["--dry-run"]].concat());
     assert!(dry.status.success(), "{}", text(&dry));
-    assert!(String::from_utf8_lossy(&dry.stdout).contains("ready to move"), "{}", text(&dry));
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("ready to move"),
+        "{}",
+        text(&dry)
+    );
     let (status, _) = (
         client
             .post(format!("{new}/xrpc/com.atproto.server.createSession"))
@@ -181,7 +188,11 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
     // Without the code it moves everything it can, asks for the code and says how to go on.
     let first = migrate(&base);
     assert_eq!(first.status.code(), Some(1), "{}", text(&first));
-    assert!(String::from_utf8_lossy(&first.stderr).contains("--plc-token"), "{}", text(&first));
+    assert!(
+        String::from_utf8_lossy(&first.stderr).contains("--plc-token"),
+        "{}",
+        text(&first)
+    );
     let code = outbox_code(&old_data);
 
     let done = migrate(&[&base[..], &["--plc-token", &code, "--json"]].concat());
@@ -197,16 +208,36 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
         .collect();
     assert_eq!(
         steps,
-        ["old", "new", "repo", "account", "import", "blobs", "preferences", "identity", "activate", "deactivate"]
+        [
+            "old",
+            "new",
+            "repo",
+            "account",
+            "import",
+            "blobs",
+            "preferences",
+            "identity",
+            "activate",
+            "deactivate"
+        ]
     );
-    assert!(report["steps"][3]["detail"].as_str().unwrap().contains("already"), "{report}");
+    assert!(
+        report["steps"][3]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("already"),
+        "{report}"
+    );
 
     // Everything arrived: records, blobs, identity; the old account is deactivated.
     assert_eq!(records(&client, &new, &did).await, before);
     for (blob, bytes) in &blobs {
         let got = client
             .get(format!("{new}/xrpc/com.atproto.sync.getBlob"))
-            .query(&[("did", did.as_str()), ("cid", blob["ref"]["$link"].as_str().unwrap())])
+            .query(&[
+                ("did", did.as_str()),
+                ("cid", blob["ref"]["$link"].as_str().unwrap()),
+            ])
             .send()
             .await
             .unwrap();
@@ -248,11 +279,23 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
         .iter()
         .map(|s| s["detail"].as_str().unwrap())
         .collect();
-    assert!(details.iter().any(|d| d.contains("already names the new PDS")), "{report}");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains("already names the new PDS")),
+        "{report}"
+    );
 
     // A wrong password is a clear error, exit code 1.
     let wrong = migrate(&[
-        "--from", &old, "--to", &new, "--handle", "alice.test", "--password", "nope",
+        "--from",
+        &old,
+        "--to",
+        &new,
+        "--handle",
+        "alice.test",
+        "--password",
+        "nope",
     ]);
     assert_eq!(wrong.status.code(), Some(1));
     assert!(
