@@ -3,6 +3,7 @@
 use anyhow::Context;
 use clap::Subcommand;
 
+use super::progress::Progress;
 use crate::storage::dynamo::{DynamoConfig, tables};
 use crate::storage::{AwsContext, DynamoStorage};
 
@@ -35,6 +36,7 @@ pub(crate) fn run(cmd: DynamoCommand) -> anyhow::Result<()> {
         DynamoCommand::CreateTables { prefix: flag } => {
             let prefix = prefix(flag);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let progress = Progress::spinner("tables", false);
             runtime.block_on(async {
                 // Creating tables touches no account keys: no sealer.
                 let storage = DynamoStorage::new(
@@ -43,6 +45,7 @@ pub(crate) fn run(cmd: DynamoCommand) -> anyhow::Result<()> {
                 );
                 storage.create_tables().await.context("creating tables")
             })?;
+            progress.finish();
             for def in tables::definitions() {
                 println!("{prefix}{}", def.suffix);
             }

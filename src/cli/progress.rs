@@ -35,6 +35,20 @@ impl Progress {
         Progress::new(total, template, label, quiet)
     }
 
+    /// A counter of things whose total is not known yet (records read from stdin).
+    pub(crate) fn counter(label: &str, quiet: bool) -> Progress {
+        Progress::new(None, "{prefix:>8} {spinner} {pos} {per_sec}", label, quiet)
+    }
+
+    /// A spinner for work that reports no steps (creating tables), ticking on its own.
+    pub(crate) fn spinner(label: &str, quiet: bool) -> Progress {
+        let progress = Progress::new(None, "{prefix:>8} {spinner} {elapsed}", label, quiet);
+        if let Some(bar) = &progress.0 {
+            bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        }
+        progress
+    }
+
     /// A bar counting `total` things.
     pub(crate) fn count(label: &str, total: u64, quiet: bool) -> Progress {
         Progress::new(
@@ -52,10 +66,10 @@ impl Progress {
         }
     }
 
-    /// Clears the bar.
+    /// Stops the bar, leaving its last state on the line (what was done, how fast).
     pub(crate) fn finish(&self) {
         if let Some(bar) = &self.0 {
-            bar.finish_and_clear();
+            bar.finish();
         }
     }
 }

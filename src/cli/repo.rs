@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::json;
 
+use super::progress::Progress;
 use crate::car::read_car;
 use crate::cbor;
 use crate::crypto::{Algorithm, Keypair, PublicKey};
@@ -229,6 +230,7 @@ fn create(
     let key_bytes = hex::decode(key_hex.trim()).context("--key-hex is not hex")?;
     let key = Keypair::from_bytes(alg, &key_bytes)?;
     let mut records = Vec::new();
+    let progress = Progress::counter("records", false);
     for (n, line) in input.lines().enumerate() {
         let line = line.context("reading stdin")?;
         if line.trim().is_empty() {
@@ -243,9 +245,13 @@ fn create(
             );
         };
         records.push((path.to_owned(), record.clone()));
+        progress.advance(1);
     }
+    progress.finish();
+    let building = Progress::spinner("signing", false);
     let rev = TidClock::random().next(micros_of(chrono::Utc::now()));
     let repo = Repo::create_with_records(did, &key, rev, records)?;
     repo.export_car(out)?;
+    building.finish();
     Ok(())
 }

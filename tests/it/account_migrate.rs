@@ -186,18 +186,36 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
     assert_eq!(status, 401, "the dry run created nothing");
 
     // Without the code it moves everything it can, asks for the code and says how to go on.
-    let first = migrate(&base);
-    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
-    assert!(
-        String::from_utf8_lossy(&first.stderr).contains("--plc-token"),
-        "{}",
-        text(&first)
-    );
+    // On a terminal it draws its progress (the export, the import, the blobs).
+    let mut on_terminal = Command::new(env!("CARGO_BIN_EXE_arroba"));
+    on_terminal
+        .args(["account", "migrate"])
+        .args(base)
+        .stdin(std::process::Stdio::null());
+    let (status, drawn) = crate::common::process::on_terminal(on_terminal);
+    assert_eq!(status.code(), Some(1), "{drawn}");
+    assert!(drawn.contains("--plc-token"), "{drawn}");
+    for bar in ["export", "import", "blobs", "3/3"] {
+        assert!(drawn.contains(bar), "{bar}: {drawn:?}");
+    }
     let code = outbox_code(&old_data);
 
-    let done = migrate(&[&base[..], &["--plc-token", &code, "--json"]].concat());
-    assert!(done.status.success(), "{}", text(&done));
-    let report: Value = serde_json::from_slice(&done.stdout).unwrap();
+    // With --json, nothing is drawn, even on a terminal: only the report, on stdout.
+    let report_file = dir.path().join("report.json");
+    let mut json_run = Command::new(env!("CARGO_BIN_EXE_arroba"));
+    json_run
+        .args(["account", "migrate"])
+        .args(base)
+        .args(["--plc-token", &code, "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&report_file).unwrap());
+    let (status, drawn) = crate::common::process::on_terminal(json_run);
+    assert!(status.success(), "{drawn}");
+    assert!(
+        drawn.trim().is_empty(),
+        "nothing drawn with --json: {drawn:?}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_file).unwrap()).unwrap();
     assert_eq!(report["complete"], true, "{report}");
     assert_eq!(report["did"], did.as_str());
     let steps: Vec<&str> = report["steps"]

@@ -1,4 +1,5 @@
-//! The `arroba repo` commands, run as the built binary on files in a temp dir.
+//! The `arroba repo` commands, run as the built binary on files in a temp dir; progress bars on
+//! a terminal and never in a pipe.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -312,6 +313,11 @@ fn dynamodb_create_tables_is_idempotent_against_the_emulator() {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).is_empty(),
+            "no progress in a pipe: {}",
+            stderr(&out)
+        );
         assert!(stdout(&out).contains(&format!("{prefix}repos")));
         let defined = arroba::storage::dynamo::tables::definitions();
         let text = stdout(&out);
@@ -328,4 +334,49 @@ fn dynamodb_create_tables_is_idempotent_against_the_emulator() {
         tables.as_array().unwrap().len(),
         arroba::storage::dynamo::tables::definitions().len()
     );
+}
+
+#[test]
+fn repo_create_shows_its_progress_on_a_terminal_and_nothing_in_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<(String, String)> = (0..3000)
+        .map(|i| {
+            (
+                format!("app.bsky.feed.post/3kaa{i:09}"),
+                format!("post {i}"),
+            )
+        })
+        .collect();
+    let borrowed: Vec<(&str, &str)> = records
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let input = dir.path().join("records.jsonl");
+    std::fs::write(&input, jsonl(&borrowed)).unwrap();
+    let run = |car: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_arroba"));
+        command
+            .args(["repo", "create", "--did", DID, "--key-hex", KEY_HEX])
+            .stdin(std::fs::File::open(&input).unwrap())
+            .stdout(std::fs::File::create(dir.path().join(car)).unwrap());
+        command
+    };
+    let (status, drawn) = crate::common::process::on_terminal(run("terminal.car"));
+    assert!(status.success(), "{drawn}");
+    assert!(
+        drawn.contains("records") && drawn.contains("3000"),
+        "{drawn:?}"
+    );
+    assert!(drawn.contains("signing"), "{drawn:?}");
+    let piped = run("piped.car").stderr(Stdio::piped()).output().unwrap();
+    assert!(piped.status.success());
+    assert!(piped.stderr.is_empty(), "{}", stderr(&piped));
+    // The bar goes to stderr only: the CAR is whole either way.
+    for car in ["terminal.car", "piped.car"] {
+        let out = arroba(
+            &["repo", "inspect", dir.path().join(car).to_str().unwrap()],
+            None,
+        );
+        assert!(stdout(&out).contains("records  3000"), "{}", stdout(&out));
+    }
 }

@@ -86,3 +86,36 @@ pub async fn serve(data: &Path, port: u16, env: &[(&str, &str)]) -> Running {
     wait_for(&format!("http://127.0.0.1:{port}/xrpc/_health"), &log).await;
     running
 }
+
+/// Runs `command` with its stderr on a pseudo-terminal (as a person at a terminal sees it);
+/// returns its exit status and everything it drew there.
+pub fn on_terminal(mut command: Command) -> (std::process::ExitStatus, String) {
+    use rustix::pty::{OpenptFlags, grantpt, openpt, ptsname, unlockpt};
+    use std::io::Read;
+    let master = openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY).unwrap();
+    grantpt(&master).unwrap();
+    unlockpt(&master).unwrap();
+    let name = ptsname(&master, Vec::new()).unwrap();
+    let slave = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(name.to_str().unwrap())
+        .unwrap();
+    let mut reader = std::fs::File::from(master);
+    let drawn = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Once every holder of the terminal's other end has closed it, reads fail (EIO).
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let mut child = command.stderr(slave).spawn().unwrap();
+    let status = child.wait().unwrap();
+    drop(command);
+    (status, drawn.join().unwrap())
+}
