@@ -7,6 +7,7 @@
 
 mod account;
 mod admin;
+mod bench;
 mod bulk;
 mod client;
 mod collect;
@@ -38,6 +39,9 @@ enum Command {
     Plc(plc::PlcCommand),
     /// The operator's verbs (pdsadmin's), over XRPC with the admin password, against any PDS.
     Admin(admin::AdminArgs),
+    /// Load generators to point at a PDS (ours or another).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Move an account between PDSs (ours or any other).
     #[command(subcommand)]
     Account(account::AccountCommand),
@@ -67,6 +71,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Plc(cmd) => plc::run(cmd),
         Command::Account(cmd) => account::run(cmd),
         Command::Admin(args) => admin::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
         Command::Dynamodb(cmd) => dynamodb::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::Firehose(args) => firehose::run(args),

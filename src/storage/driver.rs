@@ -5,8 +5,14 @@
 //! cache) and runs again. Blocks are immutable, so a warm cache stays valid across calls and
 //! processes never disagree about a block. A commit that loses the race for the repo head is
 //! rebuilt on the new head, with jittered backoff, up to [`MAX_COMMIT_ATTEMPTS`] times.
+//!
+//! Writers to one repo through one storage instance (one process) take turns ([`RepoTurns`])
+//! rather than race: a race costs the loser a rebuild and a backoff, and under contention a
+//! writer that kept losing waited seconds. Races remain only between processes (Lambda
+//! instances), where the retry handles them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -22,6 +28,36 @@ use crate::tid::{TidClock, micros_of};
 
 /// How many times a commit is rebuilt after losing a race before giving up.
 pub const MAX_COMMIT_ATTEMPTS: usize = 25;
+
+/// One turn lock per storage instance and repo being written, dropped when no writer holds it.
+/// The instance is known by its address: a process has one, and tests that stand for several
+/// processes use several.
+#[derive(Default)]
+struct RepoTurns(Mutex<HashMap<(usize, Did), Weak<tokio::sync::Mutex<()>>>>);
+
+static TURNS: LazyLock<RepoTurns> = LazyLock::new(RepoTurns::default);
+
+impl RepoTurns {
+    /// The turn lock of `did` in `storage`, shared by every writer to it there.
+    fn of(&self, storage: &dyn Storage, did: &Did) -> Arc<tokio::sync::Mutex<()>> {
+        let key = (
+            std::ptr::from_ref(storage).cast::<()>() as usize,
+            did.clone(),
+        );
+        // Every critical section leaves the map consistent, so a poisoned lock is still usable.
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(turn) = map.get(&key).and_then(Weak::upgrade) {
+            return turn;
+        }
+        // Forget repos nobody is writing to, now and then, so the map stays small.
+        if map.len() >= 1024 {
+            map.retain(|_, turn| turn.strong_count() > 0);
+        }
+        let turn = Arc::new(tokio::sync::Mutex::new(()));
+        map.insert(key, Arc::downgrade(&turn));
+        turn
+    }
+}
 
 /// Runs `f` until it stops reporting missing blocks, fetching each missing one into `view`.
 /// Any read of a storage-backed repo goes through this.
@@ -185,6 +221,8 @@ pub async fn commit_writes_if(
     clock: &TidClock,
     preconditions: &CommitPreconditions,
 ) -> Result<(CommitData, Seq), StorageError> {
+    let turn = TURNS.of(storage, did);
+    let _turn = turn.lock().await;
     for attempt in 0..MAX_COMMIT_ATTEMPTS {
         // The first attempt may use a cached head; a stale one costs a conflict and a re-read.
         let loaded = if attempt == 0 {

@@ -100,11 +100,23 @@ async fn check_log(s: Arc<DynamoStorage>, acked: &HashMap<Did, Vec<(arroba::cid:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn eight_writers_times_25_commits_to_one_repo() {
-    let s = crate::common::dynamo_storage().await;
+    // Eight storage instances on the same tables, as eight Lambda instances: they race (writers
+    // through one instance take turns).
+    let sealer = arroba::storage::KeySealer::ephemeral();
+    let prefix = format!("t{}-", hex::encode(rand::random::<[u8; 6]>()));
+    let sdk = crate::common::sdk_config().await;
+    let instance = || {
+        Arc::new(DynamoStorage::with_sdk_config(
+            &sdk,
+            arroba::storage::dynamo::DynamoConfig::new(prefix.clone(), Some(sealer.clone())),
+        ))
+    };
+    let s = instance();
+    s.create_tables().await.unwrap();
     new_repo(&s, 1).await;
     let mut tasks = Vec::new();
     for t in 0..8u32 {
-        let s = s.clone();
+        let s = instance();
         tasks.push(tokio::spawn(async move {
             let (cache, clock) = (BlockCache::default().view(), TidClock::new(t as u16));
             let mut acked = Vec::new();

@@ -826,10 +826,11 @@ async fn a_writer_paused_before_its_commit_loses_the_race_and_rebuilds_without_a
         })
     };
     gate.reached().await;
-    // Another writer commits while the first holds a commit built on the old head.
+    // Another process (another storage instance) commits while the first holds a commit
+    // built on the old head. (Writers through one instance take turns instead.)
     let view = BlockCache::default().view();
     let (fast, _) = commit_writes(
-        &*faulty,
+        &*s,
         &view,
         &did(1),
         &[create(2, "fast")],
