@@ -33,13 +33,16 @@ pub const MAX_COMMIT_ATTEMPTS: usize = 25;
 /// The instance is known by its address: a process has one, and tests that stand for several
 /// processes use several.
 #[derive(Default)]
-struct RepoTurns(Mutex<HashMap<(usize, Did), Weak<tokio::sync::Mutex<()>>>>);
+struct RepoTurns(Mutex<HashMap<(usize, Did), Weak<Turn>>>);
+
+/// Held by the writer whose turn it is.
+type Turn = tokio::sync::Mutex<()>;
 
 static TURNS: LazyLock<RepoTurns> = LazyLock::new(RepoTurns::default);
 
 impl RepoTurns {
     /// The turn lock of `did` in `storage`, shared by every writer to it there.
-    fn of(&self, storage: &dyn Storage, did: &Did) -> Arc<tokio::sync::Mutex<()>> {
+    fn of(&self, storage: &dyn Storage, did: &Did) -> Arc<Turn> {
         let key = (
             std::ptr::from_ref(storage).cast::<()>() as usize,
             did.clone(),
@@ -53,7 +56,7 @@ impl RepoTurns {
         if map.len() >= 1024 {
             map.retain(|_, turn| turn.strong_count() > 0);
         }
-        let turn = Arc::new(tokio::sync::Mutex::new(()));
+        let turn = Arc::new(Turn::new(()));
         map.insert(key, Arc::downgrade(&turn));
         turn
     }
