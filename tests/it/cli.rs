@@ -303,6 +303,18 @@ fn plc_serve_runs_a_directory_that_persists_across_restarts() {
 fn dynamodb_create_tables_is_idempotent_against_the_emulator() {
     let endpoint = std::env::var("AWS_ENDPOINT_URL").expect("AWS_ENDPOINT_URL: run `make test`");
     let prefix = format!("cli{}-", std::process::id());
+    // On a terminal, a spinner while the tables are made.
+    let mut first = Command::new(env!("CARGO_BIN_EXE_arroba"));
+    first
+        .args(["dynamodb", "create-tables", "--prefix", &prefix])
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .stdout(Stdio::null());
+    let (status, drawn) = crate::common::process::on_terminal(first);
+    assert!(status.success(), "{drawn}");
+    assert!(drawn.contains("tables"), "{drawn:?}");
     for _ in 0..2 {
         let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
             .args(["dynamodb", "create-tables", "--prefix", &prefix])
