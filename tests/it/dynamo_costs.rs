@@ -95,6 +95,11 @@ async fn cost_of_a_commit_a_record_read_and_a_10000_record_export() {
         commit.total_requests() <= 3,
         "a warm single-record commit must take at most 3 requests: {commit:?}"
     );
+    // The blocks go while the sequence number is allocated, then the transaction.
+    assert_eq!(
+        commit.round_trips, 2,
+        "a warm single-record commit is two sequential round trips: {commit:?}"
+    );
 
     // A cold single-record commit (new process): the repo and the path must be read first.
     s.clear_caches();

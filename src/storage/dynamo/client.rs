@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::interceptors::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
@@ -65,6 +67,11 @@ pub struct DynamoMetrics {
     pub write_units: f64,
     /// Read capacity units.
     pub read_units: f64,
+    /// Sequential round trips: how many times a request went out with none in flight (requests
+    /// sent while another is in flight share its round trip).
+    pub round_trips: u64,
+    /// Requests in flight now (for counting round trips).
+    in_flight: u64,
 }
 
 impl DynamoMetrics {
@@ -87,7 +94,12 @@ impl MetricsCell {
     }
 
     pub(crate) fn reset(&self) {
-        self.with(|m| *m = DynamoMetrics::default());
+        self.with(|m| {
+            *m = DynamoMetrics {
+                in_flight: m.in_flight,
+                ..DynamoMetrics::default()
+            }
+        });
     }
 
     /// Records writing items of these sizes (`transactional` doubles the cost).
@@ -129,7 +141,23 @@ impl Intercept for CountingInterceptor {
             .load::<Metadata>()
             .map_or("unknown", |m| m.name())
             .to_owned();
-        self.0.with(|m| *m.requests.entry(op).or_default() += 1);
+        self.0.with(|m| {
+            *m.requests.entry(op).or_default() += 1;
+            if m.in_flight == 0 {
+                m.round_trips += 1;
+            }
+            m.in_flight += 1;
+        });
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        _context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.with(|m| m.in_flight = m.in_flight.saturating_sub(1));
         Ok(())
     }
 }

@@ -172,8 +172,9 @@ impl RepoStore for DynamoStorage {
     }
 
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError> {
-        let blocks_written = std::time::Instant::now();
-        self.write_blocks(&data.new_blocks).await?;
+        // The block collector spares only blocks written within its window (`collect`): a head
+        // that lands later than this could name blocks it has deleted. Retrying writes them again.
+        let deadline = std::time::Instant::now() + self.config.block_landing_limit;
         let prev = data
             .prev
             .ok_or_else(|| StorageError::Conflict(data.did.clone()))?;
@@ -191,15 +192,16 @@ impl RepoStore for DynamoStorage {
             vec![("#st", "status")],
         )?;
         let events = [EventBody::Commit(data.into())];
-        // The block collector spares only blocks written within its window (`collect`): a head
-        // that lands later than this could name blocks it has deleted. Retrying writes them again.
-        if blocks_written.elapsed() > self.config.block_landing_limit {
-            return Err(StorageError::Conflict(data.did.clone()));
-        }
+        // The blocks go while the sequence number is allocated: two round trips, not three.
         let result = self
-            .transact_with_events(&data.did, vec![update], &events, &|_| {
-                StorageError::Conflict(data.did.clone())
-            })
+            .transact_with_events_after(
+                &data.did,
+                vec![update],
+                &events,
+                &|_| StorageError::Conflict(data.did.clone()),
+                self.write_blocks(&data.new_blocks),
+                Some(deadline),
+            )
             .await;
         match result {
             Ok(seqs) => {

@@ -284,14 +284,53 @@ impl DynamoStorage {
         events: &[EventBody],
         head_error: &(dyn Fn(usize) -> StorageError + Send + Sync),
     ) -> Result<Vec<Seq>, StorageError> {
+        self.transact_with_events_after(did, head, events, head_error, async { Ok(()) }, None)
+            .await
+    }
+
+    /// Like [`DynamoStorage::transact_with_events`], running `first` (a commit's block write)
+    /// alongside the first number allocation, so the two cost one round trip, not two; the
+    /// transaction goes only once `first` succeeded. If `deadline` has passed when the
+    /// transaction would go, the numbers are released and it fails with a conflict.
+    pub(super) async fn transact_with_events_after(
+        &self,
+        did: &Did,
+        head: Vec<TxItem>,
+        events: &[EventBody],
+        head_error: &(dyn Fn(usize) -> StorageError + Send + Sync),
+        first: impl std::future::Future<Output = Result<(), StorageError>>,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Vec<Seq>, StorageError> {
+        let mut first = Some(first);
         for _ in 0..MAX_SEQ_ATTEMPTS {
             let count = events.len() as u64;
-            let seqs: Vec<Seq> = if count == 0 {
-                Vec::new()
-            } else {
-                let last = self.allocate_seqs(count).await?;
-                (last + 1 - count..=last).collect()
+            let allocate = async {
+                match count {
+                    0 => Ok(Vec::new()),
+                    _ => {
+                        let last = self.allocate_seqs(count).await?;
+                        Ok::<_, StorageError>((last + 1 - count..=last).collect())
+                    }
+                }
             };
+            let seqs: Vec<Seq> = match first.take() {
+                None => allocate.await?,
+                Some(first) => {
+                    let (done, seqs) = tokio::join!(first, allocate);
+                    let seqs = seqs?;
+                    if let Err(e) = done {
+                        // The numbers never become events: say so now rather than leave
+                        // readers to wait for them.
+                        self.release_seqs(seqs).await?;
+                        return Err(e);
+                    }
+                    seqs
+                }
+            };
+            if deadline.is_some_and(|d| std::time::Instant::now() > d) {
+                self.release_seqs(seqs).await?;
+                return Err(StorageError::Conflict(did.clone()));
+            }
             let expires = self.expires_at();
             let mut items = head.clone();
             for (seq, body) in seqs.iter().zip(events) {
