@@ -24,8 +24,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 
+use super::driver::load_head;
+use super::fetch_tree;
 use super::{BlockCache, EventBody, RepoStatus, Storage, StorageError};
-use super::{fetch_tree, load_repo_state};
 use crate::cid::Cid;
 use crate::repo::RepoError;
 
@@ -122,7 +123,7 @@ async fn mark_repos(
         for record in page.iter().filter(|r| r.status != RepoStatus::Deleted) {
             // A view per repo: its tree is held only while it is walked.
             let view = cache.view();
-            let (_, repo) = load_repo_state(storage, &view, &record.did).await?;
+            let repo = load_head(storage, &view, record.head).await?;
             fetch_tree(storage, &view, &repo).await?;
             marked.insert(record.head);
             repo.mst()

@@ -100,8 +100,8 @@ pub async fn load_repo_state(
     Ok((record, repo))
 }
 
-/// The repo whose head commit is `head`.
-async fn load_head(
+/// The repo whose head commit is `head` (a head already known: from a listing, or replaced).
+pub(crate) async fn load_head(
     storage: &dyn Storage,
     view: &BlockView,
     head: crate::cid::Cid,

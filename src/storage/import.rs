@@ -24,8 +24,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::accounts::Accounts;
+use super::driver::load_head;
+use super::fetch_tree;
 use super::{BlobStore, BlockView, EventBody, RepoStatus, Storage, StorageError};
-use super::{fetch_tree, with_blocks};
 use crate::block::{BlockMap, BlockSource};
 use crate::car::{CarError, CarStream};
 use crate::cbor::{self, Value};
@@ -455,7 +456,7 @@ async fn drop_replaced_refs(
     car: &Arc<SpooledCar>,
     repo: &VerifiedRepo,
 ) -> Result<(), ImportError> {
-    let old = load_repo_state_at(storage, view, old_head).await?;
+    let old = load_head(storage, view, old_head).await?;
     fetch_tree(storage, view, &old).await?;
     let old_leaves = old.mst().leaves().map_err(RepoError::from)?;
     if old_leaves.is_empty() {
@@ -523,17 +524,4 @@ async fn drop_blob_ref(
         }
     }
     Ok(())
-}
-
-/// The repo at commit `head` (not necessarily the stored head).
-async fn load_repo_state_at(
-    storage: &dyn Storage,
-    view: &BlockView,
-    head: Cid,
-) -> Result<crate::repo::Repo, StorageError> {
-    let source = Arc::new(view.clone());
-    with_blocks(storage, view, || {
-        crate::repo::Repo::load(head, source.clone())
-    })
-    .await
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::{Value, json};
 
-use crate::common::process::{free_port, serve};
+use crate::common::process::{free_port, post_json, serve};
 
 /// Runs `arroba account migrate` with `args`, stdin not a terminal.
 pub fn migrate(args: &[&str]) -> Output {
@@ -31,7 +31,7 @@ pub fn text(out: &Output) -> String {
 }
 
 /// The newest code our dev outbox in `data` holds.
-fn outbox_code(data: &Path) -> String {
+pub fn outbox_code(data: &Path) -> String {
     let mut mails: Vec<_> = std::fs::read_dir(data.join("outbox"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -40,18 +40,6 @@ fn outbox_code(data: &Path) -> String {
     let mail: Value =
         serde_json::from_slice(&std::fs::read(mails.last().unwrap()).unwrap()).unwrap();
     crate::common::smtp::code_in(mail["text"].as_str().unwrap()).unwrap()
-}
-
-async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Value) -> Value {
-    let mut request = client.post(url).json(&body);
-    if let Some(t) = token {
-        request = request.bearer_auth(t);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    assert!(status.is_success(), "{status}: {body}");
-    body
 }
 
 /// Every record's path and CID in `did`'s repo on `base`, from its export.
@@ -104,7 +92,7 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
         format!("http://127.0.0.1:{new_port}"),
     );
     let client = reqwest::Client::new();
-    let account = post(
+    let account = post_json(
         &client,
         format!("{old}/xrpc/com.atproto.server.createAccount"),
         None,
@@ -125,7 +113,7 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
             .await
             .unwrap();
         let blob = response.json::<Value>().await.unwrap()["blob"].clone();
-        post(
+        post_json(
             &client,
             format!("{old}/xrpc/com.atproto.repo.createRecord"),
             Some(&token),
@@ -145,7 +133,7 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
                 "createdAt": "2026-12-01T00:00:00.000Z"}})
         })
         .collect();
-    post(
+    post_json(
         &client,
         format!("{old}/xrpc/com.atproto.repo.applyWrites"),
         Some(&token),
@@ -173,16 +161,13 @@ async fn an_account_moves_between_two_servers_stopping_for_the_mailed_code_and_r
         "{}",
         text(&dry)
     );
-    let (status, _) = (
-        client
-            .post(format!("{new}/xrpc/com.atproto.server.createSession"))
-            .json(&json!({"identifier": did, "password": "alice-pw-0123"}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        (),
-    );
+    let status = client
+        .post(format!("{new}/xrpc/com.atproto.server.createSession"))
+        .json(&json!({"identifier": did, "password": "alice-pw-0123"}))
+        .send()
+        .await
+        .unwrap()
+        .status();
     assert_eq!(status, 401, "the dry run created nothing");
 
     // Without the code it moves everything it can, asks for the code and says how to go on.

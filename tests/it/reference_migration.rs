@@ -200,17 +200,7 @@ impl Mailbox<'_> {
                 let mail = mails.lock().unwrap().pop().expect("a code was mailed");
                 crate::common::smtp::code_in(&mail).unwrap()
             }
-            Mailbox::Outbox(data) => {
-                let mut outbox: Vec<_> = std::fs::read_dir(data.join("outbox"))
-                    .unwrap()
-                    .map(|e| e.unwrap().path())
-                    .collect();
-                outbox.sort();
-                let mail: Value =
-                    serde_json::from_slice(&std::fs::read(outbox.last().unwrap()).unwrap())
-                        .unwrap();
-                crate::common::smtp::code_in(mail["text"].as_str().unwrap()).unwrap()
-            }
+            Mailbox::Outbox(data) => crate::account_migrate::outbox_code(data),
         }
     }
 }

@@ -10,19 +10,7 @@ use futures::StreamExt;
 use serde_json::{Value as Json, json};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::process::{Running, free_port, wait_for};
-
-async fn post(client: &reqwest::Client, url: String, token: Option<&str>, body: Json) -> Json {
-    let mut req = client.post(url).json(&body);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    let body: Json = resp.json().await.unwrap();
-    assert!(status.is_success(), "{status}: {body}");
-    body
-}
+use crate::common::process::{Running, free_port, post_json, wait_for};
 
 /// Creates an account and a post on `base`, with a WebSocket subscribed to `ws` first, and
 /// returns the `#commit` frame carrying the post.
@@ -30,7 +18,7 @@ async fn post_and_receive_commit(base: &str, ws: &str, handle: &str) -> Value {
     let (mut socket, _) = tokio_tungstenite::connect_async(ws).await.unwrap();
     let client = reqwest::Client::new();
     let xrpc = |nsid: &str| format!("{base}/xrpc/{nsid}");
-    let account = post(
+    let account = post_json(
         &client,
         xrpc("com.atproto.server.createAccount"),
         None,
@@ -38,7 +26,7 @@ async fn post_and_receive_commit(base: &str, ws: &str, handle: &str) -> Value {
     )
     .await;
     let token = account["accessJwt"].as_str().unwrap();
-    let created = post(
+    let created = post_json(
         &client,
         xrpc("com.atproto.repo.createRecord"),
         Some(token),
@@ -361,7 +349,7 @@ async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole
     let client = reqwest::Client::new();
     let mut accounts = Vec::new();
     for (handle, posts) in [("alice.test", 20), ("bob.test", 1)] {
-        let account = post(
+        let account = post_json(
             &client,
             xrpc("com.atproto.server.createAccount"),
             None,
@@ -369,7 +357,7 @@ async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole
         )
         .await;
         for i in 0..posts {
-            post(
+            post_json(
                 &client,
                 xrpc("com.atproto.repo.createRecord"),
                 account["accessJwt"].as_str(),
@@ -462,4 +450,62 @@ async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole
         "{}",
         String::from_utf8_lossy(&verified.stderr)
     );
+}
+
+#[tokio::test]
+async fn arroba_bench_createrecord_loads_a_running_server_and_reports_what_it_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = crate::common::process::serve(
+        &dir.path().join("data"),
+        port,
+        &[("PDS_RATE_LIMITS_ENABLED", "false")],
+    )
+    .await;
+    let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .args([
+            "bench",
+            "createrecord",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+        ])
+        .args([
+            "--repos",
+            "2",
+            "--connections",
+            "3",
+            "--seconds",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Json = serde_json::from_slice(&out.stdout).unwrap();
+    let records = report["records"].as_u64().unwrap();
+    assert!(records > 0, "{report}");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(
+        (report["repos"].clone(), report["connections"].clone()),
+        (json!(2), json!(3))
+    );
+    let (p50, p99) = (
+        report["p50Ms"].as_f64().unwrap(),
+        report["p99Ms"].as_f64().unwrap(),
+    );
+    assert!(p50 > 0.0 && p99 >= p50, "{report}");
+    // It made its two accounts on the server.
+    let listed: Json = reqwest::get(format!(
+        "http://127.0.0.1:{port}/xrpc/com.atproto.sync.listRepos"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(listed["repos"].as_array().unwrap().len(), 2, "{listed}");
 }

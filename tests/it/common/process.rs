@@ -60,6 +60,25 @@ pub async fn wait_for(url: &str, log: &Path) {
     );
 }
 
+/// POSTs `body` as JSON (with a bearer `token` if given) and returns the JSON answer, which must
+/// be a success.
+pub async fn post_json(
+    client: &reqwest::Client,
+    url: String,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> serde_json::Value {
+    let mut request = client.post(url).json(&body);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
 /// `arroba serve` in dev mode on the embedded store in `data`, on `port`, with `env` added;
 /// stdout to `<data>.log`, JSON log lines to `<data>.json`. Returns once it answers.
 pub async fn serve(data: &Path, port: u16, env: &[(&str, &str)]) -> Running {
