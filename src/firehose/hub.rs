@@ -124,6 +124,16 @@ impl Hub {
             }
             polls.saw_events();
             for event in &batch {
+                if self.sender.receiver_count() == 0 {
+                    // Nobody would receive the frame, so it is not built. The position is stored
+                    // before the count is read again: a subscriber arriving after that read
+                    // (both go through the ring's lock) sees this position and replays up to it
+                    // from storage; one arriving before it is counted and gets the frame.
+                    self.position.store(event.seq, Ordering::SeqCst);
+                    if self.sender.receiver_count() == 0 {
+                        continue;
+                    }
+                }
                 let bytes = loop {
                     match event_frame(&*self.storage, event).await {
                         Ok(b) => break b,

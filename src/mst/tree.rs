@@ -64,6 +64,37 @@ impl Mst {
         self.resolve(&self.root, None)
     }
 
+    /// Decodes every node the source holds into the tree, once, and returns the CIDs of the
+    /// nodes it lacks (whose subtrees are not reached yet). Loading a whole stored tree is a loop:
+    /// fetch what this returns into the source, call again, until it returns nothing; the nodes
+    /// decoded on earlier rounds are not decoded again.
+    pub fn load_from_source(&mut self) -> Result<Vec<Cid>, MstError> {
+        let mut missing = Vec::new();
+        let source = self.source.clone();
+        load_link(&Loader(&*source), &mut self.root, None, &mut missing)?;
+        Ok(missing)
+    }
+
+    /// Decodes into the tree the nodes on the path to `key`, so that reading or changing it,
+    /// here or in a clone, and comparing the two, decode nothing again.
+    pub fn load_path(&mut self, key: &str) -> Result<(), MstError> {
+        let source = self.source.clone();
+        let loader = Loader(&*source);
+        let mut link = &mut self.root;
+        let mut layer = None;
+        loop {
+            let node = Arc::make_mut(loader.loaded(link, layer)?);
+            let Err(i) = node.search(key) else {
+                return Ok(());
+            };
+            layer = node.layer.checked_sub(1);
+            match node.slot_mut(i) {
+                Some(child) => link = child,
+                None => return Ok(()),
+            }
+        }
+    }
+
     /// The record CID at `key`, if any.
     pub fn get(&self, key: &str) -> Result<Option<Cid>, MstError> {
         let mut node = self.root_node()?;
@@ -160,6 +191,33 @@ impl Mst {
         }
         Ok(())
     }
+}
+
+/// [`Mst::load_from_source`] below `link`, whose node sits in `layer` when known.
+fn load_link(
+    loader: &Loader<'_>,
+    link: &mut Link,
+    layer: Option<u32>,
+    missing: &mut Vec<Cid>,
+) -> Result<(), MstError> {
+    let node = match loader.loaded(link, layer) {
+        Ok(node) => node,
+        Err(MstError::MissingBlock(cid)) => {
+            missing.push(cid);
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    // Only the links change, from stubs to the nodes they name: the CID the node carries stays
+    // right.
+    let node = Arc::make_mut(node);
+    let child_layer = node.layer.checked_sub(1);
+    for i in 0..=node.entries.len() {
+        if let Some(child) = node.slot_mut(i) {
+            load_link(loader, child, child_layer, missing)?;
+        }
+    }
+    Ok(())
 }
 
 /// Node loading and the recursive halves of the mutations over a borrowed block source, kept

@@ -122,6 +122,11 @@ impl Repo {
         &self.mst
     }
 
+    /// [`Mst::load_from_source`] on this repo's tree (which keeps its root).
+    pub fn load_tree_from_source(&mut self) -> Result<Vec<Cid>, crate::mst::MstError> {
+        self.mst.load_from_source()
+    }
+
     /// The CID of the record at `collection/rkey`, if any.
     pub fn record_cid(
         &self,
@@ -175,7 +180,13 @@ impl Repo {
                 new: rev,
             });
         }
-        let mut mst = self.mst.clone();
+        // The paths are decoded once, into a base both trees share: the writes below and the
+        // diff against the base then find the nodes loaded.
+        let mut base = self.mst.clone();
+        for write in writes {
+            base.load_path(&write.path())?;
+        }
+        let mut mst = base.clone();
         let mut ops = Vec::with_capacity(writes.len());
         let mut records = BlockMap::new();
         let mut seen = HashSet::with_capacity(writes.len());
@@ -218,7 +229,7 @@ impl Repo {
                 prev,
             });
         }
-        let changes = diff(&self.mst, &mst)?;
+        let changes = diff(&base, &mst)?;
         let mut new_blocks = changes.new_nodes;
         let mut relevant_blocks = BlockMap::new();
         for op in &ops {

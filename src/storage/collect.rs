@@ -123,8 +123,8 @@ async fn mark_repos(
         for record in page.iter().filter(|r| r.status != RepoStatus::Deleted) {
             // A view per repo: its tree is held only while it is walked.
             let view = cache.view();
-            let repo = load_head(storage, &view, record.head).await?;
-            fetch_tree(storage, &view, &repo).await?;
+            let mut repo = load_head(storage, &view, record.head).await?;
+            fetch_tree(storage, &view, &mut repo).await?;
             marked.insert(record.head);
             repo.mst()
                 .walk_nodes(&mut |node| {

@@ -116,10 +116,10 @@ pub(crate) async fn load_head(
 pub async fn fetch_tree(
     storage: &dyn BlockStore,
     view: &BlockView,
-    repo: &Repo,
+    repo: &mut Repo,
 ) -> Result<(), StorageError> {
     loop {
-        let missing = repo.mst().missing_blocks().map_err(RepoError::from)?;
+        let missing = repo.load_tree_from_source().map_err(RepoError::from)?;
         if missing.is_empty() {
             return Ok(());
         }

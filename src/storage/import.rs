@@ -456,8 +456,8 @@ async fn drop_replaced_refs(
     car: &Arc<SpooledCar>,
     repo: &VerifiedRepo,
 ) -> Result<(), ImportError> {
-    let old = load_head(storage, view, old_head).await?;
-    fetch_tree(storage, view, &old).await?;
+    let mut old = load_head(storage, view, old_head).await?;
+    fetch_tree(storage, view, &mut old).await?;
     let old_leaves = old.mst().leaves().map_err(RepoError::from)?;
     if old_leaves.is_empty() {
         return Ok(());

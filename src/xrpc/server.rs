@@ -374,8 +374,9 @@ pub(super) async fn deactivate_account(
 pub(super) async fn check_account_status(State(state): State<AppState>, access: Access) -> Out {
     let record = state.accounts().repo(&access.did).await?;
     let view = state.blocks();
-    let (_, repo) = crate::storage::load_repo_state(state.storage(), &view, &access.did).await?;
-    crate::storage::fetch_tree(state.storage(), &view, &repo).await?;
+    let (_, mut repo) =
+        crate::storage::load_repo_state(state.storage(), &view, &access.did).await?;
+    crate::storage::fetch_tree(state.storage(), &view, &mut repo).await?;
     let records = repo
         .mst()
         .leaf_count()

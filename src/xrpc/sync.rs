@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::{Value as Json_, json};
 
 use super::extract::Params;
@@ -40,6 +41,8 @@ fn car_response(body: impl Into<Body>) -> Response {
 
 /// How many records an export reads from storage at a time.
 const EXPORT_BATCH: usize = 256;
+/// How many of those reads an export has in flight.
+const READS_IN_FLIGHT: usize = 2;
 
 /// The record of a repo to export: it must exist and be active.
 async fn exportable_repo(state: &ExportState, did: &Did) -> Result<RepoRecord, XrpcError> {
@@ -61,7 +64,7 @@ pub(super) async fn get_repo(
     let record = exportable_repo(&state, &did).await?;
     let since: Option<Tid> = params.parse("since")?;
     let view = state.cache.view();
-    let (_, repo) = load_repo_state(&*state.storage, &view, &record.did).await?;
+    let (_, mut repo) = load_repo_state(&*state.storage, &view, &record.did).await?;
     if let Some(since) = since {
         if let Some(blocks) = blocks_since(&*state.storage, &record.did, since).await? {
             let mut all = state.storage.read_blocks(&blocks).await?;
@@ -75,17 +78,8 @@ pub(super) async fn get_repo(
             return Ok(car_response(body));
         }
     }
-    fetch_tree(&*state.storage, &view, &repo).await?;
-    let mut order: Vec<(Cid, bool)> = Vec::new();
-    repo.mst()
-        .walk_export(&mut |block| {
-            order.push(match block {
-                ExportBlock::Node { cid, .. } => (cid, false),
-                ExportBlock::Record { cid, .. } => (cid, true),
-            });
-            ControlFlow::Continue(())
-        })
-        .map_err(RepoError::from)?;
+    fetch_tree(&*state.storage, &view, &mut repo).await?;
+    let order = repo.mst().export_order().map_err(RepoError::from)?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let head = repo.head();
     let commit = repo.commit().encode();
@@ -95,13 +89,23 @@ pub(super) async fn get_repo(
         if tx.send(Ok(frame.into())).await.is_err() {
             return;
         }
-        for chunk in order.chunks(EXPORT_BATCH) {
-            let wanted: Vec<Cid> = chunk
-                .iter()
-                .filter(|(_, is_record)| *is_record)
-                .map(|(c, _)| *c)
-                .collect();
-            let records = match state.storage.read_blocks(&wanted).await {
+        // Two batches are read at once (each on its own blocking thread), so the next batch's
+        // lookups overlap this one's framing and sending.
+        let storage = state.storage.clone();
+        let chunks: Vec<Vec<(Cid, bool)>> = order.chunks(EXPORT_BATCH).map(<[_]>::to_vec).collect();
+        let mut batches = futures::stream::iter(chunks)
+            .map(|chunk: Vec<(Cid, bool)>| {
+                let wanted: Vec<Cid> = chunk
+                    .iter()
+                    .filter(|(_, is_record)| *is_record)
+                    .map(|(c, _)| *c)
+                    .collect();
+                let storage = storage.clone();
+                async move { (chunk, storage.read_blocks(&wanted).await) }
+            })
+            .buffered(READS_IN_FLIGHT);
+        while let Some((chunk, read)) = batches.next().await {
+            let records = match read {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(error = %e, "getRepo export failed");
@@ -110,20 +114,20 @@ pub(super) async fn get_repo(
                 }
             };
             let mut out = Vec::with_capacity(64 * chunk.len());
-            for (cid, is_record) in chunk {
-                let bytes = if *is_record {
-                    records.get(cid).map(<[u8]>::to_vec)
+            for (cid, is_record) in &chunk {
+                let framed = if *is_record {
+                    records
+                        .get(cid)
+                        .map(|b| encode_block_frame(&mut out, cid, b))
                 } else {
                     view.read_block(cid)
+                        .map(|b| encode_block_frame(&mut out, cid, &b))
                 };
-                match bytes {
-                    Some(b) => encode_block_frame(&mut out, cid, &b),
-                    None => {
-                        let _ = tx
-                            .send(Err(std::io::Error::other(format!("block {cid} missing"))))
-                            .await;
-                        return;
-                    }
+                if framed.is_none() {
+                    let _ = tx
+                        .send(Err(std::io::Error::other(format!("block {cid} missing"))))
+                        .await;
+                    return;
                 }
             }
             if tx.send(Ok(out.into())).await.is_err() {
@@ -227,8 +231,8 @@ pub(super) async fn get_blocks(
     // record (a taken-down one's, say): only the head commit, its tree and its records are
     // this repo's to give.
     let view = state.blocks();
-    let (_, repo) = load_repo_state(state.storage(), &view, &record.did).await?;
-    fetch_tree(state.storage(), &view, &repo).await?;
+    let (_, mut repo) = load_repo_state(state.storage(), &view, &record.did).await?;
+    fetch_tree(state.storage(), &view, &mut repo).await?;
     let mut ours: HashSet<Cid> = HashSet::from([record.head]);
     with_blocks(state.storage(), &view, || {
         repo.mst()

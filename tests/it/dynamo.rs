@@ -143,8 +143,8 @@ async fn eight_writers_times_25_commits_to_one_repo() {
             .extend(t.await.unwrap());
     }
     let cache = BlockCache::default().view();
-    let (_, repo) = load_repo_state(&*s, &cache, &did(1)).await.unwrap();
-    fetch_tree(&*s, &cache, &repo).await.unwrap();
+    let (_, mut repo) = load_repo_state(&*s, &cache, &did(1)).await.unwrap();
+    fetch_tree(&*s, &cache, &mut repo).await.unwrap();
     assert_eq!(
         repo.mst().leaf_count().unwrap(),
         200,
@@ -420,8 +420,8 @@ async fn a_commit_slower_than_the_landing_limit_fails_and_moves_nothing() {
     let before = slow.load_repo(&did(1)).await.unwrap().unwrap();
     let key = Keypair::from_seed(Algorithm::K256, &1u32.to_be_bytes());
     let view = BlockCache::default().view();
-    let (_, repo) = load_repo_state(&slow, &view, &did(1)).await.unwrap();
-    fetch_tree(&slow, &view, &repo).await.unwrap();
+    let (_, mut repo) = load_repo_state(&slow, &view, &did(1)).await.unwrap();
+    fetch_tree(&slow, &view, &mut repo).await.unwrap();
     let (_, data) = repo
         .apply_writes(
             &[create("slow", post("late"))],

@@ -148,8 +148,8 @@ async fn cost_of_a_commit_a_record_read_and_a_10000_record_export() {
     s.clear_caches();
     s.reset_metrics();
     let fresh = BlockCache::default().view();
-    let (_, repo) = load_repo_state(&*s, &fresh, &did()).await.unwrap();
-    fetch_tree(&*s, &fresh, &repo).await.unwrap();
+    let (_, mut repo) = load_repo_state(&*s, &fresh, &did()).await.unwrap();
+    fetch_tree(&*s, &fresh, &mut repo).await.unwrap();
     let leaves = repo.mst().leaves().unwrap();
     assert_eq!(leaves.len(), 10_003);
     let cids: Vec<_> = leaves.iter().map(|(_, c)| *c).collect();

@@ -203,8 +203,8 @@ async fn commits_store_blocks_move_the_head_and_append_events(s: Arc<dyn Storage
     assert_eq!(c.prev_data, data.prev_data);
     // A fresh cache reads the repo back from storage alone.
     let fresh = BlockCache::default().view();
-    let (_, repo) = load_repo_state(&*s, &fresh, &did(1)).await.unwrap();
-    fetch_tree(&*s, &fresh, &repo).await.unwrap();
+    let (_, mut repo) = load_repo_state(&*s, &fresh, &did(1)).await.unwrap();
+    fetch_tree(&*s, &fresh, &mut repo).await.unwrap();
     let record = arroba::block::BlockSource::read_block(&cache, &data.ops[0].cid.unwrap()).unwrap();
     assert_eq!(cid_for_cbor(&record), data.ops[0].cid.unwrap());
     assert_eq!(repo.mst().leaf_count().unwrap(), 2);
@@ -214,8 +214,8 @@ async fn a_stale_head_is_a_conflict_and_changes_nothing(s: Arc<dyn Storage>) {
     new_repo(&*s, 1, None).await;
     let cache = BlockCache::default().view();
     let clock = TidClock::new(3);
-    let (_, repo) = load_repo_state(&*s, &cache, &did(1)).await.unwrap();
-    fetch_tree(&*s, &cache, &repo).await.unwrap();
+    let (_, mut repo) = load_repo_state(&*s, &cache, &did(1)).await.unwrap();
+    fetch_tree(&*s, &cache, &mut repo).await.unwrap();
     let rev = clock.next_after(micros_of(Utc::now()), Some(repo.rev()));
     let (_, stale) = repo.apply_writes(&[create(1, "a")], &key(1), rev).unwrap();
     commit_writes(&*s, &cache, &did(1), &[create(2, "b")], &clock)
@@ -502,8 +502,8 @@ async fn concurrent_commits_to_one_repo_never_fork_or_lose_writes(s: Arc<dyn Sto
         acked.extend(t.await.unwrap());
     }
     let fresh = BlockCache::default().view();
-    let (_, repo) = load_repo_state(&*s, &fresh, &did(1)).await.unwrap();
-    fetch_tree(&*s, &fresh, &repo).await.unwrap();
+    let (_, mut repo) = load_repo_state(&*s, &fresh, &did(1)).await.unwrap();
+    fetch_tree(&*s, &fresh, &mut repo).await.unwrap();
     let leaves: Vec<String> = repo
         .mst()
         .leaves()
@@ -714,8 +714,8 @@ async fn snapshot(s: &dyn Storage) -> (arroba::cid::Cid, Vec<arroba::cid::Cid>) 
 /// Every block of the repo at its head is readable from storage alone (a fresh cache).
 async fn assert_whole(s: &dyn Storage, records: usize) {
     let fresh = BlockCache::default().view();
-    let (_, repo) = load_repo_state(s, &fresh, &did(1)).await.unwrap();
-    fetch_tree(s, &fresh, &repo).await.unwrap();
+    let (_, mut repo) = load_repo_state(s, &fresh, &did(1)).await.unwrap();
+    fetch_tree(s, &fresh, &mut repo).await.unwrap();
     let leaves = repo.mst().leaves().unwrap();
     assert_eq!(leaves.len(), records);
     let cids: Vec<_> = leaves.iter().map(|(_, c)| *c).collect();
@@ -1005,8 +1005,8 @@ async fn all_blocks(s: &dyn Storage, page: usize) -> BTreeSet<arroba::cid::Cid> 
 /// The head commit, nodes and records of `did`'s repo.
 async fn tree_blocks(s: &dyn Storage, did: &Did) -> BTreeSet<arroba::cid::Cid> {
     let view = BlockCache::default().view();
-    let (record, repo) = load_repo_state(s, &view, did).await.unwrap();
-    fetch_tree(s, &view, &repo).await.unwrap();
+    let (record, mut repo) = load_repo_state(s, &view, did).await.unwrap();
+    fetch_tree(s, &view, &mut repo).await.unwrap();
     let mut out = BTreeSet::from([record.head]);
     repo.mst()
         .walk_nodes(&mut |node| {

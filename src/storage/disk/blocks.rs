@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use redb::ReadableTable;
 
-use super::store::{BLOCK_WRITTEN, BLOCKS, DiskStorage, db_err, put_blocks};
+use super::store::{BLOCKS, DiskStorage, db_err, put_blocks, unstamp};
 use crate::block::BlockMap;
 use crate::cid::{self, Cid};
 use crate::storage::{BlockStore, StorageError, StoredBlock};
@@ -18,7 +18,7 @@ impl BlockStore for DiskStorage {
             let mut out = BlockMap::new();
             for cid in cids {
                 if let Some(v) = table.get(cid.to_bytes().as_slice()).map_err(db_err)? {
-                    out.insert(cid, v.value().to_vec());
+                    out.insert(cid, unstamp(v.value())?.1.to_vec());
                 }
             }
             Ok(out)
@@ -38,7 +38,6 @@ impl BlockStore for DiskStorage {
     ) -> Result<(Vec<StoredBlock>, Option<Vec<u8>>), StorageError> {
         self.read(move |txn| {
             let table = txn.open_table(BLOCKS).map_err(db_err)?;
-            let written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
             let range = match &token {
                 Some(after) => table.range::<&[u8]>((
                     std::ops::Bound::Excluded(after.as_slice()),
@@ -50,16 +49,13 @@ impl BlockStore for DiskStorage {
             let mut out = Vec::new();
             let mut last = None;
             for entry in range.take(limit) {
-                let (key, _) = entry.map_err(db_err)?;
+                let (key, value) = entry.map_err(db_err)?;
+                let (written_ms, _) = unstamp(value.value())?;
                 let key = key.value().to_vec();
                 let cid = cid::cid_from_bytes(&key).map_err(|_| StorageError::Corrupt {
                     what: "block".into(),
                     why: "key is not a CID",
                 })?;
-                let written_ms = written
-                    .get(key.as_slice())
-                    .map_err(db_err)?
-                    .map_or(0, |v| v.value());
                 out.push(StoredBlock { cid, written_ms });
                 last = Some(key);
             }
@@ -80,20 +76,17 @@ impl BlockStore for DiskStorage {
         self.writer
             .write(move |txn| {
                 let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
-                let mut written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
                 let mut deleted = 0;
                 for key in &keys {
-                    let stamp = written
-                        .get(key.as_slice())
-                        .map_err(db_err)?
-                        .map(|v| v.value());
-                    if stamp.is_some_and(|t| t >= written_before) {
+                    let stamp = match table.get(key.as_slice()).map_err(db_err)? {
+                        Some(v) => unstamp(v.value())?.0,
+                        None => continue,
+                    };
+                    if stamp >= written_before {
                         continue;
                     }
-                    if table.remove(key.as_slice()).map_err(db_err)?.is_some() {
-                        deleted += 1;
-                    }
-                    written.remove(key.as_slice()).map_err(db_err)?;
+                    table.remove(key.as_slice()).map_err(db_err)?;
+                    deleted += 1;
                 }
                 Ok(deleted)
             })

@@ -3,10 +3,8 @@
 use chrono::{DateTime, Utc};
 
 use crate::cbor::{self, Value, map};
-use crate::storage::codec::{decode_event, decode_keys, encode_event, encode_keys};
-use crate::storage::{
-    Event, EventBody, KeySealer, RepoKeys, RepoRecord, RepoStatus, Seq, StorageError,
-};
+use crate::storage::codec::{decode_event, decode_keys, encode_keys};
+use crate::storage::{Event, KeySealer, RepoKeys, RepoRecord, RepoStatus, Seq, StorageError};
 use crate::syntax::{Did, Handle, format_datetime};
 use crate::tid::Tid;
 
@@ -85,11 +83,12 @@ pub(super) fn open_keys(
     Ok(RepoKeys { signing, rotation })
 }
 
-pub(super) fn encode_event_record(did: &Did, time: DateTime<Utc>, body: &EventBody) -> Vec<u8> {
+/// An event as stored: its DID and time around its body, already encoded.
+pub(super) fn encode_event_record(did: &Did, time: DateTime<Utc>, body: Vec<u8>) -> Vec<u8> {
     cbor::encode(&map([
         ("did", did.as_str().into()),
         ("time", format_datetime(time).into()),
-        ("body", Value::Bytes(encode_event(body))),
+        ("body", Value::Bytes(body)),
     ]))
 }
 

@@ -5,7 +5,7 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::records::{decode_meta, open_keys, seal_keys};
 use super::store::{
-    DiskStorage, HANDLES, REPO_KEYS, REPOS, append, db_err, load, put_blocks, store,
+    DiskStorage, HANDLES, REPO_KEYS, REPOS, append, db_err, encode_bodies, load, put_blocks, store,
 };
 use crate::block::BlockMap;
 use crate::cid::Cid;
@@ -32,6 +32,7 @@ impl RepoStore for DiskStorage {
     ) -> Result<Vec<Seq>, StorageError> {
         let sealed = seal_keys(&repo.keys, self.sealer()?);
         let (blocks, record, keys) = (blocks.clone(), repo.record.clone(), repo.keys.clone());
+        let events = encode_bodies(&events);
         let seqs = self
             .writer
             .write(move |txn| {
@@ -159,24 +160,25 @@ impl RepoStore for DiskStorage {
     }
 
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError> {
-        let shared = data.clone();
+        let events = encode_bodies(&[EventBody::Commit(data.into())]);
+        let (did, prev, head, rev) = (data.did.clone(), data.prev, data.cid, data.rev());
+        let blocks = data.new_blocks.clone();
         let result = self
             .writer
             .write(move |txn| {
-                let data = shared;
-                let mut record = load(txn, &data.did)?
-                    .ok_or_else(|| StorageError::RepoNotFound(data.did.clone()))?;
+                let mut record =
+                    load(txn, &did)?.ok_or_else(|| StorageError::RepoNotFound(did.clone()))?;
                 if !record.status.is_active() {
-                    return Err(StorageError::InactiveRepo(data.did.clone(), record.status));
+                    return Err(StorageError::InactiveRepo(did, record.status));
                 }
-                if Some(record.head) != data.prev {
-                    return Err(StorageError::Conflict(data.did.clone()));
+                if Some(record.head) != prev {
+                    return Err(StorageError::Conflict(did));
                 }
-                put_blocks(txn, &data.new_blocks)?;
-                record.head = data.cid;
-                record.rev = data.rev();
+                put_blocks(txn, &blocks)?;
+                record.head = head;
+                record.rev = rev;
                 store(txn, &record)?;
-                Ok(append(txn, &data.did, vec![EventBody::Commit((&data).into())])?[0])
+                Ok(append(txn, &did, events)?[0])
             })
             .await;
         match &result {
@@ -195,6 +197,7 @@ impl RepoStore for DiskStorage {
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
         let owned = did.clone();
+        let events = encode_bodies(&events);
         let result = self
             .writer
             .write(move |txn| {
@@ -221,6 +224,7 @@ impl RepoStore for DiskStorage {
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
         let owned = did.clone();
+        let events = encode_bodies(&events);
         let result = self
             .writer
             .write(move |txn| {
@@ -245,6 +249,7 @@ impl RepoStore for DiskStorage {
         events: Vec<EventBody>,
     ) -> Result<Vec<Seq>, StorageError> {
         let owned = did.clone();
+        let events = encode_bodies(&events);
         let result = self
             .writer
             .write(move |txn| {

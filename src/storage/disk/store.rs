@@ -9,6 +9,7 @@ use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTrans
 use super::records::{decode_meta, encode_event_record, encode_meta};
 use super::writer::Writer;
 use crate::block::BlockMap;
+use crate::storage::codec::encode_event;
 use crate::storage::repo_cache::RepoRecordCache;
 use crate::storage::{EventBody, KeySealer, RepoRecord, Seq, StorageError};
 use crate::syntax::Did;
@@ -18,9 +19,14 @@ pub(super) const REPOS: TableDefinition<&str, &[u8]> = TableDefinition::new("rep
 /// DID → the account's sealed keys (written once, read only by signers).
 pub(super) const REPO_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("repo_keys");
 pub(super) const HANDLES: TableDefinition<&str, &str> = TableDefinition::new("handles");
-pub(super) const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
-/// CID bytes → when the block was last written (ms since the epoch), for the block collector.
-pub(super) const BLOCK_WRITTEN: TableDefinition<&[u8], u64> = TableDefinition::new("block_written");
+/// CID bytes → when the block was last written (ms since the epoch, 8 bytes big-endian, for the
+/// block collector) followed by the block. One table, so a commit dirties one B-tree page per
+/// block rather than two.
+pub(super) const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stamped_blocks");
+/// Before the stamps moved into the block table: CID bytes → block, and CID bytes → write time.
+/// [`DiskStorage::open`] moves a store that has them to [`BLOCKS`].
+const UNSTAMPED_BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
+const BLOCK_WRITTEN: TableDefinition<&[u8], u64> = TableDefinition::new("block_written");
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 pub(super) const EVENTS_BY_DID: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("events_by_did");
@@ -63,11 +69,11 @@ impl DiskStorage {
             txn.open_table(REPO_KEYS).map_err(db_err)?;
             txn.open_table(HANDLES).map_err(db_err)?;
             txn.open_table(BLOCKS).map_err(db_err)?;
-            txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
             txn.open_table(EVENTS).map_err(db_err)?;
             txn.open_table(EVENTS_BY_DID).map_err(db_err)?;
             txn.open_table(KV).map_err(db_err)?;
         }
+        stamp_unstamped_blocks(&txn)?;
         txn.commit().map_err(db_err)?;
         Ok(DiskStorage {
             writer: Writer::start(db.clone()),
@@ -97,11 +103,17 @@ impl DiskStorage {
     }
 }
 
-/// Appends events after the last one; numbers are consecutive (nothing here can fail after).
+/// Event bodies encoded for [`append`], before the write: the single writer only stores them.
+pub(super) fn encode_bodies(bodies: &[EventBody]) -> Vec<Vec<u8>> {
+    bodies.iter().map(encode_event).collect()
+}
+
+/// Appends events (bodies from [`encode_bodies`]) after the last one; numbers are consecutive
+/// (nothing here can fail after).
 pub(super) fn append(
     txn: &WriteTransaction,
     did: &Did,
-    bodies: Vec<EventBody>,
+    bodies: Vec<Vec<u8>>,
 ) -> Result<Vec<Seq>, StorageError> {
     let mut events = txn.open_table(EVENTS).map_err(db_err)?;
     let mut by_did = txn.open_table(EVENTS_BY_DID).map_err(db_err)?;
@@ -113,7 +125,7 @@ pub(super) fn append(
     let mut seqs = Vec::new();
     for (seq, body) in (first..).zip(bodies) {
         events
-            .insert(seq, encode_event_record(did, time, &body).as_slice())
+            .insert(seq, encode_event_record(did, time, body).as_slice())
             .map_err(db_err)?;
         by_did.insert((did.as_str(), seq), ()).map_err(db_err)?;
         seqs.push(seq);
@@ -121,17 +133,69 @@ pub(super) fn append(
     Ok(seqs)
 }
 
+/// Writes `blocks`, each stamped with the time now (a block already stored is stamped anew).
 pub(super) fn put_blocks(txn: &WriteTransaction, blocks: &BlockMap) -> Result<(), StorageError> {
     let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
-    let mut written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
     let now = now_ms();
+    let mut value = Vec::new();
     for (cid, bytes) in blocks.iter() {
-        let key = cid.to_bytes();
-        if table.get(key.as_slice()).map_err(db_err)?.is_none() {
-            table.insert(key.as_slice(), bytes).map_err(db_err)?;
-        }
-        written.insert(key.as_slice(), now).map_err(db_err)?;
+        stamp(&mut value, now, bytes);
+        table
+            .insert(cid.to_bytes().as_slice(), value.as_slice())
+            .map_err(db_err)?;
     }
+    Ok(())
+}
+
+/// Fills `out` with a [`BLOCKS`] value: `written_ms`, then `block`.
+fn stamp(out: &mut Vec<u8>, written_ms: u64, block: &[u8]) {
+    out.clear();
+    out.extend_from_slice(&written_ms.to_be_bytes());
+    out.extend_from_slice(block);
+}
+
+/// A [`BLOCKS`] value split into its write time and the block.
+pub(super) fn unstamp(value: &[u8]) -> Result<(u64, &[u8]), StorageError> {
+    match value.split_first_chunk::<8>() {
+        Some((written, block)) => Ok((u64::from_be_bytes(*written), block)),
+        None => Err(StorageError::Corrupt {
+            what: "block".into(),
+            why: "shorter than its write stamp",
+        }),
+    }
+}
+
+/// Moves the blocks of a store written before the stamps joined them into [`BLOCKS`], once
+/// (a block that had no stamp gets 0: the collector may take it if nothing names it).
+fn stamp_unstamped_blocks(txn: &WriteTransaction) -> Result<(), StorageError> {
+    let present: Vec<String> = txn
+        .list_tables()
+        .map_err(db_err)?
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    if !present
+        .iter()
+        .any(|n| n == redb::TableHandle::name(&UNSTAMPED_BLOCKS))
+    {
+        return Ok(());
+    }
+    {
+        let old = txn.open_table(UNSTAMPED_BLOCKS).map_err(db_err)?;
+        let written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
+        let mut new = txn.open_table(BLOCKS).map_err(db_err)?;
+        let mut value = Vec::new();
+        for entry in old.iter().map_err(db_err)? {
+            let (key, block) = entry.map_err(db_err)?;
+            let written_ms = written
+                .get(key.value())
+                .map_err(db_err)?
+                .map_or(0, |v| v.value());
+            stamp(&mut value, written_ms, block.value());
+            new.insert(key.value(), value.as_slice()).map_err(db_err)?;
+        }
+    }
+    txn.delete_table(UNSTAMPED_BLOCKS).map_err(db_err)?;
+    txn.delete_table(BLOCK_WRITTEN).map_err(db_err)?;
     Ok(())
 }
 
@@ -153,4 +217,58 @@ pub(super) fn store(txn: &WriteTransaction, record: &RepoRecord) -> Result<(), S
         .insert(record.did.as_str(), encode_meta(record).as_slice())
         .map_err(db_err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cid::{Cid, cid_for_cbor};
+    use crate::storage::BlockStore;
+
+    #[tokio::test]
+    async fn a_store_from_before_the_stamps_keeps_its_blocks_and_their_write_times() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let stamped = cid_for_cbor(b"\xa1ax\x01");
+        let unstamped = cid_for_cbor(b"\xa1ax\x02");
+        {
+            let db = Database::create(dir.path().join("pds.redb")).expect("db");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut blocks = txn.open_table(UNSTAMPED_BLOCKS).expect("blocks");
+                let mut written = txn.open_table(BLOCK_WRITTEN).expect("written");
+                blocks
+                    .insert(stamped.to_bytes().as_slice(), b"\xa1ax\x01".as_slice())
+                    .expect("put");
+                blocks
+                    .insert(unstamped.to_bytes().as_slice(), b"\xa1ax\x02".as_slice())
+                    .expect("put");
+                written
+                    .insert(stamped.to_bytes().as_slice(), 1_234)
+                    .expect("put");
+            }
+            txn.commit().expect("commit");
+        }
+        let storage = DiskStorage::open(dir.path(), None).expect("open");
+        let found = storage
+            .read_blocks(&[stamped, unstamped])
+            .await
+            .expect("read");
+        assert_eq!(found.get(&stamped), Some(b"\xa1ax\x01".as_slice()));
+        assert_eq!(found.get(&unstamped), Some(b"\xa1ax\x02".as_slice()));
+        let (scanned, _) = storage.scan_blocks(None, 10).await.expect("scan");
+        let times: std::collections::HashMap<Cid, u64> =
+            scanned.iter().map(|b| (b.cid, b.written_ms)).collect();
+        assert_eq!(times.get(&stamped), Some(&1_234));
+        assert_eq!(times.get(&unstamped), Some(&0));
+        let txn = storage.db.begin_read().expect("read txn");
+        let names: Vec<String> = txn
+            .list_tables()
+            .expect("tables")
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect();
+        assert!(
+            !names.iter().any(|n| n == "blocks" || n == "block_written"),
+            "{names:?}"
+        );
+    }
 }
