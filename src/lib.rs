@@ -10,7 +10,8 @@
 //! - [`storage`] (the storage roles, their backends, the block cache, and the commit driver)
 //!   and [`identity`] (DIDs, handles, PLC operations, service-auth JWTs): the first to do I/O.
 //!   [`plc`] is a PLC directory server built on [`identity`]; [`mail`] sends e-mail.
-//! - [`accounts`]: account flows (creation, login, app passwords, status, handles, invites).
+//! - [`accounts`]: account flows (creation, login, app passwords, status, handles, invites);
+//!   [`oauth`]: the OAuth authorization server's flow and DPoP checks, over the key-value store.
 //! - [`xrpc`] (the one router for every method) and [`firehose`] (`subscribeRepos`).
 //! - [`app`]: the composition root that builds every process's services from configuration.
 //! - [`cli`]: the `arroba` command line; the binaries in `src/bin/` only call into it or
@@ -42,6 +43,7 @@ pub mod identity;
 pub mod lexicon;
 pub mod mail;
 pub mod mst;
+pub mod oauth;
 pub mod plc;
 pub mod repo;
 pub mod storage;

@@ -2,13 +2,16 @@
 //! https://atproto.com/specs/xrpc#authentication), single-use refresh tokens, and the extractors
 //! handlers use ([`Access`], [`Refresh`], [`Admin`]). Checking passwords is `crate::accounts`.
 //!
+//! [`Access`] also takes OAuth's DPoP-bound access tokens (`Authorization: DPoP`, checked by
+//! `crate::oauth`).
+//!
 //! Every token's header is checked: the algorithm must be HS256 (so `none` and any asymmetric
 //! confusion are refused) and `typ` must match the use, so a refresh token never works as an
 //! access token.
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HOST};
 use axum::http::request::Parts;
 use base64::Engine;
 use chrono::Utc;
@@ -196,6 +199,11 @@ impl FromRequestParts<AppState> for Access {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(token) = dpop_token(&parts.headers) {
+            let access = oauth_access(parts, state, token).await?;
+            tracing::Span::current().record("did", access.did.as_str());
+            return Ok(access);
+        }
         let claims = decode(state, bearer(&parts.headers)?, TYP_ACCESS)?;
         let scope = Scope::parse(&claims.scope)
             .ok_or_else(|| XrpcError::invalid_token("Bad token scope"))?;
@@ -204,6 +212,59 @@ impl FromRequestParts<AppState> for Access {
         tracing::Span::current().record("did", did.as_str());
         Ok(Access { did, scope })
     }
+}
+
+/// The token of an `Authorization: DPoP <token>` header (RFC 9449 §7.1), if that is the scheme.
+fn dpop_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("DPoP ").map(str::trim)
+}
+
+/// The URLs a DPoP proof for this request may name: the public URL's origin, and the origin the
+/// client reached (its `Host`) over either scheme, since TLS may end before this process.
+fn request_urls(state: &AppState, parts: &Parts) -> Vec<String> {
+    let path = parts.uri.path();
+    let mut urls = vec![state.oauth().url_of(path)];
+    if let Some(host) = parts.headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        urls.push(format!("https://{host}{path}"));
+        urls.push(format!("http://{host}{path}"));
+    }
+    urls
+}
+
+/// An OAuth request: the DPoP proof checked against the request and the token, the token
+/// against its session, and its scopes mapped onto what an app password may do
+/// (`transition:generic`, plus chat with `transition:chat.bsky`).
+async fn oauth_access(parts: &Parts, state: &AppState, token: &str) -> Result<Access, XrpcError> {
+    let oauth = state.oauth();
+    let now = Utc::now().timestamp();
+    let refused = |e| XrpcError::dpop_refused(e, oauth.nonces().current(now));
+    let proof = parts.headers.get("dpop").and_then(|v| v.to_str().ok());
+    let urls = request_urls(state, parts);
+    let method = parts.method.as_str();
+    let proof = oauth
+        .check_proof(state.storage(), proof, method, &urls, Some(token), now)
+        .await
+        .map_err(refused)?;
+    let claims = oauth
+        .check_access(state.storage(), token, &proof)
+        .await
+        .map_err(refused)?;
+    let did = Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
+    let scope = match (
+        claims.has_scope("transition:generic"),
+        claims.has_scope("transition:chat.bsky"),
+    ) {
+        (true, true) => Scope::AppPasswordPrivileged,
+        (true, false) => Scope::AppPassword,
+        (false, _) => {
+            return Err(XrpcError::forbidden(
+                "InsufficientScope",
+                "This token lacks the transition:generic scope",
+            ));
+        }
+    };
+    Ok(Access { did, scope })
 }
 
 /// Who uploads a blob: an account's own session, or a service-auth token the account issued to
@@ -222,6 +283,10 @@ impl FromRequestParts<AppState> for Uploader {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if dpop_token(&parts.headers).is_some() {
+            let access = Access::from_request_parts(parts, state).await?;
+            return Ok(Uploader { did: access.did });
+        }
         let token = bearer(&parts.headers)?;
         let session = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
         if session {

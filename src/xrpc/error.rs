@@ -11,10 +11,14 @@ use crate::cbor::JsonError;
 use crate::identity::IdentityError;
 use crate::lexicon::LexiconError;
 use crate::mst::MstError;
+use crate::oauth::OAuthError;
 use crate::repo::RepoError;
 use crate::storage::import::ImportError;
 use crate::storage::{RepoStatus, StorageError};
 use crate::syntax::SyntaxError;
+
+/// The header a server's DPoP nonce travels in (RFC 9449 §8).
+pub(super) const DPOP_NONCE: header::HeaderName = header::HeaderName::from_static("dpop-nonce");
 
 /// An XRPC error response.
 #[derive(Debug)]
@@ -24,6 +28,10 @@ pub struct XrpcError {
     message: String,
     /// Logged, never sent: the detail behind a 500.
     internal: Option<String>,
+    /// The OAuth endpoints' body shape, `{"error","error_description"}`, instead of XRPC's.
+    oauth_body: bool,
+    /// Headers the refusal carries besides the body (`DPoP-Nonce`, `WWW-Authenticate`).
+    headers: Vec<(header::HeaderName, String)>,
 }
 
 impl XrpcError {
@@ -38,6 +46,8 @@ impl XrpcError {
             name: name.into(),
             message: message.into(),
             internal: None,
+            oauth_body: false,
+            headers: Vec::new(),
         }
     }
 
@@ -87,7 +97,43 @@ impl XrpcError {
             name: "InternalServerError".into(),
             message: "Internal Server Error".into(),
             internal: Some(detail.to_string()),
+            oauth_body: false,
+            headers: Vec::new(),
         }
+    }
+
+    /// An OAuth endpoint's refusal (RFC 6749 §5.2 body), with the current DPoP `nonce` so the
+    /// client can retry.
+    pub fn oauth(e: OAuthError, nonce: String) -> XrpcError {
+        let status = match &e {
+            OAuthError::Storage(_) => return XrpcError::internal(e),
+            OAuthError::AccessDenied(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut error = XrpcError::new(status, e.code(), e.to_string());
+        error.oauth_body = true;
+        error.headers.push((DPOP_NONCE, nonce));
+        error
+    }
+
+    /// A resource request's refusal of its DPoP-bound token: 401 with the challenge RFC 9449
+    /// §7.1 defines (`WWW-Authenticate: DPoP error=…`) and the current `nonce`.
+    pub fn dpop_refused(e: OAuthError, nonce: String) -> XrpcError {
+        let code = match &e {
+            OAuthError::Storage(_) => return XrpcError::internal(e),
+            OAuthError::UseDpopNonce => "use_dpop_nonce",
+            OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
+            _ => "invalid_token",
+        };
+        let message = e.to_string();
+        let challenge = format!(
+            "DPoP algs=\"ES256\", error=\"{code}\", error_description=\"{}\"",
+            message.replace(['"', '\\'], "")
+        );
+        let mut error = XrpcError::new(StatusCode::UNAUTHORIZED, code, message);
+        error.headers.push((header::WWW_AUTHENTICATE, challenge));
+        error.headers.push((DPOP_NONCE, nonce));
+        error
     }
 
     /// The HTTP status.
@@ -133,12 +179,21 @@ impl IntoResponse for XrpcError {
                 tracing::debug!(status = self.status.as_u16(), error = %self.name, message = %self.message, "client error")
             }
         }
-        let body = serde_json::json!({ "error": self.name, "message": self.message });
+        let body = if self.oauth_body {
+            serde_json::json!({ "error": self.name, "error_description": self.message })
+        } else {
+            serde_json::json!({ "error": self.name, "message": self.message })
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
         }
         response
     }

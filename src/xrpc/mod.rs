@@ -3,7 +3,7 @@
 //! root (`crate::app`) supplies its [`AppState`].
 //!
 //! Handlers are thin and grouped by NSID namespace (`server`, `repo`, `sync`, `identity`,
-//! `admin`); the table in `methods` names each method's NSID, kind and handler. Handlers read
+//! `admin`) and the OAuth endpoints (`oauth`); the table in `methods` names each method's NSID, kind and handler. Handlers read
 //! typed inputs checked against the method's lexicon ([`extract`]), authenticate with [`auth`],
 //! call `accounts`/`repo`/`storage`/`identity`, and map errors through [`XrpcError`], the one
 //! place statuses and `{"error","message"}` bodies are chosen. The firehose's WebSocket route
@@ -21,6 +21,7 @@ mod import;
 pub mod limits;
 mod methods;
 mod migration;
+mod oauth;
 mod proxy;
 mod repo;
 mod router;

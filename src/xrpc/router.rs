@@ -7,12 +7,12 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{Request, Response, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::cors::CorsLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use super::{AppState, ExportState, XrpcError, limits, methods, proxy, sync, well_known};
+use super::{AppState, ExportState, XrpcError, limits, methods, oauth, proxy, sync, well_known};
 
 /// Body limit for every JSON procedure without a limit of its own.
 const DEFAULT_BODY_LIMIT: usize = 150 * 1024;
@@ -45,7 +45,22 @@ pub fn router() -> Router<AppState> {
     let router = Router::new()
         .route("/", get(well_known::root))
         .route("/.well-known/atproto-did", get(well_known::atproto_did))
-        .route("/.well-known/did.json", get(well_known::did_json));
+        .route("/.well-known/did.json", get(well_known::did_json))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(oauth::protected_resource),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(oauth::authorization_server),
+        )
+        .route("/oauth/par", post(oauth::par))
+        .route(
+            "/oauth/authorize",
+            get(oauth::authorize_page).post(oauth::authorize_submit),
+        )
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke));
     with_methods(router, methods::table()).fallback(proxy::catch_all)
 }
 

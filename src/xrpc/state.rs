@@ -11,6 +11,7 @@ use crate::accounts::{AccountService, AccountsConfig};
 use crate::identity::{PlcClient, Resolver};
 use crate::lexicon::Lexicons;
 use crate::mail::Mailer;
+use crate::oauth::AuthorizationServer;
 use crate::storage::{BlobStore, BlockCache, BlockView, Storage};
 use crate::tid::TidClock;
 
@@ -44,6 +45,7 @@ struct Inner {
     clock: TidClock,
     plc: PlcClient,
     accounts: AccountsConfig,
+    oauth: AuthorizationServer,
 }
 
 impl std::fmt::Debug for AppState {
@@ -66,12 +68,19 @@ impl AppState {
             hostname: config.hostname.clone(),
             plc_rotation_key: config.plc_rotation_key.clone(),
         };
+        let oauth = AuthorizationServer::new(
+            &config.public_url,
+            &config.service_did,
+            &config.jwt_secret,
+            &services.resolver,
+        );
         AppState(Arc::new(Inner {
             config,
             services,
             clock: TidClock::random(),
             plc,
             accounts,
+            oauth,
         }))
     }
 
@@ -145,6 +154,11 @@ impl AppState {
             self.resolver(),
             &self.0.accounts,
         )
+    }
+
+    /// The OAuth authorization server.
+    pub fn oauth(&self) -> &AuthorizationServer {
+        &self.0.oauth
     }
 
     /// The bundled lexicons.

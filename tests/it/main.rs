@@ -35,6 +35,7 @@ mod lambda_runtime;
 mod lexicon_methods;
 mod migration;
 mod mst;
+mod oauth;
 mod rate_limits;
 mod readme;
 mod reference_migration;

@@ -1,0 +1,589 @@
+//! The OAuth endpoints over HTTP (the flow itself is `crate::oauth`): the two metadata
+//! documents, pushed authorization requests, the sign-in and consent page, the token and
+//! revocation endpoints.
+//!
+//! The page is plain server-rendered HTML: a form, no script, nothing loaded from elsewhere.
+//! Its form carries a CSRF token that must equal the one in a cookie only this origin can set
+//! (the double-submit pattern), so another site cannot post an approval in the person's name.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::error::DPOP_NONCE;
+use super::limits::{Budget, Caller};
+use super::{AppState, XrpcError};
+use crate::accounts::{AccountError, TokenPurpose};
+use crate::oauth::{ClientMetadata, OAuthError, PushedRequest};
+
+const CSRF_COOKIE: &str = "arroba_oauth_csrf";
+
+fn now() -> i64 {
+    Utc::now().timestamp()
+}
+
+/// The refusal of an OAuth endpoint, carrying the current nonce.
+fn refusal(state: &AppState, e: OAuthError) -> XrpcError {
+    XrpcError::oauth(e, state.oauth().nonces().current(now()))
+}
+
+/// The body of an OAuth request as name → value: form-encoded (RFC 6749), or a JSON object of
+/// strings. A repeated parameter is refused (RFC 6749 §3.1).
+fn params(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, String>, OAuthError> {
+    let json = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let mut out = BTreeMap::new();
+    if json {
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|_| OAuthError::InvalidRequest("Body is not a JSON object".into()))?;
+        for (name, value) in object {
+            match value {
+                serde_json::Value::String(s) => {
+                    out.insert(name, s);
+                }
+                serde_json::Value::Null => {}
+                _ => {
+                    return Err(OAuthError::InvalidRequest(format!(
+                        "{name} must be a string"
+                    )));
+                }
+            }
+        }
+        return Ok(out);
+    }
+    for (name, value) in url::form_urlencoded::parse(body) {
+        if out.insert(name.to_string(), value.into_owned()).is_some() {
+            return Err(OAuthError::InvalidRequest(format!("{name} is repeated")));
+        }
+    }
+    Ok(out)
+}
+
+fn dpop_header(headers: &HeaderMap) -> Option<&str> {
+    headers.get("dpop").and_then(|v| v.to_str().ok())
+}
+
+fn with_nonce(state: &AppState, mut response: Response) -> Response {
+    if let Ok(nonce) = HeaderValue::from_str(&state.oauth().nonces().current(now())) {
+        response.headers_mut().insert(DPOP_NONCE, nonce);
+    }
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `GET /.well-known/oauth-protected-resource`.
+pub(super) async fn protected_resource(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.oauth().resource_metadata())
+}
+
+/// `GET /.well-known/oauth-authorization-server`.
+pub(super) async fn authorization_server(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(state.oauth().metadata())
+}
+
+/// `POST /oauth/par`: a client pushes its authorization request, with a DPoP proof.
+pub(super) async fn par(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, XrpcError> {
+    let oauth = state.oauth();
+    let now = now();
+    let params = params(&headers, &body).map_err(|e| refusal(&state, e))?;
+    let url = oauth.url_of("/oauth/par");
+    let proof = oauth
+        .check_proof(
+            state.storage(),
+            dpop_header(&headers),
+            "POST",
+            &[url],
+            None,
+            now,
+        )
+        .await
+        .map_err(|e| refusal(&state, e))?;
+    let (request_uri, expires_in) = oauth
+        .push(state.storage(), state.resolver(), &params, &proof, now)
+        .await
+        .map_err(|e| refusal(&state, e))?;
+    let body = serde_json::json!({ "request_uri": request_uri, "expires_in": expires_in });
+    Ok(with_nonce(
+        &state,
+        (StatusCode::CREATED, Json(body)).into_response(),
+    ))
+}
+
+/// `POST /oauth/token`: the `authorization_code` and `refresh_token` grants.
+pub(super) async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, XrpcError> {
+    let oauth = state.oauth();
+    let now = now();
+    let params = params(&headers, &body).map_err(|e| refusal(&state, e))?;
+    let url = oauth.url_of("/oauth/token");
+    let proof = oauth
+        .check_proof(
+            state.storage(),
+            dpop_header(&headers),
+            "POST",
+            &[url],
+            None,
+            now,
+        )
+        .await
+        .map_err(|e| refusal(&state, e))?;
+    let tokens = oauth
+        .token(state.storage(), &params, &proof, now)
+        .await
+        .map_err(|e| refusal(&state, e))?;
+    Ok(with_nonce(&state, Json(tokens).into_response()))
+}
+
+/// `POST /oauth/revoke` (RFC 7009): ends the session of the token given.
+pub(super) async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, XrpcError> {
+    let params = params(&headers, &body).map_err(|e| refusal(&state, e))?;
+    let token = params
+        .get("token")
+        .ok_or_else(|| refusal(&state, OAuthError::InvalidRequest("Missing token".into())))?;
+    state
+        .oauth()
+        .revoke(state.storage(), token)
+        .await
+        .map_err(|e| refusal(&state, e))?;
+    Ok(with_nonce(&state, StatusCode::OK.into_response()))
+}
+
+/// The query of `GET /oauth/authorize`.
+#[derive(Deserialize)]
+pub(super) struct AuthorizeQuery {
+    client_id: Option<String>,
+    request_uri: Option<String>,
+}
+
+/// `GET /oauth/authorize`: the sign-in and consent page for a pushed request.
+pub(super) async fn authorize_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AuthorizeQuery>,
+) -> Response {
+    let (Some(client_id), Some(request_uri)) = (query.client_id, query.request_uri) else {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "This server takes pushed authorization requests only: client_id and request_uri are required.",
+        );
+    };
+    let oauth = state.oauth();
+    let request = match oauth
+        .pending(state.storage(), &client_id, &request_uri, now())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if request.prompt.as_deref() == Some("none") {
+        // No one is signed in to this server in the browser, so nothing can be granted silently.
+        return match oauth
+            .refuse(
+                state.storage(),
+                &client_id,
+                &request_uri,
+                "login_required",
+                now(),
+            )
+            .await
+        {
+            Ok(url) => see_other(&url),
+            Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+        };
+    }
+    let client = match oauth.client(state.resolver(), &client_id).await {
+        Ok(c) => c,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let csrf = cookie(&headers, CSRF_COOKIE)
+        .filter(|c| c.len() >= 16)
+        .unwrap_or_else(new_csrf);
+    let page = Page {
+        request: &request,
+        request_uri: &request_uri,
+        client: &client,
+        csrf: &csrf,
+        identifier: request.login_hint.as_deref().unwrap_or_default(),
+        message: None,
+        ask_code: false,
+    };
+    page_response(&state, StatusCode::OK, &page)
+}
+
+/// The form the page posts.
+#[derive(Deserialize)]
+pub(super) struct AuthorizeForm {
+    client_id: String,
+    request_uri: String,
+    csrf: String,
+    decision: String,
+    #[serde(default)]
+    identifier: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /oauth/authorize`: the person's answer. A refusal goes back to the client; an approval
+/// needs the account password (and the e-mailed code when two-factor sign-in is on).
+pub(super) async fn authorize_submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<AuthorizeForm>,
+) -> Response {
+    let same_csrf = cookie(&headers, CSRF_COOKIE).is_some_and(|c| {
+        bool::from(subtle::ConstantTimeEq::ct_eq(
+            c.as_bytes(),
+            form.csrf.as_bytes(),
+        ))
+    });
+    if !same_csrf {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "This form was not sent from this server's page. Go back to the app and start again.",
+        );
+    }
+    let oauth = state.oauth();
+    let request = match oauth
+        .pending(state.storage(), &form.client_id, &form.request_uri, now())
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if form.decision != "allow" {
+        return answer(&state, &form, None).await;
+    }
+    let client = match oauth.client(state.resolver(), &form.client_id).await {
+        Ok(c) => c,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let again = |status, message: &str, ask_code| {
+        let page = Page {
+            request: &request,
+            request_uri: &form.request_uri,
+            client: &client,
+            csrf: &form.csrf,
+            identifier: &form.identifier,
+            message: Some(message),
+            ask_code,
+        };
+        page_response(&state, status, &page)
+    };
+    let key = format!(
+        "{}-{}",
+        form.identifier.trim().to_lowercase(),
+        caller.ip_key()
+    );
+    if let Err(e) = state
+        .limits()
+        .spend(&caller, Budget::CreateSession, &key, 1)
+        .await
+    {
+        return again(e.status(), "Too many attempts; wait a few minutes.", false);
+    }
+    let accounts = state.accounts();
+    let login = match accounts.login(&form.identifier, &form.password).await {
+        Ok(login) if login.app_password.is_some() => {
+            return again(
+                StatusCode::UNAUTHORIZED,
+                "Use your account password here, not an app password.",
+                false,
+            );
+        }
+        Ok(login) => login,
+        Err(AccountError::WrongCredentials) => {
+            return again(StatusCode::UNAUTHORIZED, "Wrong handle or password.", false);
+        }
+        Err(e) => return again(StatusCode::FORBIDDEN, &e.to_string(), false),
+    };
+    let did = login.record.did.clone();
+    if login.account.email_auth_factor {
+        let code = form.code.trim();
+        if code.is_empty() {
+            let sent = match &login.account.email {
+                Some(email) => match accounts.issue_token(&did, TokenPurpose::SignIn).await {
+                    Ok(token) => {
+                        super::email::send_code(&state, &did, email, TokenPurpose::SignIn, &token)
+                            .await
+                            .is_ok()
+                    }
+                    Err(_) => false,
+                },
+                None => false,
+            };
+            let message = if sent {
+                "A sign-in code was sent to your e-mail address. Enter it with your password."
+            } else {
+                "Two-factor sign-in is on, but no code could be e-mailed."
+            };
+            return again(StatusCode::UNAUTHORIZED, message, true);
+        }
+        if accounts
+            .take_token_for(&did, TokenPurpose::SignIn, code)
+            .await
+            .is_err()
+        {
+            return again(
+                StatusCode::UNAUTHORIZED,
+                "That code is wrong or has expired.",
+                true,
+            );
+        }
+    }
+    answer(&state, &form, Some(&did)).await
+}
+
+/// Ends the request with the person's answer and sends the browser back to the client.
+async fn answer(
+    state: &AppState,
+    form: &AuthorizeForm,
+    sub: Option<&crate::syntax::Did>,
+) -> Response {
+    match state
+        .oauth()
+        .answer(
+            state.storage(),
+            &form.client_id,
+            &form.request_uri,
+            sub,
+            now(),
+        )
+        .await
+    {
+        Ok(url) => see_other(&url),
+        Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+fn see_other(url: &str) -> Response {
+    match HeaderValue::from_str(url) {
+        Ok(location) => {
+            let mut response = StatusCode::SEE_OTHER.into_response();
+            response.headers_mut().insert(LOCATION, location);
+            response
+        }
+        Err(_) => error_page(
+            StatusCode::BAD_REQUEST,
+            "The client's redirect URI is unusable.",
+        ),
+    }
+}
+
+fn new_csrf() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// Escapes text for HTML content and quoted attributes.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a scope lets the app do, in the words the consent page uses.
+fn scope_description(scope: &str) -> &'static str {
+    match scope {
+        "atproto" => "Know which account you are (your DID and handle).",
+        "transition:generic" => {
+            "Read and write your posts, likes, follows and other records, upload media, and use \
+             Bluesky services in your name, as an app password can."
+        }
+        "transition:chat.bsky" => "Read and send your direct messages.",
+        _ => "A permission this server does not describe.",
+    }
+}
+
+struct Page<'a> {
+    request: &'a PushedRequest,
+    request_uri: &'a str,
+    client: &'a ClientMetadata,
+    csrf: &'a str,
+    identifier: &'a str,
+    message: Option<&'a str>,
+    ask_code: bool,
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;\
+padding:0 1rem;line-height:1.5;color:#111;background:#fff}label{display:block;margin-top:.8rem}\
+input{display:block;width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem}\
+.buttons{display:flex;gap:.5rem;margin-top:1.2rem}button{flex:1;padding:.6rem;font-size:1rem}\
+[role=alert]{border:2px solid #b00;padding:.5rem;color:#700}code{word-break:break-all}";
+
+fn page_response(state: &AppState, status: StatusCode, page: &Page<'_>) -> Response {
+    let client_name = page
+        .client
+        .client_name
+        .as_deref()
+        .unwrap_or(&page.client.client_id);
+    let scopes: String = page
+        .request
+        .scope
+        .split(' ')
+        .map(|s| {
+            format!(
+                "<li><strong>{}</strong>: {}</li>",
+                escape(s),
+                escape(scope_description(s))
+            )
+        })
+        .collect();
+    let message = page
+        .message
+        .map(|m| format!(r#"<p role="alert" id="message">{}</p>"#, escape(m)))
+        .unwrap_or_default();
+    let code_field = if page.ask_code {
+        r#"<label for="code">Code from the e-mail</label>
+<input id="code" name="code" autocomplete="one-time-code" required>"#
+    } else {
+        ""
+    };
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in to {host}</title><style>{STYLE}</style></head>
+<body><main>
+<h1>Sign in to {host}</h1>
+<p><strong>{client_name}</strong> (<code>{client_id}</code>) asks to:</p>
+<ul id="scopes">{scopes}</ul>
+{message}
+<form method="post" action="/oauth/authorize">
+<input type="hidden" name="client_id" value="{client_id}">
+<input type="hidden" name="request_uri" value="{request_uri}">
+<input type="hidden" name="csrf" value="{csrf}">
+<label for="identifier">Handle or e-mail</label>
+<input id="identifier" name="identifier" value="{identifier}" autocomplete="username" required>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+{code_field}
+<div class="buttons">
+<button type="submit" name="decision" value="allow" id="allow">Allow</button>
+<button type="submit" name="decision" value="deny" id="deny" formnovalidate>Deny</button>
+</div>
+</form>
+<p>You will be sent back to <code>{redirect}</code>.</p>
+</main></body></html>"#,
+        host = escape(&state.config().hostname),
+        client_name = escape(client_name),
+        client_id = escape(&page.client.client_id),
+        request_uri = escape(page.request_uri),
+        csrf = escape(page.csrf),
+        identifier = escape(page.identifier),
+        redirect = escape(&page.request.redirect_uri),
+    );
+    let mut response = (status, Html(html)).into_response();
+    let secure = if state.config().public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{CSRF_COOKIE}={}; Path=/oauth; HttpOnly; SameSite=Lax{secure}",
+        page.csrf
+    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(SET_COOKIE, value);
+    }
+    page_headers(response)
+}
+
+fn error_page(status: StatusCode, message: &str) -> Response {
+    let html = format!(
+        r#"<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign-in failed</title><style>{STYLE}</style></head>
+<body><main><h1>Sign-in failed</h1><p role="alert" id="message">{}</p></main></body></html>"#,
+        escape(message)
+    );
+    page_headers((status, Html(html)).into_response())
+}
+
+/// Headers of every page: never cached, never framed (clickjacking), nothing loaded from
+/// elsewhere, no referrer leaking the request URI.
+fn page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_with_a_repeated_parameter_are_refused() {
+        let headers = HeaderMap::new();
+        let ok = params(&headers, b"a=1&b=x%20y").unwrap();
+        assert_eq!(ok.get("b").map(String::as_str), Some("x y"));
+        assert!(params(&headers, b"a=1&a=2").is_err());
+    }
+
+    #[test]
+    fn json_bodies_take_strings_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert_eq!(params(&headers, br#"{"a":"1"}"#).unwrap()["a"], "1");
+        assert!(params(&headers, br#"{"a":1}"#).is_err());
+        assert!(params(&headers, b"[]").is_err());
+    }
+
+    #[test]
+    fn markup_in_client_supplied_text_is_escaped() {
+        assert_eq!(
+            escape(r#"<script>"x"&'y'</script>"#),
+            "&lt;script&gt;&quot;x&quot;&amp;&#39;y&#39;&lt;/script&gt;"
+        );
+    }
+}

@@ -1,0 +1,726 @@
+//! The OAuth authorization code flow over HTTP against a real server, as a public client does
+//! it: metadata, a pushed request with a DPoP proof (and the nonce dance), the sign-in page and
+//! its form, the token endpoint, then XRPC calls with the DPoP-bound token. Each refusal the
+//! profile requires is tried: no PKCE, a redirect URI or scope the client did not declare, a
+//! reused code, a wrong verifier, another DPoP key, a replayed proof, a reused refresh token,
+//! a revoked session.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use p256::ecdsa::SigningKey;
+use p256::ecdsa::signature::Signer;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::common::pds::Pds;
+
+const REDIRECT: &str = "http://127.0.0.1/callback";
+
+fn client_id() -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "atproto transition:generic")
+        .finish();
+    format!("http://localhost?{query}")
+}
+
+/// A DPoP key and the nonce the server last gave it.
+struct Dpop {
+    key: SigningKey,
+    nonce: Option<String>,
+}
+
+impl Dpop {
+    fn new() -> Dpop {
+        Dpop {
+            key: SigningKey::random(&mut rand::rngs::OsRng),
+            nonce: None,
+        }
+    }
+
+    fn proof(&self, method: &str, url: &str, access_token: Option<&str>) -> String {
+        let point = self.key.verifying_key().to_encoded_point(false);
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": {
+            "kty": "EC", "crv": "P-256",
+            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+            "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+        }});
+        let mut claims = json!({
+            "jti": hex::encode(rand::random::<[u8; 12]>()),
+            "htm": method, "htu": url, "iat": chrono::Utc::now().timestamp(),
+        });
+        if let Some(nonce) = &self.nonce {
+            claims["nonce"] = json!(nonce);
+        }
+        if let Some(token) = access_token {
+            claims["ath"] = json!(URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())));
+        }
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature: p256::ecdsa::Signature = self.key.sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+    }
+}
+
+struct Flow {
+    pds: Pds,
+    http: reqwest::Client,
+    /// The issuer's URL, which proofs name (the public URL, not the loopback socket).
+    issuer: String,
+}
+
+impl Flow {
+    async fn start() -> Flow {
+        let pds = Pds::start(&[]).await;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let meta: Value = http
+            .get(format!(
+                "{}/.well-known/oauth-authorization-server",
+                pds.url
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let issuer = meta["issuer"].as_str().unwrap().to_owned();
+        Flow { pds, http, issuer }
+    }
+
+    /// POSTs a form to an OAuth endpoint with a proof, retrying once with the nonce the server
+    /// asks for, as clients do. Returns (status, body, the raw proof sent last).
+    async fn post_form(&self, dpop: &mut Dpop, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+        for _ in 0..2 {
+            let proof = dpop.proof("POST", &format!("{}{path}", self.issuer), None);
+            let response = self
+                .http
+                .post(format!("{}{path}", self.pds.url))
+                .header("DPoP", proof)
+                .form(form)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            if let Some(n) = response.headers().get("dpop-nonce") {
+                dpop.nonce = Some(n.to_str().unwrap().to_owned());
+            }
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if body["error"] != "use_dpop_nonce" {
+                return (status, body);
+            }
+        }
+        panic!("the server kept asking for a nonce");
+    }
+
+    async fn par(&self, dpop: &mut Dpop, extra: &[(&str, &str)]) -> (u16, Value, String) {
+        let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let client_id = client_id();
+        let mut form: Vec<(&str, &str)> = vec![
+            ("client_id", &client_id),
+            ("response_type", "code"),
+            ("redirect_uri", REDIRECT),
+            ("scope", "atproto transition:generic"),
+            ("state", "st-123"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("login_hint", "alice.test"),
+        ];
+        for (k, v) in extra {
+            form.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                form.push((k, v));
+            }
+        }
+        let (status, body) = self.post_form(dpop, "/oauth/par", &form).await;
+        (status, body, verifier)
+    }
+
+    /// Opens the sign-in page for `request_uri`; returns its HTML and the CSRF cookie.
+    async fn page(&self, request_uri: &str) -> (u16, String, String) {
+        let response = self
+            .http
+            .get(format!("{}/oauth/authorize", self.pds.url))
+            .query(&[
+                ("client_id", client_id().as_str()),
+                ("request_uri", request_uri),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let cookie = response
+            .headers()
+            .get("set-cookie")
+            .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, response.text().await.unwrap(), cookie)
+    }
+
+    /// Posts the page's form; returns (status, Location, body).
+    async fn submit(
+        &self,
+        request_uri: &str,
+        cookie: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        let client_id = client_id();
+        let mut form = vec![
+            ("client_id", client_id.as_str()),
+            ("request_uri", request_uri),
+            ("csrf", csrf),
+        ];
+        form.extend_from_slice(fields);
+        let response = self
+            .http
+            .post(format!("{}/oauth/authorize", self.pds.url))
+            .header("cookie", cookie)
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let location = response
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (status, location, response.text().await.unwrap())
+    }
+
+    /// Signs in as alice through the whole flow; returns the code, its verifier and the
+    /// redirect's parameters.
+    async fn code(&self, dpop: &mut Dpop) -> (String, String) {
+        let (status, body, verifier) = self.par(dpop, &[]).await;
+        assert_eq!(status, 201, "{body}");
+        let request_uri = body["request_uri"].as_str().unwrap();
+        let (status, html, cookie) = self.page(request_uri).await;
+        assert_eq!(status, 200, "{html}");
+        let csrf = cookie.split_once('=').unwrap().1.to_owned();
+        let fields = [
+            ("identifier", "alice.test"),
+            ("password", "alice-pw"),
+            ("decision", "allow"),
+        ];
+        let (status, location, body) = self.submit(request_uri, &cookie, &csrf, &fields).await;
+        assert_eq!(status, 303, "{body}");
+        let url = url::Url::parse(&location).unwrap();
+        let answer: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(answer["state"], "st-123");
+        assert_eq!(answer["iss"], self.issuer);
+        (answer["code"].clone(), verifier)
+    }
+
+    async fn redeem(&self, dpop: &mut Dpop, code: &str, verifier: &str) -> (u16, Value) {
+        let client_id = client_id();
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code", code),
+            ("code_verifier", verifier),
+        ];
+        self.post_form(dpop, "/oauth/token", &form).await
+    }
+
+    /// Calls an XRPC method with a DPoP-bound token and a proof made by `dpop`.
+    async fn xrpc(
+        &self,
+        dpop: &mut Dpop,
+        method: reqwest::Method,
+        nsid: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, String) {
+        let path = format!("/xrpc/{nsid}");
+        let proof = dpop.proof(
+            method.as_str(),
+            &format!("{}{path}", self.issuer),
+            Some(token),
+        );
+        self.send_xrpc(method, &path, token, &proof, body).await
+    }
+
+    async fn send_xrpc(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        proof: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, String) {
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.pds.url))
+            .header("Authorization", format!("DPoP {token}"))
+            .header("DPoP", proof);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (
+            status,
+            response.json().await.unwrap_or(Value::Null),
+            challenge,
+        )
+    }
+}
+
+#[tokio::test]
+async fn metadata_documents_describe_this_server_as_its_own_authorization_server() {
+    let flow = Flow::start().await;
+    let resource: Value = flow
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-protected-resource",
+            flow.pds.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resource["authorization_servers"], json!([flow.issuer]));
+    let meta: Value = flow
+        .http
+        .get(format!(
+            "{}/.well-known/oauth-authorization-server",
+            flow.pds.url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["require_pushed_authorization_requests"], true);
+    assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+    assert_eq!(meta["dpop_signing_alg_values_supported"], json!(["ES256"]));
+    assert_eq!(meta["client_id_metadata_document_supported"], true);
+    assert_eq!(
+        meta["token_endpoint"],
+        format!("{}/oauth/token", flow.issuer)
+    );
+}
+
+#[tokio::test]
+async fn a_public_client_signs_in_and_writes_with_its_dpop_bound_token() {
+    let flow = Flow::start().await;
+    let alice = flow.pds.create_account("alice").await;
+    let mut dpop = Dpop::new();
+    // The first proof has no nonce: the server hands one out with the refusal.
+    let (status, body, _) = {
+        let proof = dpop.proof("POST", &format!("{}/oauth/par", flow.issuer), None);
+        let response = flow
+            .http
+            .post(format!("{}/oauth/par", flow.pds.url))
+            .header("DPoP", proof)
+            .form(&[("client_id", client_id())])
+            .send()
+            .await
+            .unwrap();
+        let nonce = response.headers().get("dpop-nonce").cloned();
+        assert!(nonce.is_some(), "the nonce comes with the refusal");
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+            (),
+        )
+    };
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("use_dpop_nonce"))
+    );
+
+    let (code, verifier) = flow.code(&mut dpop).await;
+    let (status, tokens) = flow.redeem(&mut dpop, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["token_type"], "DPoP");
+    assert_eq!(tokens["sub"], alice.did);
+    assert_eq!(tokens["scope"], "atproto transition:generic");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+    let record = json!({"repo": alice.did, "collection": "app.bsky.feed.post",
+        "record": {"text": "via OAuth", "createdAt": "2026-12-02T00:00:00.000Z"}});
+    let (status, created, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::POST,
+            "com.atproto.repo.createRecord",
+            &access,
+            Some(record.clone()),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let rkey = created["uri"].as_str().unwrap().rsplit('/').next().unwrap();
+    let (_, got) = flow
+        .pds
+        .get(
+            "com.atproto.repo.getRecord",
+            None,
+            &[
+                ("repo", &alice.did),
+                ("collection", "app.bsky.feed.post"),
+                ("rkey", rkey),
+            ],
+        )
+        .await;
+    assert_eq!(got["value"]["text"], "via OAuth");
+    let (status, session, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::GET,
+            "com.atproto.server.getSession",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, session["did"].as_str()),
+        (200, Some(alice.did.as_str()))
+    );
+    // Account management stays out of reach, as with an app password.
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::POST,
+            "com.atproto.server.createAppPassword",
+            &access,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+
+    // The same proof twice: the second is a replay.
+    let path = "/xrpc/com.atproto.server.getSession";
+    let proof = dpop.proof("GET", &format!("{}{path}", flow.issuer), Some(&access));
+    let (status, _, _) = flow
+        .send_xrpc(reqwest::Method::GET, path, &access, &proof, None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, body, challenge) = flow
+        .send_xrpc(reqwest::Method::GET, path, &access, &proof, None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_dpop_proof"))
+    );
+    assert!(challenge.starts_with("DPoP "), "{challenge}");
+    // Another key cannot use the token.
+    let mut thief = Dpop {
+        key: SigningKey::random(&mut rand::rngs::OsRng),
+        nonce: dpop.nonce.clone(),
+    };
+    let (status, _, _) = flow
+        .xrpc(
+            &mut thief,
+            reqwest::Method::GET,
+            "com.atproto.server.getSession",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    // A proof for another method or without the token's hash is refused.
+    let proof = dpop.proof("POST", &format!("{}{path}", flow.issuer), Some(&access));
+    let (status, _, _) = flow
+        .send_xrpc(reqwest::Method::GET, path, &access, &proof, None)
+        .await;
+    assert_eq!(status, 401);
+    let proof = dpop.proof("GET", &format!("{}{path}", flow.issuer), None);
+    let (status, _, _) = flow
+        .send_xrpc(reqwest::Method::GET, path, &access, &proof, None)
+        .await;
+    assert_eq!(status, 401);
+    // Without its proof, as a bearer token, it is nothing.
+    let (status, _) = flow
+        .pds
+        .get("com.atproto.server.getSession", Some(&access), &[])
+        .await;
+    assert_eq!(status, 401);
+    // A stale nonce earns a use_dpop_nonce challenge with a fresh one.
+    let mut stale = Dpop {
+        key: dpop.key.clone(),
+        nonce: Some("stale".into()),
+    };
+    let (status, body, challenge) = flow
+        .xrpc(
+            &mut stale,
+            reqwest::Method::GET,
+            "com.atproto.server.getSession",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("use_dpop_nonce"))
+    );
+    assert!(
+        challenge.contains(r#"error="use_dpop_nonce""#),
+        "{challenge}"
+    );
+
+    // The code was single-use.
+    let (status, body) = flow.redeem(&mut dpop, &code, &verifier).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    // Refreshing rotates the token; the old one, used again, ends the session.
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let client_id = client_id();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client_id.as_str()),
+        ("refresh_token", refresh.as_str()),
+    ];
+    let (status, rotated) = flow.post_form(&mut dpop, "/oauth/token", &form).await;
+    assert_eq!(status, 200, "{rotated}");
+    assert_ne!(rotated["refresh_token"], tokens["refresh_token"]);
+    let fresh = rotated["access_token"].as_str().unwrap().to_owned();
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::GET,
+            "com.atproto.server.getSession",
+            &fresh,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let mut other_key = Dpop {
+        key: SigningKey::random(&mut rand::rngs::OsRng),
+        nonce: dpop.nonce.clone(),
+    };
+    let next = rotated["refresh_token"].as_str().unwrap().to_owned();
+    let form_next = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client_id.as_str()),
+        ("refresh_token", next.as_str()),
+    ];
+    let (status, body) = flow
+        .post_form(&mut other_key, "/oauth/token", &form_next)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "refresh is bound to the key"
+    );
+    let (status, body) = flow.post_form(&mut dpop, "/oauth/token", &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::GET,
+            "com.atproto.server.getSession",
+            &fresh,
+            None,
+        )
+        .await;
+    assert_eq!(status, 401, "a replayed refresh token revokes the session");
+}
+
+#[tokio::test]
+async fn revoking_a_session_ends_its_tokens() {
+    let flow = Flow::start().await;
+    flow.pds.create_account("alice").await;
+    let mut dpop = Dpop::new();
+    let (code, verifier) = flow.code(&mut dpop).await;
+    let (_, tokens) = flow.redeem(&mut dpop, &code, &verifier).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let response = flow
+        .http
+        .post(format!("{}/oauth/revoke", flow.pds.url))
+        .form(&[("token", tokens["refresh_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::GET,
+            "com.atproto.server.getSession",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(status, 401);
+    let client_id = client_id();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", client_id.as_str()),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ];
+    let (status, body) = flow.post_form(&mut dpop, "/oauth/token", &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+}
+
+#[tokio::test]
+async fn requests_without_pkce_or_outside_the_clients_declaration_are_refused() {
+    let flow = Flow::start().await;
+    let mut dpop = Dpop::new();
+    for (extra, error) in [
+        (vec![("code_challenge", "")], "invalid_request"),
+        (vec![("code_challenge_method", "plain")], "invalid_request"),
+        (vec![("code_challenge_method", "")], "invalid_request"),
+        (
+            vec![("redirect_uri", "http://127.0.0.1/elsewhere")],
+            "invalid_request",
+        ),
+        (
+            vec![("redirect_uri", "https://evil.example/callback")],
+            "invalid_request",
+        ),
+        (
+            vec![("scope", "atproto transition:generic transition:chat.bsky")],
+            "invalid_scope",
+        ),
+        (vec![("scope", "transition:generic")], "invalid_scope"),
+        (vec![("response_type", "token")], "invalid_request"),
+        (
+            vec![("client_id", "http://localhost:8080")],
+            "invalid_client",
+        ),
+        (
+            vec![("client_id", "https://127.0.0.1/client.json")],
+            "invalid_client",
+        ),
+    ] {
+        let (status, body, _) = flow.par(&mut dpop, &extra).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(error)),
+            "{extra:?}: {body}"
+        );
+    }
+    // No proof at all.
+    let response = flow
+        .http
+        .post(format!("{}/oauth/par", flow.pds.url))
+        .form(&[("client_id", client_id())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[tokio::test]
+async fn the_code_needs_its_verifier_and_redirect_uri_and_the_page_its_csrf_token() {
+    let flow = Flow::start().await;
+    flow.pds.create_account("alice").await;
+    let mut dpop = Dpop::new();
+
+    // The form without the page's cookie (another site posting it) is refused.
+    let (_, body, _) = flow.par(&mut dpop, &[]).await;
+    let request_uri = body["request_uri"].as_str().unwrap();
+    let (_, html, cookie) = flow.page(request_uri).await;
+    assert!(html.contains("alice.test"), "the login hint fills the form");
+    assert!(html.contains("transition:generic"), "the scopes are listed");
+    let csrf = cookie.split_once('=').unwrap().1.to_owned();
+    let allow = [
+        ("identifier", "alice.test"),
+        ("password", "alice-pw"),
+        ("decision", "allow"),
+    ];
+    let (status, location, _) = flow
+        .submit(
+            request_uri,
+            "arroba_oauth_csrf=forged-forged-forged",
+            &csrf,
+            &allow,
+        )
+        .await;
+    assert_eq!((status, location.as_str()), (403, ""));
+    // A wrong password shows the page again.
+    let wrong = [
+        ("identifier", "alice.test"),
+        ("password", "nope"),
+        ("decision", "allow"),
+    ];
+    let (status, _, html) = flow.submit(request_uri, &cookie, &csrf, &wrong).await;
+    assert_eq!(status, 401);
+    assert!(html.contains("Wrong handle or password"));
+    // Denying sends the refusal back to the client.
+    let (status, location, _) = flow
+        .submit(request_uri, &cookie, &csrf, &[("decision", "deny")])
+        .await;
+    assert_eq!(status, 303);
+    assert!(
+        location.starts_with(REDIRECT) && location.contains("error=access_denied"),
+        "{location}"
+    );
+    // The request was answered: it cannot be approved now.
+    let (status, _, _) = flow.submit(request_uri, &cookie, &csrf, &allow).await;
+    assert_eq!(status, 400);
+
+    let (code, verifier) = flow.code(&mut dpop).await;
+    let (status, body) = flow.redeem(&mut dpop, &code, &"x".repeat(50)).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "wrong verifier"
+    );
+    let (code, verifier2) = flow.code(&mut dpop).await;
+    let client_id = client_id();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", "http://127.0.0.1/other"),
+        ("code", code.as_str()),
+        ("code_verifier", verifier2.as_str()),
+    ];
+    let (status, body) = flow.post_form(&mut dpop, "/oauth/token", &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "redirect mismatch"
+    );
+    // A code is redeemed with the key its request was pushed with, only.
+    let (code, verifier3) = flow.code(&mut dpop).await;
+    let mut other = Dpop::new();
+    let (status, body) = flow.redeem(&mut other, &code, &verifier3).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "other key"
+    );
+    let _ = verifier;
+    let (status, body) = flow
+        .post_form(
+            &mut dpop,
+            "/oauth/token",
+            &[
+                ("grant_type", "password"),
+                ("client_id", client_id.as_str()),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+}
