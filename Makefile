@@ -3,7 +3,7 @@
 
 CARGO ?= cargo
 
-.PHONY: test run run-aws smoke reference-pds bootstrap bench fmt lint build clean emulator-start emulator-stop infra-test infra-clean lambda lambda-check deploy
+.PHONY: test run run-aws smoke reference-pds oauth-client bootstrap bench fmt lint build clean emulator-start emulator-stop infra-test infra-clean lambda lambda-check deploy
 
 EMULATOR_PORT ?= 4566
 # Test credentials for the emulator; real AWS credentials are never needed by the tests.
@@ -11,7 +11,8 @@ TEST_ENV = AWS_ENDPOINT_URL=http://127.0.0.1:$(EMULATOR_PORT) AWS_REGION=us-east
 	AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test
 
 ## Every check and test: formatting, the infrastructure checks, clippy with warnings as errors,
-## then all tests, with the DynamoDB/S3 emulator started before and stopped after (even when a
+## then all tests (the OAuth client and browser they drive installed first, `oauth-client`), with
+## the DynamoDB/S3 emulator started before and stopped after (even when a
 ## test fails). Benchmarks are type-checked by clippy and run by `make bench`, not here. On CI
 ## (CI set) the infrastructure checks' own tools are removed once they have run, to keep the
 ## checkout's disk use low (docs/benchmarks.md).
@@ -19,6 +20,7 @@ test:
 	$(CARGO) fmt --all -- --check
 	$(MAKE) infra-test
 	$(if $(CI),$(MAKE) infra-clean,)
+	$(MAKE) oauth-client
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) build --lib --bins --tests
 	localstack/emulator.sh start $(EMULATOR_PORT)
@@ -50,6 +52,16 @@ run-aws:
 smoke:
 	@[ -n "$(URL)" ] || { echo "set URL (make smoke URL=https://pds.example.org)" >&2; exit 1; }
 	$(CARGO) run --release --bin arroba -- smoke $(URL) $(if $(BLOB),--blob $(BLOB),)
+
+## What tests/it/oauth_client.rs drives: the official atproto OAuth client library and
+## playwright-core (npm, pinned by tests/oauth-client/package-lock.json) into .local/oauth-client,
+## and Debian's chromium (apt-get, when /usr/bin/chromium is absent).
+oauth-client:
+	[ -x /usr/bin/chromium ] || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -qq && \
+	  $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -qq chromium; }
+	mkdir -p .local/oauth-client
+	cp tests/oauth-client/package.json tests/oauth-client/package-lock.json .local/oauth-client/
+	cd .local/oauth-client && npm ci --no-audit --no-fund --loglevel=error
 
 ## The tests against the reference TypeScript PDS: an account of 10,000 records and 50 blobs moved
 ## from it to ours and back, then on to an empty reference PDS, with `arroba account migrate`

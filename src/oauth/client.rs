@@ -1,7 +1,9 @@
 //! OAuth clients: what a `client_id` stands for. A `client_id` is either the URL of the client's
 //! metadata document (fetched over HTTPS, with the resolver's guards against private addresses,
 //! size and time limits, and cached), or `http://localhost…`, the development client the atproto
-//! profile defines, whose redirect URIs and scope ride in the `client_id`'s query.
+//! profile defines, whose redirect URIs and scope ride in the `client_id`'s query. A
+//! confidential client proves itself with a `private_key_jwt` assertion signed by one of the
+//! keys its document lists.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -44,6 +46,15 @@ pub struct ClientMetadata {
     /// Must be true: every token is DPoP-bound.
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// `ES256` for `private_key_jwt` clients.
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// A confidential client's public keys, inline.
+    #[serde(default)]
+    pub jwks: Option<Jwks>,
+    /// Or where to fetch them.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
     /// The name shown on the consent page.
     #[serde(default)]
     pub client_name: Option<String>,
@@ -53,6 +64,11 @@ pub struct ClientMetadata {
 }
 
 impl ClientMetadata {
+    /// Whether the client authenticates with a signed assertion (a confidential client).
+    pub fn is_confidential(&self) -> bool {
+        self.token_endpoint_auth_method.as_deref() == Some("private_key_jwt")
+    }
+
     /// Whether the scope `wanted` is among those the client declared.
     pub fn declares_scope(&self, wanted: &str) -> bool {
         self.scope.split(' ').any(|s| s == wanted)
@@ -92,9 +108,17 @@ impl ClientMetadata {
         }
         match self.token_endpoint_auth_method.as_deref() {
             None | Some("none") => {}
+            Some("private_key_jwt") => {
+                if self.token_endpoint_auth_signing_alg.as_deref() != Some("ES256") {
+                    return Err(invalid("token_endpoint_auth_signing_alg must be ES256"));
+                }
+                if self.jwks.is_none() == self.jwks_uri.is_none() {
+                    return Err(invalid("a private_key_jwt client gives jwks or jwks_uri"));
+                }
+            }
             Some(other) => {
                 return Err(invalid(&format!(
-                    "token_endpoint_auth_method {other} is not supported (public clients only)"
+                    "token_endpoint_auth_method {other} is not supported (none or private_key_jwt)"
                 )));
             }
         }
@@ -107,6 +131,62 @@ impl ClientMetadata {
         }
         Ok(self)
     }
+}
+
+/// A JSON Web Key Set (RFC 7517 §5), as far as client authentication reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwks {
+    /// The keys.
+    pub keys: Vec<Jwk>,
+}
+
+/// One public key of a client's set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Key type (`EC` for the keys used here).
+    pub kty: String,
+    /// Key id, which assertions name.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// Curve.
+    #[serde(default)]
+    pub crv: Option<String>,
+    /// X coordinate, base64url.
+    #[serde(default)]
+    pub x: Option<String>,
+    /// Y coordinate, base64url.
+    #[serde(default)]
+    pub y: Option<String>,
+    /// A key marked revoked is never used.
+    #[serde(default)]
+    pub revoked: Option<serde_json::Value>,
+}
+
+/// The `client_assertion_type` of `private_key_jwt` (RFC 7523).
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Longest an assertion may be valid for, and oldest its `iat` may be.
+const ASSERTION_MAX_AGE_SECS: i64 = 5 * 60;
+
+/// A checked client assertion: the key that signed it and its `jti` (whose replay check needs
+/// storage and is the caller's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientAssertion {
+    /// The `kid` of the client's key that signed it.
+    pub kid: String,
+    /// The assertion's unique id.
+    pub jti: String,
+    /// When it stops being valid (Unix seconds).
+    pub exp: i64,
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    iss: String,
+    sub: String,
+    aud: serde_json::Value,
+    jti: String,
+    exp: i64,
+    iat: Option<i64>,
 }
 
 fn is_loopback_redirect(uri: &str) -> bool {
@@ -156,6 +236,9 @@ fn loopback_client(client_id: &str) -> Result<ClientMetadata, OAuthError> {
         response_types: vec!["code".into()],
         token_endpoint_auth_method: Some("none".into()),
         dpop_bound_access_tokens: true,
+        token_endpoint_auth_signing_alg: None,
+        jwks: None,
+        jwks_uri: None,
         client_name: None,
         client_uri: None,
     })
@@ -196,10 +279,11 @@ impl ClientResolver {
         }
         let url = url::Url::parse(client_id)
             .map_err(|_| OAuthError::InvalidClient("client_id is not a URL".into()))?;
-        if url.scheme() != "https" || url.fragment().is_some() || !resolver.allows_service_url(&url)
-        {
+        // Plain HTTP and private addresses only where the resolver allows them (dev mode), as
+        // the client library's `allowHttp` does for development.
+        if url.fragment().is_some() || url.path() == "/" || !resolver.allows_service_url(&url) {
             return Err(OAuthError::InvalidClient(
-                "client_id must be an https URL of a public host".into(),
+                "client_id must be an https URL of a public host, with a path".into(),
             ));
         }
         let metadata = self.fetch(url).await?.check(client_id)?;
@@ -214,6 +298,91 @@ impl ClientResolver {
         Ok(metadata)
     }
 
+    /// Checks a confidential client's `assertion` (RFC 7523 §3): signed with ES256 by a key of
+    /// its set named by `kid`, issued by and about the client, for this server (`audience`, the
+    /// issuer), current at `now`.
+    pub async fn check_assertion(
+        &self,
+        resolver: &Resolver,
+        client: &ClientMetadata,
+        assertion: &str,
+        audience: &str,
+        now: i64,
+    ) -> Result<ClientAssertion, OAuthError> {
+        let refused = |why: &str| OAuthError::InvalidClient(format!("Client assertion: {why}"));
+        let header = jsonwebtoken::decode_header(assertion).map_err(|_| refused("not a JWT"))?;
+        if header.alg != jsonwebtoken::Algorithm::ES256 {
+            return Err(refused("alg must be ES256"));
+        }
+        let kid = header.kid.ok_or_else(|| refused("no kid"))?;
+        let jwks = match (&client.jwks, &client.jwks_uri) {
+            (Some(jwks), _) => jwks.clone(),
+            (None, Some(uri)) => self.fetch_jwks(resolver, uri).await?,
+            (None, None) => return Err(refused("the client has no keys")),
+        };
+        let jwk = jwks
+            .keys
+            .iter()
+            .find(|k| k.kid.as_deref() == Some(&kid) && k.revoked.is_none())
+            .ok_or_else(|| refused("kid is not one of the client's keys"))?;
+        let (Some(x), Some(y)) = (&jwk.x, &jwk.y) else {
+            return Err(refused("the client's key is not an EC key"));
+        };
+        if jwk.kty != "EC" || jwk.crv.as_deref() != Some("P-256") {
+            return Err(refused("the client's key is not a P-256 key"));
+        }
+        let key = jsonwebtoken::DecodingKey::from_ec_components(x, y)
+            .map_err(|_| refused("the client's key is malformed"))?;
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+        // Checked below, against our own clock and rules.
+        validation.validate_exp = false;
+        validation.validate_aud = false;
+        validation.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
+            .map_err(|_| refused("signature or claims do not verify"))?
+            .claims;
+        if claims.iss != client.client_id || claims.sub != client.client_id {
+            return Err(refused("iss and sub must be the client_id"));
+        }
+        let audiences: Vec<&str> = match &claims.aud {
+            serde_json::Value::String(a) => vec![a.as_str()],
+            serde_json::Value::Array(list) => list.iter().filter_map(|a| a.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        if !audiences.contains(&audience) {
+            return Err(refused("aud must be this server's issuer"));
+        }
+        if claims.exp <= now || claims.exp > now + ASSERTION_MAX_AGE_SECS + 60 {
+            return Err(refused("expired, or valid for too long"));
+        }
+        if claims
+            .iat
+            .is_some_and(|iat| iat < now - ASSERTION_MAX_AGE_SECS || iat > now + 60)
+        {
+            return Err(refused("iat is not current"));
+        }
+        if claims.jti.is_empty() || claims.jti.len() > 256 {
+            return Err(refused("jti must be 1 to 256 characters"));
+        }
+        Ok(ClientAssertion {
+            kid,
+            jti: claims.jti,
+            exp: claims.exp,
+        })
+    }
+
+    async fn fetch_jwks(&self, resolver: &Resolver, uri: &str) -> Result<Jwks, OAuthError> {
+        let url = url::Url::parse(uri)
+            .ok()
+            .filter(|u| resolver.allows_service_url(u))
+            .ok_or_else(|| {
+                OAuthError::InvalidClient("jwks_uri is not a public https URL".into())
+            })?;
+        let body = self.fetch_json(url).await?;
+        serde_json::from_slice(&body)
+            .map_err(|e| OAuthError::InvalidClient(format!("Client JWKS: {e}")))
+    }
+
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, ClientMetadata)>> {
         self.cache
             .lock()
@@ -221,6 +390,13 @@ impl ClientResolver {
     }
 
     async fn fetch(&self, url: url::Url) -> Result<ClientMetadata, OAuthError> {
+        let body = self.fetch_json(url).await?;
+        serde_json::from_slice::<ClientMetadata>(&body)
+            .map_err(|e| OAuthError::InvalidClient(format!("Client metadata: {e}")))
+    }
+
+    /// A JSON document's bytes, within the size and time limits.
+    async fn fetch_json(&self, url: url::Url) -> Result<Vec<u8>, OAuthError> {
         let unreachable =
             |why: String| OAuthError::InvalidClient(format!("Client metadata not fetched: {why}"));
         let http = self.http.as_ref().map_err(|e| unreachable(e.clone()))?;
@@ -245,8 +421,7 @@ impl ClientResolver {
                 }
                 body.extend_from_slice(&chunk);
             }
-            serde_json::from_slice::<ClientMetadata>(&body)
-                .map_err(|e| OAuthError::InvalidClient(format!("Client metadata: {e}")))
+            Ok(body)
         };
         tokio::time::timeout(FETCH_TIMEOUT, fetch)
             .await

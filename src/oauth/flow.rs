@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::OAuthError;
-use super::client::{ClientMetadata, ClientResolver};
+use super::client::{ASSERTION_TYPE, ClientMetadata, ClientResolver};
 use super::dpop::{self, DpopProof, Nonces};
 use crate::identity::Resolver;
 use crate::storage::{KvCondition, KvStore};
@@ -28,6 +28,8 @@ pub const CODE_TTL_SECS: i64 = 60;
 pub const ACCESS_TTL_SECS: i64 = 60 * 60;
 /// How long a session of a public client lasts, refreshes included (the profile's ceiling).
 pub const SESSION_TTL_SECS: i64 = 14 * 24 * 3600;
+/// How long a session of a confidential client lasts (the profile's ceiling).
+pub const CONFIDENTIAL_SESSION_TTL_SECS: i64 = 180 * 24 * 3600;
 
 /// The scopes this server grants.
 pub const SCOPES: [&str; 3] = ["atproto", "transition:generic", "transition:chat.bsky"];
@@ -37,6 +39,7 @@ const NS_REQUESTS: &str = "oauth_requests";
 const NS_CODES: &str = "oauth_codes";
 const NS_SESSIONS: &str = "oauth_sessions";
 const NS_DPOP_JTIS: &str = "oauth_dpop_jti";
+const NS_ASSERTION_JTIS: &str = "oauth_client_jti";
 const TYP_ACCESS: &str = "at+jwt";
 
 /// An authorization request a client pushed, waiting for the person's answer.
@@ -60,6 +63,9 @@ pub struct PushedRequest {
     pub response_mode: String,
     /// The DPoP key the request was pushed with: the code is redeemed with it only.
     pub dpop_jkt: Option<String>,
+    /// Whether the client authenticated (`private_key_jwt`): the code is redeemed the same way.
+    #[serde(default)]
+    pub confidential: bool,
     /// Unix seconds after which the request is gone.
     pub expires_at: i64,
 }
@@ -77,6 +83,9 @@ struct Session {
     sub: String,
     scope: String,
     jkt: String,
+    /// Whether the client authenticates (every refresh must, too).
+    #[serde(default)]
+    confidential: bool,
     /// SHA-256 of the current refresh token's secret half, hex.
     refresh_hash: String,
     expires_at: i64,
@@ -303,6 +312,8 @@ impl AuthorizationServer {
         let client = self
             .client(resolver, required(params, "client_id")?)
             .await?;
+        self.authenticate(kv, resolver, &client, params, now)
+            .await?;
         if required(params, "response_type")? != "code" {
             return Err(invalid("response_type must be code"));
         }
@@ -369,6 +380,7 @@ impl AuthorizationServer {
             prompt,
             response_mode,
             dpop_jkt: Some(proof.jkt.clone()),
+            confidential: client.is_confidential(),
             expires_at: now + REQUEST_TTL_SECS,
         };
         let id = format!("req-{}", random_token(16));
@@ -376,6 +388,48 @@ impl AuthorizationServer {
         kv.kv_put(NS_REQUESTS, &id, &value, KvCondition::IfAbsent)
             .await?;
         Ok((format!("{REQUEST_URI_PREFIX}{id}"), REQUEST_TTL_SECS))
+    }
+
+    /// Authenticates a confidential client by its assertion (`private_key_jwt`, whose `jti` is
+    /// recorded so it is used once); a public client must send none.
+    async fn authenticate(
+        &self,
+        kv: &dyn KvStore,
+        resolver: &Resolver,
+        client: &ClientMetadata,
+        params: &std::collections::BTreeMap<String, String>,
+        now: i64,
+    ) -> Result<(), OAuthError> {
+        let assertion = params.get("client_assertion");
+        if !client.is_confidential() {
+            if assertion.is_some() || params.contains_key("client_assertion_type") {
+                return Err(OAuthError::InvalidClient(
+                    "This client is public: it sends no client assertion".into(),
+                ));
+            }
+            return Ok(());
+        }
+        if params.get("client_assertion_type").map(String::as_str) != Some(ASSERTION_TYPE) {
+            return Err(OAuthError::InvalidClient(format!(
+                "client_assertion_type must be {ASSERTION_TYPE}"
+            )));
+        }
+        let assertion = assertion
+            .ok_or_else(|| OAuthError::InvalidClient("Missing client_assertion".into()))?;
+        let checked = self
+            .clients
+            .check_assertion(resolver, client, assertion, &self.issuer, now)
+            .await?;
+        let key = format!("{}:{}", client.client_id, checked.jti);
+        let claimed = kv
+            .kv_add(NS_ASSERTION_JTIS, &sha256_hex(&key), 1, 1, checked.exp + 60)
+            .await?;
+        if claimed.is_none() {
+            return Err(OAuthError::InvalidClient(
+                "Client assertion replayed (jti already used)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// The pending request `request_uri` of `client_id`, if it has not expired.
@@ -472,20 +526,24 @@ impl AuthorizationServer {
     pub async fn token(
         &self,
         kv: &dyn KvStore,
+        resolver: &Resolver,
         params: &std::collections::BTreeMap<String, String>,
         proof: &DpopProof,
         now: i64,
     ) -> Result<TokenSet, OAuthError> {
-        let client_id = required(params, "client_id")?;
-        if params.contains_key("client_assertion") {
-            return Err(OAuthError::InvalidClient(
-                "Confidential clients are not supported yet".into(),
-            ));
+        let grant_type = required(params, "grant_type")?;
+        if grant_type != "authorization_code" && grant_type != "refresh_token" {
+            return Err(OAuthError::UnsupportedGrantType(grant_type.to_owned()));
         }
-        match required(params, "grant_type")? {
-            "authorization_code" => self.redeem_code(kv, params, client_id, proof, now).await,
-            "refresh_token" => self.refresh(kv, params, client_id, proof, now).await,
-            other => Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+        let client = self
+            .client(resolver, required(params, "client_id")?)
+            .await?;
+        self.authenticate(kv, resolver, &client, params, now)
+            .await?;
+        if grant_type == "authorization_code" {
+            self.redeem_code(kv, params, &client, proof, now).await
+        } else {
+            self.refresh(kv, params, &client, proof, now).await
         }
     }
 
@@ -493,7 +551,7 @@ impl AuthorizationServer {
         &self,
         kv: &dyn KvStore,
         params: &std::collections::BTreeMap<String, String>,
-        client_id: &str,
+        client: &ClientMetadata,
         proof: &DpopProof,
         now: i64,
     ) -> Result<TokenSet, OAuthError> {
@@ -509,8 +567,13 @@ impl AuthorizationServer {
         if issued.expires_at < now {
             return Err(grant("The code has expired"));
         }
-        if issued.request.client_id != client_id {
+        if issued.request.client_id != client.client_id {
             return Err(grant("The code was issued to another client"));
+        }
+        if issued.request.confidential != client.is_confidential() {
+            return Err(grant(
+                "The client authenticates differently than when it asked",
+            ));
         }
         if params.get("redirect_uri") != Some(&issued.request.redirect_uri) {
             return Err(grant(
@@ -540,13 +603,19 @@ impl AuthorizationServer {
             ));
         }
         let sid = format!("ses-{}", random_token(16));
+        let lifetime = if client.is_confidential() {
+            CONFIDENTIAL_SESSION_TTL_SECS
+        } else {
+            SESSION_TTL_SECS
+        };
         let session = Session {
-            client_id: client_id.to_owned(),
+            client_id: client.client_id.clone(),
             sub: issued.sub,
             scope: issued.request.scope,
             jkt: proof.jkt.clone(),
+            confidential: client.is_confidential(),
             refresh_hash: String::new(),
-            expires_at: now + SESSION_TTL_SECS,
+            expires_at: now + lifetime,
         };
         self.issue(kv, &sid, session, None, now).await
     }
@@ -555,7 +624,7 @@ impl AuthorizationServer {
         &self,
         kv: &dyn KvStore,
         params: &std::collections::BTreeMap<String, String>,
-        client_id: &str,
+        client: &ClientMetadata,
         proof: &DpopProof,
         now: i64,
     ) -> Result<TokenSet, OAuthError> {
@@ -584,8 +653,13 @@ impl AuthorizationServer {
             kv.kv_delete(NS_SESSIONS, sid, Some(&stored)).await?;
             return Err(grant("The session has expired"));
         }
-        if session.client_id != client_id {
+        if session.client_id != client.client_id {
             return Err(grant("The refresh token was issued to another client"));
+        }
+        if session.confidential != client.is_confidential() {
+            return Err(grant(
+                "The client authenticates differently than when it signed in",
+            ));
         }
         if session.jkt != proof.jkt {
             return Err(grant("The DPoP key is not the one the session is bound to"));
@@ -802,12 +876,24 @@ mod tests {
         let (code, verifier) = code(&server, &resolver, &kv).await;
         let late = NOW + CODE_TTL_SECS + 1;
         let refused = server
-            .token(&kv, &redeem_params(&code, &verifier), &proof(), late)
+            .token(
+                &kv,
+                &resolver,
+                &redeem_params(&code, &verifier),
+                &proof(),
+                late,
+            )
             .await;
         assert!(matches!(refused, Err(OAuthError::InvalidGrant(m)) if m.contains("expired")));
         let (code, verifier) = self::code(&server, &resolver, &kv).await;
         let tokens = server
-            .token(&kv, &redeem_params(&code, &verifier), &proof(), NOW + 5)
+            .token(
+                &kv,
+                &resolver,
+                &redeem_params(&code, &verifier),
+                &proof(),
+                NOW + 5,
+            )
             .await
             .unwrap();
         assert_eq!(tokens.sub, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa");
@@ -819,7 +905,13 @@ mod tests {
         let kv = MemoryStorage::new();
         let (code, verifier) = code(&server, &resolver, &kv).await;
         let tokens = server
-            .token(&kv, &redeem_params(&code, &verifier), &proof(), NOW)
+            .token(
+                &kv,
+                &resolver,
+                &redeem_params(&code, &verifier),
+                &proof(),
+                NOW,
+            )
             .await
             .unwrap();
         let params: std::collections::BTreeMap<String, String> = [
@@ -831,7 +923,7 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let late = NOW + SESSION_TTL_SECS + 1;
-        let refused = server.token(&kv, &params, &proof(), late).await;
+        let refused = server.token(&kv, &resolver, &params, &proof(), late).await;
         assert!(matches!(refused, Err(OAuthError::InvalidGrant(m)) if m.contains("expired")));
 
         let uri = "urn:ietf:params:oauth:request_uri:req-missing";
@@ -846,6 +938,7 @@ mod tests {
         let tokens = server
             .token(
                 &kv,
+                &resolver,
                 &redeem_params(&code, &verifier),
                 &proof(),
                 chrono::Utc::now().timestamp(),

@@ -146,7 +146,7 @@ pub(super) async fn token(
         .await
         .map_err(|e| refusal(&state, e))?;
     let tokens = oauth
-        .token(state.storage(), &params, &proof, now)
+        .token(state.storage(), state.resolver(), &params, &proof, now)
         .await
         .map_err(|e| refusal(&state, e))?;
     Ok(with_nonce(&state, Json(tokens).into_response()))

@@ -36,6 +36,7 @@ mod lexicon_methods;
 mod migration;
 mod mst;
 mod oauth;
+mod oauth_client;
 mod rate_limits;
 mod readme;
 mod reference_migration;

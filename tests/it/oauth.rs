@@ -55,14 +55,27 @@ impl Dpop {
         if let Some(token) = access_token {
             claims["ath"] = json!(URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())));
         }
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let signature: p256::ecdsa::Signature = self.key.sign(input.as_bytes());
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+        sign_jwt(&self.key, &header, &claims)
     }
+}
+
+/// A compact ES256 JWT of `header` and `claims` signed with `key`.
+fn sign_jwt(key: &SigningKey, header: &Value, claims: &Value) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature: p256::ecdsa::Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
+
+/// The public JWK of `key`, named `kid`.
+fn public_jwk(key: &SigningKey, kid: &str) -> Value {
+    let point = key.verifying_key().to_encoded_point(false);
+    json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()),
+        "y": URL_SAFE_NO_PAD.encode(point.y().unwrap())})
 }
 
 struct Flow {
@@ -70,6 +83,8 @@ struct Flow {
     http: reqwest::Client,
     /// The issuer's URL, which proofs name (the public URL, not the loopback socket).
     issuer: String,
+    /// The client: the loopback development client unless a test sets another.
+    client_id: String,
 }
 
 impl Flow {
@@ -91,7 +106,12 @@ impl Flow {
             .await
             .unwrap();
         let issuer = meta["issuer"].as_str().unwrap().to_owned();
-        Flow { pds, http, issuer }
+        Flow {
+            pds,
+            http,
+            issuer,
+            client_id: client_id(),
+        }
     }
 
     /// POSTs a form to an OAuth endpoint with a proof, retrying once with the nonce the server
@@ -122,9 +142,8 @@ impl Flow {
     async fn par(&self, dpop: &mut Dpop, extra: &[(&str, &str)]) -> (u16, Value, String) {
         let verifier = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let client_id = client_id();
         let mut form: Vec<(&str, &str)> = vec![
-            ("client_id", &client_id),
+            ("client_id", &self.client_id),
             ("response_type", "code"),
             ("redirect_uri", REDIRECT),
             ("scope", "atproto transition:generic"),
@@ -149,7 +168,7 @@ impl Flow {
             .http
             .get(format!("{}/oauth/authorize", self.pds.url))
             .query(&[
-                ("client_id", client_id().as_str()),
+                ("client_id", self.client_id.as_str()),
                 ("request_uri", request_uri),
             ])
             .send()
@@ -172,9 +191,8 @@ impl Flow {
         csrf: &str,
         fields: &[(&str, &str)],
     ) -> (u16, String, String) {
-        let client_id = client_id();
         let mut form = vec![
-            ("client_id", client_id.as_str()),
+            ("client_id", self.client_id.as_str()),
             ("request_uri", request_uri),
             ("csrf", csrf),
         ];
@@ -199,7 +217,11 @@ impl Flow {
     /// Signs in as alice through the whole flow; returns the code, its verifier and the
     /// redirect's parameters.
     async fn code(&self, dpop: &mut Dpop) -> (String, String) {
-        let (status, body, verifier) = self.par(dpop, &[]).await;
+        self.code_with(dpop, &[]).await
+    }
+
+    async fn code_with(&self, dpop: &mut Dpop, extra: &[(&str, &str)]) -> (String, String) {
+        let (status, body, verifier) = self.par(dpop, extra).await;
         assert_eq!(status, 201, "{body}");
         let request_uri = body["request_uri"].as_str().unwrap();
         let (status, html, cookie) = self.page(request_uri).await;
@@ -220,14 +242,24 @@ impl Flow {
     }
 
     async fn redeem(&self, dpop: &mut Dpop, code: &str, verifier: &str) -> (u16, Value) {
-        let client_id = client_id();
-        let form = [
+        self.redeem_with(dpop, code, verifier, &[]).await
+    }
+
+    async fn redeem_with(
+        &self,
+        dpop: &mut Dpop,
+        code: &str,
+        verifier: &str,
+        extra: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut form = vec![
             ("grant_type", "authorization_code"),
-            ("client_id", client_id.as_str()),
+            ("client_id", self.client_id.as_str()),
             ("redirect_uri", REDIRECT),
             ("code", code),
             ("code_verifier", verifier),
         ];
+        form.extend_from_slice(extra);
         self.post_form(dpop, "/oauth/token", &form).await
     }
 
@@ -723,4 +755,150 @@ async fn the_code_needs_its_verifier_and_redirect_uri_and_the_page_its_csrf_toke
         (status, body["error"].as_str()),
         (400, Some("unsupported_grant_type"))
     );
+}
+
+/// Serves `document` at `/client-metadata.json` on a loopback port; returns its URL.
+async fn serve_client_metadata(document: impl Fn(&str) -> Value) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client_id = format!(
+        "http://{}/client-metadata.json",
+        listener.local_addr().unwrap()
+    );
+    let body = document(&client_id);
+    let app = axum::Router::new().route(
+        "/client-metadata.json",
+        axum::routing::get(move || async move { axum::Json(body) }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    client_id
+}
+
+#[tokio::test]
+async fn a_confidential_client_authenticates_with_its_signed_assertion_every_time() {
+    let mut flow = Flow::start().await;
+    flow.pds.create_account("alice").await;
+    let key = SigningKey::random(&mut rand::rngs::OsRng);
+    let jwk = public_jwk(&key, "k1");
+    // A metadata document served over HTTP from a loopback address: dev mode allows both, as
+    // the client library's allowHttp does (production requires a public https URL).
+    flow.client_id = serve_client_metadata(move |id| {
+        json!({
+            "client_id": id, "client_name": "Confidential Test App",
+            "redirect_uris": [REDIRECT], "scope": "atproto transition:generic",
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "token_endpoint_auth_method": "private_key_jwt",
+            "token_endpoint_auth_signing_alg": "ES256",
+            "application_type": "web", "dpop_bound_access_tokens": true,
+            "jwks": {"keys": [jwk]},
+        })
+    })
+    .await;
+    let assertion = |signer: &SigningKey, kid: &str, aud: &str| {
+        let now = chrono::Utc::now().timestamp();
+        sign_jwt(
+            signer,
+            &json!({"alg": "ES256", "kid": kid, "typ": "JWT"}),
+            &json!({"iss": flow.client_id, "sub": flow.client_id, "aud": aud,
+                "jti": hex::encode(rand::random::<[u8; 12]>()), "iat": now, "exp": now + 60}),
+        )
+    };
+    const TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+    let mut dpop = Dpop::new();
+
+    // Without an assertion, with another key's, for another audience, or replayed: refused.
+    let stranger = SigningKey::random(&mut rand::rngs::OsRng);
+    let replayed = assertion(&key, "k1", &flow.issuer);
+    let (status, _, _) = flow
+        .par(
+            &mut dpop,
+            &[
+                ("client_assertion_type", TYPE),
+                ("client_assertion", &replayed),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201);
+    for (why, a) in [
+        ("none", String::new()),
+        ("another key", assertion(&stranger, "k1", &flow.issuer)),
+        ("unknown kid", assertion(&key, "k2", &flow.issuer)),
+        (
+            "another audience",
+            assertion(&key, "k1", "https://elsewhere.example"),
+        ),
+        ("replayed", replayed),
+    ] {
+        let (status, body, _) = flow
+            .par(
+                &mut dpop,
+                &[("client_assertion_type", TYPE), ("client_assertion", &a)],
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_client")),
+            "{why}: {body}"
+        );
+    }
+
+    // The whole flow, authenticating at each step.
+    let a = assertion(&key, "k1", &flow.issuer);
+    let (code, verifier) = flow
+        .code_with(
+            &mut dpop,
+            &[("client_assertion_type", TYPE), ("client_assertion", &a)],
+        )
+        .await;
+    let (status, body) = flow.redeem(&mut dpop, &code, &verifier).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client")),
+        "{body}"
+    );
+    let a = assertion(&key, "k1", &flow.issuer);
+    let (code, verifier) = flow
+        .code_with(
+            &mut dpop,
+            &[("client_assertion_type", TYPE), ("client_assertion", &a)],
+        )
+        .await;
+    let a = assertion(&key, "k1", &flow.issuer);
+    let (status, tokens) = flow
+        .redeem_with(
+            &mut dpop,
+            &code,
+            &verifier,
+            &[("client_assertion_type", TYPE), ("client_assertion", &a)],
+        )
+        .await;
+    assert_eq!(status, 200, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let unauthenticated = [
+        ("grant_type", "refresh_token"),
+        ("client_id", flow.client_id.as_str()),
+        ("refresh_token", refresh),
+    ];
+    let (status, body) = flow
+        .post_form(&mut dpop, "/oauth/token", &unauthenticated)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_client"))
+    );
+    let a = assertion(&key, "k1", &flow.issuer);
+    let mut signed = unauthenticated.to_vec();
+    signed.extend([("client_assertion_type", TYPE), ("client_assertion", &a)]);
+    let (status, body) = flow.post_form(&mut dpop, "/oauth/token", &signed).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::GET,
+            "com.atproto.server.getSession",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
 }

@@ -114,7 +114,7 @@ async fn arroba_serve_serves_xrpc_and_the_firehose_on_one_port() {
 /// Runs `make <target>` as a developer types it, the recipe's own defaults intact, only with
 /// the built binary standing in for `cargo run` and `env` added (the recipes let the data
 /// directory, port and table prefix be overridden). Output goes to `<dir>/<target>.log`.
-fn make(target: &str, dir: &std::path::Path, env: &[(&str, String)]) -> Running {
+pub(crate) fn make(target: &str, dir: &std::path::Path, env: &[(&str, String)]) -> Running {
     // `$(CARGO) run --release --bin arroba -- serve`: drop the five cargo words, run the binary.
     let cargo = fake_cargo(dir);
     let log = dir.join(format!("{target}.log"));
