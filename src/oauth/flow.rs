@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::OAuthError;
 use super::client::{ASSERTION_TYPE, ClientMetadata, ClientResolver};
 use super::dpop::{self, DpopProof, Nonces};
+use super::scope::Permissions;
 use crate::identity::Resolver;
 use crate::storage::{KvCondition, KvStore};
 use crate::syntax::Did;
@@ -31,8 +32,14 @@ pub const SESSION_TTL_SECS: i64 = 14 * 24 * 3600;
 /// How long a session of a confidential client lasts (the profile's ceiling).
 pub const CONFIDENTIAL_SESSION_TTL_SECS: i64 = 180 * 24 * 3600;
 
-/// The scopes this server grants.
-pub const SCOPES: [&str; 3] = ["atproto", "transition:generic", "transition:chat.bsky"];
+/// The fixed scopes this server grants; the granular ones (`repo:`, `blob:`, `rpc:`,
+/// `account:`, `identity:`) are parsed by [`Permissions`].
+pub const SCOPES: [&str; 4] = [
+    "atproto",
+    "transition:generic",
+    "transition:chat.bsky",
+    "transition:email",
+];
 
 const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
 const NS_REQUESTS: &str = "oauth_requests";
@@ -144,6 +151,16 @@ impl AccessClaims {
     /// Whether the token grants `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scope.split(' ').any(|s| s == scope)
+    }
+
+    /// What the token's scopes permit (a scope this server does not know grants nothing).
+    pub fn permissions(&self) -> Permissions {
+        let known: Vec<&str> = self
+            .scope
+            .split(' ')
+            .filter(|s| Permissions::parse(s).is_ok())
+            .collect();
+        Permissions::parse(&known.join(" ")).unwrap_or_default()
     }
 }
 
@@ -341,11 +358,7 @@ impl AuthorizationServer {
             ));
         }
         for s in &scopes {
-            if !SCOPES.contains(s) {
-                return Err(OAuthError::InvalidScope(format!(
-                    "Scope {s} is not served here"
-                )));
-            }
+            Permissions::parse(s).map_err(OAuthError::InvalidScope)?;
             if !client.declares_scope(s) {
                 return Err(OAuthError::InvalidScope(format!(
                     "Scope {s} is not among the client's"

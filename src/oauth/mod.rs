@@ -13,8 +13,10 @@ pub mod client;
 pub mod dpop;
 mod error;
 pub mod flow;
+pub mod scope;
 
 pub use client::{ClientMetadata, ClientResolver};
 pub use dpop::{DpopProof, Nonces};
 pub use error::OAuthError;
 pub use flow::{AccessClaims, AuthorizationServer, PushedRequest, TokenSet};
+pub use scope::{Permission, Permissions, RepoAction};

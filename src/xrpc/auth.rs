@@ -20,6 +20,9 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use super::{AppState, XrpcError};
+use std::sync::Arc;
+
+use crate::oauth::{Permission, Permissions};
 use crate::storage::Accounts;
 use crate::storage::accounts::RefreshSession;
 use crate::syntax::Did;
@@ -162,12 +165,15 @@ fn bearer(headers: &HeaderMap) -> Result<&str, XrpcError> {
 pub struct Access {
     /// The account.
     pub did: Did,
-    /// What the session may do.
+    /// What the session may do. An OAuth token counts as an app password (privileged with
+    /// `transition:chat.bsky`), so whatever app passwords are refused, it is refused too.
     pub scope: Scope,
+    /// An OAuth token's permissions, which every method also asks; None for a session token.
+    pub permissions: Option<Arc<Permissions>>,
 }
 
 impl Access {
-    /// Refuses app-password sessions for account management.
+    /// Refuses app-password sessions (and OAuth tokens) for account management.
     pub fn require_full(&self) -> Result<(), XrpcError> {
         match self.scope {
             Scope::Full => Ok(()),
@@ -177,6 +183,37 @@ impl Access {
                 "This method is not available to app passwords",
             )),
         }
+    }
+
+    /// Refuses an OAuth token whose scopes do not grant `wanted` (session tokens pass: what
+    /// they may do is their [`Scope`]'s business).
+    pub fn require(&self, wanted: Permission<'_>) -> Result<(), XrpcError> {
+        match &self.permissions {
+            Some(granted) if !granted.allows(&wanted) => {
+                Err(XrpcError::insufficient_scope(&wanted.scope()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Account management: a full session, or an OAuth token granted `wanted` (an `account:`
+    /// or `identity:` permission).
+    pub fn require_full_or(&self, wanted: Permission<'_>) -> Result<(), XrpcError> {
+        match &self.permissions {
+            Some(_) => self.require(wanted),
+            None => self.require_full(),
+        }
+    }
+
+    /// Whether the account's e-mail may be shown: to a session token, or an OAuth token granted
+    /// `account:email` (or `transition:email`).
+    pub fn may_read_email(&self) -> bool {
+        self.permissions.as_ref().is_none_or(|p| {
+            p.allows(&Permission::Account {
+                attr: "email",
+                manage: false,
+            })
+        })
     }
 
     /// Refuses a write to someone else's repo.
@@ -210,7 +247,11 @@ impl FromRequestParts<AppState> for Access {
         let did =
             Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
         tracing::Span::current().record("did", did.as_str());
-        Ok(Access { did, scope })
+        Ok(Access {
+            did,
+            scope,
+            permissions: None,
+        })
     }
 }
 
@@ -233,8 +274,7 @@ fn request_urls(state: &AppState, parts: &Parts) -> Vec<String> {
 }
 
 /// An OAuth request: the DPoP proof checked against the request and the token, the token
-/// against its session, and its scopes mapped onto what an app password may do
-/// (`transition:generic`, plus chat with `transition:chat.bsky`).
+/// against its session; its scopes become the [`Permissions`] each method asks.
 async fn oauth_access(parts: &Parts, state: &AppState, token: &str) -> Result<Access, XrpcError> {
     let oauth = state.oauth();
     let now = Utc::now().timestamp();
@@ -251,20 +291,17 @@ async fn oauth_access(parts: &Parts, state: &AppState, token: &str) -> Result<Ac
         .await
         .map_err(refused)?;
     let did = Did::parse(&claims.sub).map_err(|_| XrpcError::invalid_token("Bad token subject"))?;
-    let scope = match (
-        claims.has_scope("transition:generic"),
-        claims.has_scope("transition:chat.bsky"),
-    ) {
-        (true, true) => Scope::AppPasswordPrivileged,
-        (true, false) => Scope::AppPassword,
-        (false, _) => {
-            return Err(XrpcError::forbidden(
-                "InsufficientScope",
-                "This token lacks the transition:generic scope",
-            ));
-        }
+    let permissions = claims.permissions();
+    let scope = if permissions.has_chat() {
+        Scope::AppPasswordPrivileged
+    } else {
+        Scope::AppPassword
     };
-    Ok(Access { did, scope })
+    Ok(Access {
+        did,
+        scope,
+        permissions: Some(Arc::new(permissions)),
+    })
 }
 
 /// Who uploads a blob: an account's own session, or a service-auth token the account issued to
@@ -274,6 +311,8 @@ async fn oauth_access(parts: &Parts, state: &AppState, token: &str) -> Result<Ac
 pub struct Uploader {
     /// The account the blob is for.
     pub did: Did,
+    /// An OAuth token's permissions (`blob:` scopes), asked once the blob's type is known.
+    pub permissions: Option<Arc<Permissions>>,
 }
 
 impl FromRequestParts<AppState> for Uploader {
@@ -285,17 +324,26 @@ impl FromRequestParts<AppState> for Uploader {
     ) -> Result<Self, Self::Rejection> {
         if dpop_token(&parts.headers).is_some() {
             let access = Access::from_request_parts(parts, state).await?;
-            return Ok(Uploader { did: access.did });
+            return Ok(Uploader {
+                did: access.did,
+                permissions: access.permissions,
+            });
         }
         let token = bearer(&parts.headers)?;
         let session = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
         if session {
             let access = Access::from_request_parts(parts, state).await?;
-            return Ok(Uploader { did: access.did });
+            return Ok(Uploader {
+                did: access.did,
+                permissions: None,
+            });
         }
         let did = service_caller(state, token, "com.atproto.repo.uploadBlob").await?;
         tracing::Span::current().record("did", did.as_str());
-        Ok(Uploader { did })
+        Ok(Uploader {
+            did,
+            permissions: None,
+        })
     }
 }
 

@@ -29,6 +29,7 @@ use super::extract::Body;
 use super::proxy::{self, Call, Target};
 use super::{AppState, XrpcError};
 use crate::cid::Cid;
+use crate::oauth::Permission;
 use crate::repo::WriteAction;
 use crate::storage::{Accounts, load_repo_state, with_blocks, writes_since};
 use crate::syntax::{Did, Nsid, RecordKey, format_datetime};
@@ -79,7 +80,7 @@ impl Incoming {
 
     /// Forwards the call to `target` and streams its answer back.
     async fn forward(self, state: &AppState, target: &Target) -> Result<Response, XrpcError> {
-        proxy::check_session(&self.access, &self.nsid)?;
+        proxy::check_session(&self.access, &self.nsid, target)?;
         let path = self.path_and_query();
         let call = Call {
             state,
@@ -109,6 +110,21 @@ async fn elsewhere(
     Ok((!target.is_app_view(state)).then_some(target))
 }
 
+/// An OAuth token reads and writes preferences here as the call to the AppView it stands in
+/// for: its `rpc:` scopes must grant that.
+fn check_local(state: &AppState, access: &Access, nsid: &str) -> Result<(), XrpcError> {
+    let config = state.config();
+    let app_view = config
+        .app_view
+        .as_ref()
+        .map_or(config.service_did.as_str(), |a| a.did.as_str());
+    let aud = format!("{app_view}#bsky_appview");
+    access.require(Permission::Rpc {
+        lxm: nsid,
+        aud: &aud,
+    })
+}
+
 fn answer(result: Result<Response, XrpcError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
@@ -135,6 +151,7 @@ async fn preferences(state: &AppState, request: Request) -> Result<Response, Xrp
     if let Some(target) = elsewhere(state, &incoming.parts.headers, &incoming.nsid).await? {
         return incoming.forward(state, &target).await;
     }
+    check_local(state, &incoming.access, &incoming.nsid)?;
     let scope = incoming.access.scope;
     let stored = Accounts(state.storage())
         .get_preferences(&incoming.access.did)
@@ -186,6 +203,7 @@ async fn store_preferences(state: &AppState, request: Request) -> Result<Respons
     if let Some(target) = elsewhere(state, &incoming.parts.headers, &incoming.nsid).await? {
         return incoming.forward(state, &target).await;
     }
+    check_local(state, &incoming.access, &incoming.nsid)?;
     let Incoming {
         parts,
         body,
@@ -616,8 +634,8 @@ async fn read_after_write(state: &AppState, request: Request, patch: Patch) -> R
 
 async fn patched(state: &AppState, request: Request, patch: Patch) -> Result<Response, XrpcError> {
     let incoming = incoming(state, request).await?;
-    proxy::check_session(&incoming.access, &incoming.nsid)?;
     let target = proxy::target(state, &incoming.parts.headers, &incoming.nsid).await?;
+    proxy::check_session(&incoming.access, &incoming.nsid, &target)?;
     let path = incoming.path_and_query();
     // The answer may have to be read, so it comes unencoded.
     let mut headers: HeaderMap = incoming.parts.headers.clone();

@@ -13,6 +13,7 @@ use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
 use crate::accounts::{AccountError, TokenPurpose};
 use crate::mail::templates::token_mail;
+use crate::oauth::Permission;
 use crate::syntax::Did;
 
 type Out = Result<Json<serde_json::Value>, XrpcError>;
@@ -82,6 +83,10 @@ pub(super) async fn request_email_confirmation(
     caller: Caller,
     access: Access,
 ) -> Result<(), XrpcError> {
+    access.require(Permission::Account {
+        attr: "email",
+        manage: true,
+    })?;
     spend_email_request(&state, &caller, &access, "requestEmailConfirmation").await?;
     mail_new_code(&state, &access.did, TokenPurpose::ConfirmEmail).await
 }
@@ -98,6 +103,10 @@ pub(super) async fn confirm_email(
     access: Access,
     Body(input): Body<ConfirmEmailInput>,
 ) -> Result<(), XrpcError> {
+    access.require(Permission::Account {
+        attr: "email",
+        manage: true,
+    })?;
     let confirmed = state
         .accounts()
         .confirm_email(&access.did, &input.email, &input.token)
@@ -117,6 +126,10 @@ pub(super) async fn request_email_update(
     caller: Caller,
     access: Access,
 ) -> Out {
+    access.require(Permission::Account {
+        attr: "email",
+        manage: true,
+    })?;
     spend_email_request(&state, &caller, &access, "requestEmailUpdate").await?;
     let account = state.accounts().account(&access.did).await?;
     let token_required = account.email_confirmed_at.is_some();
@@ -140,7 +153,10 @@ pub(super) async fn update_email(
     access: Access,
     Body(input): Body<UpdateEmailInput>,
 ) -> Result<(), XrpcError> {
-    access.require_full()?;
+    access.require_full_or(Permission::Account {
+        attr: "email",
+        manage: true,
+    })?;
     state
         .accounts()
         .update_email(

@@ -116,6 +116,19 @@ impl XrpcError {
         error
     }
 
+    /// 403 for an OAuth token whose scopes lack `scope` (RFC 6750 §3.1's `insufficient_scope`,
+    /// with the challenge naming the scope that would grant the call).
+    pub fn insufficient_scope(scope: &str) -> XrpcError {
+        let message = format!("Missing scope {scope}");
+        let challenge = format!(
+            "DPoP error=\"insufficient_scope\", error_description=\"{}\"",
+            message.replace(['"', '\\'], "")
+        );
+        let mut error = XrpcError::new(StatusCode::FORBIDDEN, "InsufficientScope", message);
+        error.headers.push((header::WWW_AUTHENTICATE, challenge));
+        error
+    }
+
     /// A resource request's refusal of its DPoP-bound token: 401 with the challenge RFC 9449
     /// §7.1 defines (`WWW-Authenticate: DPoP error=…`) and the current `nonce`.
     pub fn dpop_refused(e: OAuthError, nonce: String) -> XrpcError {

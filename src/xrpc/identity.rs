@@ -10,6 +10,7 @@ use super::auth::Access;
 use super::extract::{Body, Params};
 use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
+use crate::oauth::Permission;
 use crate::syntax::Handle;
 
 pub(super) async fn resolve_handle(
@@ -36,6 +37,7 @@ pub(super) async fn update_handle(
     access: Access,
     Body(input): Body<UpdateHandleInput>,
 ) -> Result<(), XrpcError> {
+    access.require(Permission::Identity { attr: "handle" })?;
     state
         .limits()
         .spend(&caller, Budget::UpdateHandle, access.did.as_str(), 1)

@@ -13,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::auth::Access;
 use super::{AppState, XrpcError};
+use crate::oauth::Permission;
 use crate::storage::import::{ImportError, SpooledCar, import_repo as import};
 use crate::storage::{RepoStatus, StorageError};
 
@@ -25,7 +26,10 @@ pub(super) async fn import_repo(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<(), XrpcError> {
-    access.require_full()?;
+    access.require_full_or(Permission::Account {
+        attr: "repo",
+        manage: true,
+    })?;
     let config = state.config();
     if !config.accepting_imports {
         return Err(XrpcError::invalid("Service is not accepting repo imports"));

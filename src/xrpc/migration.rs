@@ -13,6 +13,7 @@ use super::auth::Access;
 use super::extract::{Body, OptionalBody, Params};
 use super::{AppState, XrpcError};
 use crate::accounts::{CredentialChanges, TokenPurpose};
+use crate::oauth::Permission;
 use crate::storage::Accounts;
 use crate::syntax::Did;
 
@@ -74,7 +75,7 @@ pub(super) async fn request_plc_operation_signature(
     State(state): State<AppState>,
     access: Access,
 ) -> Result<(), XrpcError> {
-    access.require_full()?;
+    access.require_full_or(Permission::Identity { attr: "*" })?;
     let accounts = state.accounts();
     let email = accounts
         .account(&access.did)
@@ -110,7 +111,7 @@ pub(super) async fn sign_plc_operation(
     access: Access,
     Body(input): Body<SignPlcOperationInput>,
 ) -> Out {
-    access.require_full()?;
+    access.require_full_or(Permission::Identity { attr: "*" })?;
     let token = input.token.ok_or_else(|| {
         XrpcError::invalid("email confirmation token required to sign PLC operations")
     })?;
@@ -141,7 +142,7 @@ pub(super) async fn submit_plc_operation(
     access: Access,
     Body(input): Body<SubmitPlcOperationInput>,
 ) -> Result<(), XrpcError> {
-    access.require_full()?;
+    access.require_full_or(Permission::Identity { attr: "*" })?;
     state
         .accounts()
         .submit_plc_operation(&access.did, &input.operation)

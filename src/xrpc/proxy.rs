@@ -23,6 +23,7 @@ use super::auth::{Access, Scope};
 use super::config::ServiceConfig;
 use super::{AppState, XrpcError};
 use crate::identity::service_auth;
+use crate::oauth::Permission;
 use crate::syntax::{Did, Nsid};
 
 /// Methods that manage the account itself: answered here or nowhere, never proxied or
@@ -60,9 +61,21 @@ pub(super) fn is_privileged(nsid: &str) -> bool {
     lower.starts_with("chat.bsky.") || lower == "com.atproto.server.createaccount"
 }
 
-/// Refuses `nsid` to a session that may not reach it through a service.
-pub(super) fn check_session(access: &Access, nsid: &str) -> Result<(), XrpcError> {
-    if is_protected(nsid) || (is_privileged(nsid) && access.scope == Scope::AppPassword) {
+/// Refuses `nsid` at `target` to a session that may not reach it through a service: account
+/// management never, direct messages not with a plain app password, and for an OAuth token
+/// whatever its `rpc:` scopes do not grant.
+pub(super) fn check_session(access: &Access, nsid: &str, target: &Target) -> Result<(), XrpcError> {
+    if is_protected(nsid) {
+        return Err(XrpcError::invalid_token("Bad token method"));
+    }
+    if access.permissions.is_some() {
+        let aud = format!("{}#{}", target.did, target.service_id);
+        return access.require(Permission::Rpc {
+            lxm: nsid,
+            aud: &aud,
+        });
+    }
+    if is_privileged(nsid) && access.scope == Scope::AppPassword {
         return Err(XrpcError::invalid_token("Bad token method"));
     }
     Ok(())
@@ -412,7 +425,7 @@ async fn proxy(state: &AppState, request: Request) -> Result<Response, XrpcError
     }
     let target = target(state, &parts.headers, &nsid).await?;
     let access = Access::from_request_parts(&mut parts, state).await?;
-    check_session(&access, &nsid)?;
+    check_session(&access, &nsid, &target)?;
     let path_and_query = parts
         .uri
         .path_and_query()

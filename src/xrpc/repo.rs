@@ -10,6 +10,7 @@ use serde_json::{Value as Json_, json};
 use sha2::{Digest, Sha256};
 
 use super::auth::{Access, Uploader};
+use crate::oauth::{Permission, RepoAction};
 use serde::Deserialize;
 
 use super::extract::{Body, Params, data_value, present};
@@ -68,6 +69,10 @@ pub(super) async fn create_record(
     access: Access,
     Body(input): Body<CreateRecordInput>,
 ) -> Out {
+    access.require(Permission::Repo {
+        collection: input.collection.as_str(),
+        action: RepoAction::Create,
+    })?;
     spend_write_points(&state, &caller, &access, 3).await?;
     let record = writable_repo(&state, &access, &input.repo).await?;
     let collection = input.collection;
@@ -115,6 +120,14 @@ pub(super) async fn put_record(
     access: Access,
     Body(input): Body<PutRecordInput>,
 ) -> Out {
+    // A put creates or updates, which only the commit knows: both are asked, as the reference
+    // PDS asks.
+    for action in [RepoAction::Create, RepoAction::Update] {
+        access.require(Permission::Repo {
+            collection: input.collection.as_str(),
+            action,
+        })?;
+    }
     spend_write_points(&state, &caller, &access, 2).await?;
     let record = writable_repo(&state, &access, &input.repo).await?;
     let (collection, rkey) = (input.collection, input.rkey);
@@ -166,6 +179,10 @@ pub(super) async fn delete_record(
     access: Access,
     Body(input): Body<DeleteRecordInput>,
 ) -> Out {
+    access.require(Permission::Repo {
+        collection: input.collection.as_str(),
+        action: RepoAction::Delete,
+    })?;
     spend_write_points(&state, &caller, &access, 1).await?;
     let record = writable_repo(&state, &access, &input.repo).await?;
     let (collection, rkey) = (input.collection, input.rkey);
@@ -235,6 +252,18 @@ pub(super) async fn apply_writes(
             "Too many writes. Max: {}",
             crate::repo::MAX_WRITES
         )));
+    }
+    // Every write is allowed, or nothing is written.
+    for write in &input.writes {
+        let (collection, action) = match write {
+            WriteInput::Create { collection, .. } => (collection, RepoAction::Create),
+            WriteInput::Update { collection, .. } => (collection, RepoAction::Update),
+            WriteInput::Delete { collection, .. } => (collection, RepoAction::Delete),
+        };
+        access.require(Permission::Repo {
+            collection: collection.as_str(),
+            action,
+        })?;
     }
     let points = input
         .writes
@@ -510,6 +539,12 @@ pub(super) async fn upload_blob(
         .map(|kind| kind.mime_type().to_owned())
         .or(declared_mime)
         .unwrap_or_else(|| "application/octet-stream".to_owned());
+    if let Some(permissions) = &uploader.permissions {
+        let wanted = Permission::Blob { mime: &mime };
+        if !permissions.allows(&wanted) {
+            return Err(XrpcError::insufficient_scope(&wanted.scope()));
+        }
+    }
     state.blobs().put(&record.did, &cid, bytes.into()).await?;
     let mime = writes::record_upload(&state, &record.did, &cid, &mime, size).await?;
     writes::sweep_temporary_blobs(&state, &record.did).await?;

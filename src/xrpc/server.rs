@@ -13,6 +13,7 @@ use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
 use crate::accounts::{AccountError, NewAccount, TokenPurpose};
 use crate::identity::service_auth;
+use crate::oauth::Permission;
 use crate::storage::{Accounts, RepoRecord, RepoStatus};
 use crate::syntax::{Did, Handle, Nsid, format_datetime};
 
@@ -171,6 +172,14 @@ pub(super) async fn get_session(State(state): State<AppState>, access: Access) -
         "emailConfirmed": confirmed, "emailAuthFactor": auth_factor,
         "didDoc": did_doc(&state, &access.did).await,
     });
+    if !access.may_read_email() {
+        // An OAuth app sees the address only with `account:email` (or `transition:email`).
+        for field in ["email", "emailConfirmed", "emailAuthFactor"] {
+            if let Some(map) = out.as_object_mut() {
+                map.remove(field);
+            }
+        }
+    }
     merge(&mut out, status_fields(&record));
     Ok(Json(out))
 }
@@ -241,7 +250,14 @@ pub(super) async fn get_service_auth(
     {
         return Err(XrpcError::invalid_token("Bad token scope"));
     }
-    if let Some(method) = lxm_str {
+    if access.permissions.is_some() {
+        // An OAuth token may mint a token for a call its `rpc:` scopes grant, and no other; a
+        // token for any method is one `rpc:*` grant.
+        access.require(Permission::Rpc {
+            lxm: lxm_str.unwrap_or("*"),
+            aud: &aud,
+        })?;
+    } else if let Some(method) = lxm_str {
         if super::proxy::is_privileged(method) && access.scope == Scope::AppPassword {
             return Err(XrpcError::invalid(format!(
                 "insufficient access to request a service auth token for the following method: {method}"
@@ -347,7 +363,10 @@ pub(super) async fn activate_account(
     State(state): State<AppState>,
     access: Access,
 ) -> Result<(), XrpcError> {
-    access.require_full()?;
+    access.require_full_or(Permission::Account {
+        attr: "status",
+        manage: true,
+    })?;
     state.accounts().activate(&access.did).await?;
     Ok(())
 }
@@ -366,7 +385,10 @@ pub(super) async fn deactivate_account(
     access: Access,
     OptionalBody(_input): OptionalBody<DeactivateAccountInput>,
 ) -> Result<(), XrpcError> {
-    access.require_full()?;
+    access.require_full_or(Permission::Account {
+        attr: "status",
+        manage: true,
+    })?;
     state.accounts().deactivate(&access.did).await?;
     Ok(())
 }

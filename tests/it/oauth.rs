@@ -902,3 +902,189 @@ async fn a_confidential_client_authenticates_with_its_signed_assertion_every_tim
         .await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn granular_scopes_grant_exactly_their_collections_blobs_and_nothing_else() {
+    let mut flow = Flow::start().await;
+    let alice = flow.pds.create_account("alice").await;
+    let scope = "atproto repo:app.bsky.feed.like?action=create blob:image/*";
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", scope)
+        .finish();
+    flow.client_id = format!("http://localhost?{query}");
+    let mut dpop = Dpop::new();
+    let (code, verifier) = flow.code_with(&mut dpop, &[("scope", scope)]).await;
+    let (status, tokens) = flow.redeem(&mut dpop, &code, &verifier).await;
+    assert_eq!(
+        (status, tokens["scope"].as_str()),
+        (200, Some(scope)),
+        "{tokens}"
+    );
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let post = reqwest::Method::POST;
+    let write = |collection: &str| {
+        json!({"repo": alice.did, "collection": collection,
+            "record": {"subject": {"uri": "at://did:plc:aaaaaaaaaaaaaaaaaaaaaaaa/app.bsky.feed.post/3k2a4b5c6d7e2",
+                "cid": "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"},
+             "text": "x", "createdAt": "2026-12-02T00:00:00.000Z"}})
+    };
+
+    let (status, like, _) = flow
+        .xrpc(
+            &mut dpop,
+            post.clone(),
+            "com.atproto.repo.createRecord",
+            &access,
+            Some(write("app.bsky.feed.like")),
+        )
+        .await;
+    assert_eq!(status, 200, "{like}");
+    let (status, body, challenge) = flow
+        .xrpc(
+            &mut dpop,
+            post.clone(),
+            "com.atproto.repo.createRecord",
+            &access,
+            Some(write("app.bsky.feed.post")),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("InsufficientScope")),
+        "{body}"
+    );
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("repo:app.bsky.feed.post?action=create")
+    );
+    let rkey = like["uri"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            post.clone(),
+            "com.atproto.repo.deleteRecord",
+            &access,
+            Some(json!({"repo": alice.did, "collection": "app.bsky.feed.like", "rkey": rkey})),
+        )
+        .await;
+    assert_eq!(status, 403, "create was granted, not delete");
+    // One write outside the grant refuses the whole batch.
+    let batch = json!({"repo": alice.did, "writes": [
+        {"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.like", "value": write("app.bsky.feed.like")["record"]},
+        {"$type": "com.atproto.repo.applyWrites#create", "collection": "app.bsky.feed.post", "value": {"text": "x", "createdAt": "2026-12-02T00:00:00.000Z"}},
+    ]});
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            post.clone(),
+            "com.atproto.repo.applyWrites",
+            &access,
+            Some(batch),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (_, listed) = flow
+        .pds
+        .get(
+            "com.atproto.repo.listRecords",
+            None,
+            &[("repo", &alice.did), ("collection", "app.bsky.feed.like")],
+        )
+        .await;
+    assert_eq!(
+        listed["records"].as_array().unwrap().len(),
+        1,
+        "nothing of the batch was written"
+    );
+
+    // Blobs: images only.
+    let upload = |bytes: &'static [u8], dpop: &Dpop| {
+        let path = "/xrpc/com.atproto.repo.uploadBlob";
+        let proof = dpop.proof("POST", &format!("{}{path}", flow.issuer), Some(&access));
+        flow.http
+            .post(format!("{}{path}", flow.pds.url))
+            .header("Authorization", format!("DPoP {access}"))
+            .header("DPoP", proof)
+            .header("Content-Type", "*/*")
+            .body(bytes)
+    };
+    let png: &[u8] =
+        b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
+    let response = upload(png, &dpop).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let response = upload(b"%PDF-1.4 not an image", &dpop)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "blob:image/* grants no PDF");
+
+    // Identity and account management, service calls: none granted.
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            post.clone(),
+            "com.atproto.identity.updateHandle",
+            &access,
+            Some(json!({"handle": "alice2.test"})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            post.clone(),
+            "com.atproto.server.deactivateAccount",
+            &access,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::GET,
+            "com.atproto.server.getServiceAuth?aud=did:web:api.bsky.app%23bsky_appview",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            post,
+            "com.atproto.server.requestEmailConfirmation",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+    // Who the account is, yes; its e-mail address, no.
+    let (status, session, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::GET,
+            "com.atproto.server.getSession",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, session["did"].as_str()),
+        (200, Some(alice.did.as_str()))
+    );
+    assert!(session.get("email").is_none(), "{session}");
+}
