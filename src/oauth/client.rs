@@ -87,7 +87,7 @@ impl ClientMetadata {
 
     /// Checks a document fetched from `client_id` against the atproto profile's rules.
     fn check(self, client_id: &str) -> Result<ClientMetadata, OAuthError> {
-        let invalid = |why: &str| OAuthError::InvalidClient(format!("Client metadata: {why}"));
+        let invalid = |why: &str| OAuthError::InvalidClientMetadata(format!("Client metadata: {why}"));
         if self.client_id != client_id {
             return Err(invalid("client_id does not match the document's URL"));
         }
@@ -204,7 +204,7 @@ fn without_port(uri: &str) -> Option<url::Url> {
 /// The development client `http://localhost[?redirect_uri=…&scope=…]`: no document, its
 /// redirect URIs loopback addresses only (https://atproto.com/specs/oauth#localhost-client-development).
 fn loopback_client(client_id: &str) -> Result<ClientMetadata, OAuthError> {
-    let invalid = |why: &str| OAuthError::InvalidClient(format!("Loopback client_id: {why}"));
+    let invalid = |why: &str| OAuthError::InvalidClientMetadata(format!("Loopback client_id: {why}"));
     let url = url::Url::parse(client_id).map_err(|_| invalid("not a URL"))?;
     if url.port().is_some() || !matches!(url.path(), "" | "/") || url.fragment().is_some() {
         return Err(invalid("must be http://localhost with no port or path"));
@@ -266,10 +266,9 @@ impl ClientResolver {
         resolver: &Resolver,
         client_id: &str,
     ) -> Result<ClientMetadata, OAuthError> {
-        if client_id == "http://localhost"
-            || client_id.starts_with("http://localhost/")
-            || client_id.starts_with("http://localhost?")
-        {
+        let is_loopback = url::Url::parse(client_id)
+            .is_ok_and(|u| u.scheme() == "http" && u.host_str() == Some("localhost"));
+        if is_loopback {
             return loopback_client(client_id);
         }
         if let Some((at, found)) = self.cache_lock().get(client_id) {
@@ -278,11 +277,11 @@ impl ClientResolver {
             }
         }
         let url = url::Url::parse(client_id)
-            .map_err(|_| OAuthError::InvalidClient("client_id is not a URL".into()))?;
+            .map_err(|_| OAuthError::InvalidClientMetadata("client_id is not a URL".into()))?;
         // Plain HTTP and private addresses only where the resolver allows them (dev mode), as
         // the client library's `allowHttp` does for development.
         if url.fragment().is_some() || url.path() == "/" || !resolver.allows_service_url(&url) {
-            return Err(OAuthError::InvalidClient(
+            return Err(OAuthError::InvalidClientMetadata(
                 "client_id must be an https URL of a public host, with a path".into(),
             ));
         }
@@ -376,11 +375,11 @@ impl ClientResolver {
             .ok()
             .filter(|u| resolver.allows_service_url(u))
             .ok_or_else(|| {
-                OAuthError::InvalidClient("jwks_uri is not a public https URL".into())
+                OAuthError::InvalidClientMetadata("jwks_uri is not a public https URL".into())
             })?;
         let body = self.fetch_json(url).await?;
         serde_json::from_slice(&body)
-            .map_err(|e| OAuthError::InvalidClient(format!("Client JWKS: {e}")))
+            .map_err(|e| OAuthError::InvalidClientMetadata(format!("Client JWKS: {e}")))
     }
 
     fn cache_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, ClientMetadata)>> {
@@ -392,13 +391,13 @@ impl ClientResolver {
     async fn fetch(&self, url: url::Url) -> Result<ClientMetadata, OAuthError> {
         let body = self.fetch_json(url).await?;
         serde_json::from_slice::<ClientMetadata>(&body)
-            .map_err(|e| OAuthError::InvalidClient(format!("Client metadata: {e}")))
+            .map_err(|e| OAuthError::InvalidClientMetadata(format!("Client metadata: {e}")))
     }
 
     /// A JSON document's bytes, within the size and time limits.
     async fn fetch_json(&self, url: url::Url) -> Result<Vec<u8>, OAuthError> {
         let unreachable =
-            |why: String| OAuthError::InvalidClient(format!("Client metadata not fetched: {why}"));
+            |why: String| OAuthError::InvalidClientMetadata(format!("Client metadata not fetched: {why}"));
         let http = self.http.as_ref().map_err(|e| unreachable(e.clone()))?;
         let fetch = async {
             let mut response = http
@@ -474,7 +473,7 @@ mod tests {
             let mut doc = document();
             doc[field] = value;
             assert!(
-                matches!(checked(doc), Err(OAuthError::InvalidClient(_))),
+                matches!(checked(doc), Err(OAuthError::InvalidClientMetadata(_))),
                 "{field} checked"
             );
         }

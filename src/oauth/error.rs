@@ -18,6 +18,13 @@ pub enum OAuthError {
     /// A scope the client did not declare or the server does not serve.
     #[error("{0}")]
     InvalidScope(String),
+    /// A response type other than `code`.
+    #[error("Unsupported response_type {0}")]
+    UnsupportedResponseType(String),
+    /// The client's `client_id` or metadata document breaks the profile's rules, or could not
+    /// be fetched.
+    #[error("{0}")]
+    InvalidClientMetadata(String),
     /// A grant type other than `authorization_code` and `refresh_token`.
     #[error("Unsupported grant type: {0}")]
     UnsupportedGrantType(String),
@@ -44,6 +51,8 @@ impl OAuthError {
             OAuthError::InvalidGrant(_) => "invalid_grant",
             OAuthError::InvalidScope(_) => "invalid_scope",
             OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::UnsupportedResponseType(_) => "unsupported_response_type",
+            OAuthError::InvalidClientMetadata(_) => "invalid_client_metadata",
             OAuthError::UseDpopNonce => "use_dpop_nonce",
             OAuthError::InvalidDpopProof(_) => "invalid_dpop_proof",
             OAuthError::AccessDenied(_) => "access_denied",

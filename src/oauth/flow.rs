@@ -248,7 +248,8 @@ impl AuthorizationServer {
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": SCOPES,
             "subject_types_supported": ["public"],
-            "token_endpoint_auth_methods_supported": ["none"],
+            "token_endpoint_auth_methods_supported": ["none", "private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["ES256"],
             "dpop_signing_alg_values_supported": ["ES256"],
             "authorization_response_iss_parameter_supported": true,
             "client_id_metadata_document_supported": true,
@@ -320,7 +321,7 @@ impl AuthorizationServer {
         kv: &dyn KvStore,
         resolver: &Resolver,
         params: &std::collections::BTreeMap<String, String>,
-        proof: &DpopProof,
+        proof: Option<&DpopProof>,
         now: i64,
     ) -> Result<(String, i64), OAuthError> {
         if params.contains_key("request") {
@@ -331,8 +332,9 @@ impl AuthorizationServer {
             .await?;
         self.authenticate(kv, resolver, &client, params, now)
             .await?;
-        if required(params, "response_type")? != "code" {
-            return Err(invalid("response_type must be code"));
+        let response_type = required(params, "response_type")?;
+        if response_type != "code" {
+            return Err(OAuthError::UnsupportedResponseType(response_type.to_owned()));
         }
         let redirect_uri = match params.get("redirect_uri") {
             Some(uri) => uri.clone(),
@@ -378,11 +380,15 @@ impl AuthorizationServer {
         if response_mode != "query" && response_mode != "fragment" {
             return Err(invalid("response_mode must be query or fragment"));
         }
-        if let Some(jkt) = params.get("dpop_jkt") {
-            if jkt != &proof.jkt {
+        // The key the code will be redeemed with: the proof's, or the one `dpop_jkt` names
+        // (RFC 9449 §10); a request with neither is bound when its code is redeemed.
+        let dpop_jkt = match (proof, params.get("dpop_jkt")) {
+            (Some(p), Some(jkt)) if jkt != &p.jkt => {
                 return Err(invalid("dpop_jkt does not match the DPoP proof's key"));
             }
-        }
+            (Some(p), _) => Some(p.jkt.clone()),
+            (None, jkt) => jkt.cloned(),
+        };
         let request = PushedRequest {
             client_id: client.client_id.clone(),
             redirect_uri,
@@ -392,7 +398,7 @@ impl AuthorizationServer {
             login_hint: params.get("login_hint").cloned().filter(|h| !h.is_empty()),
             prompt,
             response_mode,
-            dpop_jkt: Some(proof.jkt.clone()),
+            dpop_jkt,
             confidential: client.is_confidential(),
             expires_at: now + REQUEST_TTL_SECS,
         };
@@ -851,7 +857,7 @@ mod tests {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         let (uri, _) = server
-            .push(kv, resolver, &params, &proof(), NOW)
+            .push(kv, resolver, &params, Some(&proof()), NOW)
             .await
             .unwrap();
         let did = Did::parse("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();

@@ -3,9 +3,10 @@
 //! (`repo:`, `blob:`, `rpc:`, `account:`, `identity:`), parsed once per token into
 //! [`Permissions`], and the question every method asks of them, [`Permissions::allows`].
 //!
-//! `transition:generic` grants what an app password may do: every record and blob, every
-//! service call but direct messages (which `transition:chat.bsky` adds), the handle, no other
-//! account or identity management. Permission sets (`include:`) are not served.
+//! `transition:generic` grants, as in the reference PDS, every record and blob and every service
+//! call but direct messages (which `transition:chat.bsky` adds); no account or identity
+//! management, which take `account:` and `identity:` scopes. Permission sets (`include:`) are
+//! not served.
 
 use crate::syntax::Nsid;
 
@@ -388,10 +389,7 @@ impl Permissions {
                         .iter()
                         .any(|(a, m)| a == attr && (*m || !manage))
             }
-            Permission::Identity { attr } => {
-                (self.generic && attr == "handle")
-                    || self.identity.iter().any(|a| a == "*" || a == attr)
-            }
+            Permission::Identity { attr } => self.identity.iter().any(|a| a == "*" || a == attr),
         }
     }
 }
@@ -519,7 +517,7 @@ mod tests {
             "identity:handle",
             Permission::Identity { attr: "*" }
         ));
-        assert!(allows(
+        assert!(!allows(
             "transition:generic",
             Permission::Identity { attr: "handle" }
         ));

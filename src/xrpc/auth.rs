@@ -196,6 +196,15 @@ impl Access {
         }
     }
 
+    /// Refuses any OAuth token, for what only the account's own sign-in may do (the reference
+    /// PDS's refusals, `message` included).
+    pub fn refuse_oauth(&self, message: &str) -> Result<(), XrpcError> {
+        match &self.permissions {
+            Some(_) => Err(XrpcError::forbidden("Forbidden", message)),
+            None => Ok(()),
+        }
+    }
+
     /// Account management: a full session, or an OAuth token granted `wanted` (an `account:`
     /// or `identity:` permission).
     pub fn require_full_or(&self, wanted: Permission<'_>) -> Result<(), XrpcError> {

@@ -126,10 +126,9 @@ pub(super) async fn request_email_update(
     caller: Caller,
     access: Access,
 ) -> Out {
-    access.require(Permission::Account {
-        attr: "email",
-        manage: true,
-    })?;
+    access.refuse_oauth(
+        "Use the account manager interface to update email address associated with an account",
+    )?;
     spend_email_request(&state, &caller, &access, "requestEmailUpdate").await?;
     let account = state.accounts().account(&access.did).await?;
     let token_required = account.email_confirmed_at.is_some();
@@ -153,10 +152,10 @@ pub(super) async fn update_email(
     access: Access,
     Body(input): Body<UpdateEmailInput>,
 ) -> Result<(), XrpcError> {
-    access.require_full_or(Permission::Account {
-        attr: "email",
-        manage: true,
-    })?;
+    access.refuse_oauth(
+        "Use the account manager interface to update email address associated with an account",
+    )?;
+    access.require_full()?;
     state
         .accounts()
         .update_email(
@@ -224,6 +223,7 @@ pub(super) async fn request_account_delete(
     caller: Caller,
     access: Access,
 ) -> Result<(), XrpcError> {
+    access.refuse_oauth("OAuth credentials are not supported for this endpoint")?;
     access.require_full()?;
     spend_email_request(&state, &caller, &access, "requestAccountDelete").await?;
     mail_new_code(&state, &access.did, TokenPurpose::DeleteAccount).await

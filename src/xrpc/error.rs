@@ -116,15 +116,15 @@ impl XrpcError {
         error
     }
 
-    /// 403 for an OAuth token whose scopes lack `scope` (RFC 6750 §3.1's `insufficient_scope`,
-    /// with the challenge naming the scope that would grant the call).
+    /// 403 `ScopeMissingError` (the reference PDS's name and message) for an OAuth token whose
+    /// scopes lack `scope`, with RFC 6750 §3.1's `insufficient_scope` challenge.
     pub fn insufficient_scope(scope: &str) -> XrpcError {
-        let message = format!("Missing scope {scope}");
+        let message = format!("Missing required scope \"{scope}\"");
         let challenge = format!(
             "DPoP error=\"insufficient_scope\", error_description=\"{}\"",
             message.replace(['"', '\\'], "")
         );
-        let mut error = XrpcError::new(StatusCode::FORBIDDEN, "InsufficientScope", message);
+        let mut error = XrpcError::new(StatusCode::FORBIDDEN, "ScopeMissingError", message);
         error.headers.push((header::WWW_AUTHENTICATE, challenge));
         error
     }

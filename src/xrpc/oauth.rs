@@ -102,19 +102,18 @@ pub(super) async fn par(
     let now = now();
     let params = params(&headers, &body).map_err(|e| refusal(&state, e))?;
     let url = oauth.url_of("/oauth/par");
-    let proof = oauth
-        .check_proof(
-            state.storage(),
-            dpop_header(&headers),
-            "POST",
-            &[url],
-            None,
-            now,
-        )
-        .await
-        .map_err(|e| refusal(&state, e))?;
+    // A proof is optional here (it binds the code to its key, RFC 9449 §10), checked if sent.
+    let proof = match dpop_header(&headers) {
+        Some(proof) => Some(
+            oauth
+                .check_proof(state.storage(), Some(proof), "POST", &[url], None, now)
+                .await
+                .map_err(|e| refusal(&state, e))?,
+        ),
+        None => None,
+    };
     let (request_uri, expires_in) = oauth
-        .push(state.storage(), state.resolver(), &params, &proof, now)
+        .push(state.storage(), state.resolver(), &params, proof.as_ref(), now)
         .await
         .map_err(|e| refusal(&state, e))?;
     let body = serde_json::json!({ "request_uri": request_uri, "expires_in": expires_in });

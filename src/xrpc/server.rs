@@ -317,6 +317,7 @@ pub(super) async fn create_app_password(
     access: Access,
     Body(input): Body<CreateAppPasswordInput>,
 ) -> Out {
+    access.refuse_oauth("OAuth credentials are not supported for this endpoint")?;
     access.require_full()?;
     let privileged = input.privileged.unwrap_or(false);
     let (password, created_at) = state
@@ -330,6 +331,7 @@ pub(super) async fn create_app_password(
 }
 
 pub(super) async fn list_app_passwords(State(state): State<AppState>, access: Access) -> Out {
+    access.refuse_oauth("OAuth credentials are not supported for this endpoint")?;
     access.require_full()?;
     let account = state.accounts().account(&access.did).await?;
     let passwords: Vec<Json_> = account
@@ -351,6 +353,7 @@ pub(super) async fn revoke_app_password(
     access: Access,
     Body(input): Body<RevokeAppPasswordInput>,
 ) -> Result<(), XrpcError> {
+    access.refuse_oauth("OAuth credentials are not supported for this endpoint")?;
     access.require_full()?;
     state
         .accounts()
@@ -363,10 +366,12 @@ pub(super) async fn activate_account(
     State(state): State<AppState>,
     access: Access,
 ) -> Result<(), XrpcError> {
-    access.require_full_or(Permission::Account {
-        attr: "status",
-        manage: true,
-    })?;
+    // OAuth is refused to deactivated accounts, so no OAuth token may reactivate one.
+    access.refuse_oauth(
+        "Account reactivation is not available with OAuth credentials. Sign in to your account \
+         management page to reactivate.",
+    )?;
+    access.require_full()?;
     state.accounts().activate(&access.did).await?;
     Ok(())
 }
@@ -528,6 +533,7 @@ pub(super) async fn get_account_invite_codes(
     access: Access,
     params: Params,
 ) -> Out {
+    access.refuse_oauth("OAuth credentials are not supported for this endpoint")?;
     access.require_full()?;
     // includeUsed defaults to true.
     let include_used = params.get("includeUsed").is_none() || params.flag("includeUsed")?;

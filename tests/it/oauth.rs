@@ -426,8 +426,8 @@ async fn a_public_client_signs_in_and_writes_with_its_dpop_bound_token() {
         (status, session["did"].as_str()),
         (200, Some(alice.did.as_str()))
     );
-    // Account management stays out of reach, as with an app password.
-    let (status, _, _) = flow
+    // App passwords are for the account's own sign-in, never an OAuth app's.
+    let (status, body, _) = flow
         .xrpc(
             &mut dpop,
             reqwest::Method::POST,
@@ -436,7 +436,7 @@ async fn a_public_client_signs_in_and_writes_with_its_dpop_bound_token() {
             Some(json!({"name": "x"})),
         )
         .await;
-    assert_eq!(status, 401);
+    assert_eq!((status, body["error"].as_str()), (403, Some("Forbidden")));
 
     // The same proof twice: the second is a replay.
     let path = "/xrpc/com.atproto.server.getSession";
@@ -632,14 +632,14 @@ async fn requests_without_pkce_or_outside_the_clients_declaration_are_refused() 
             "invalid_scope",
         ),
         (vec![("scope", "transition:generic")], "invalid_scope"),
-        (vec![("response_type", "token")], "invalid_request"),
+        (vec![("response_type", "token")], "unsupported_response_type"),
         (
             vec![("client_id", "http://localhost:8080")],
-            "invalid_client",
+            "invalid_client_metadata",
         ),
         (
             vec![("client_id", "https://127.0.0.1/client.json")],
-            "invalid_client",
+            "invalid_client_metadata",
         ),
     ] {
         let (status, body, _) = flow.par(&mut dpop, &extra).await;
@@ -649,15 +649,33 @@ async fn requests_without_pkce_or_outside_the_clients_declaration_are_refused() 
             "{extra:?}: {body}"
         );
     }
-    // No proof at all.
-    let response = flow
-        .http
-        .post(format!("{}/oauth/par", flow.pds.url))
-        .form(&[("client_id", client_id())])
-        .send()
-        .await
-        .unwrap();
+    // A proof is optional when pushing (the reference PDS's rule: the code is bound to a key
+    // when it is redeemed), but one that is sent must hold.
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(b"v".repeat(43)));
+    let form = [
+        ("client_id", client_id()),
+        ("response_type", "code".into()),
+        ("redirect_uri", REDIRECT.into()),
+        ("scope", "atproto".into()),
+        ("state", "s".into()),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256".into()),
+    ];
+    let push = |proof: Option<&str>| {
+        let mut request = flow
+            .http
+            .post(format!("{}/oauth/par", flow.pds.url))
+            .form(&form);
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
+        request.send()
+    };
+    assert_eq!(push(None).await.unwrap().status(), 201);
+    let response = push(Some("not.a.proof")).await.unwrap();
     assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof");
 }
 
 #[tokio::test]
@@ -951,7 +969,7 @@ async fn granular_scopes_grant_exactly_their_collections_blobs_and_nothing_else(
         .await;
     assert_eq!(
         (status, body["error"].as_str()),
-        (403, Some("InsufficientScope")),
+        (403, Some("ScopeMissingError")),
         "{body}"
     );
     assert!(
