@@ -87,7 +87,8 @@ impl ClientMetadata {
 
     /// Checks a document fetched from `client_id` against the atproto profile's rules.
     fn check(self, client_id: &str) -> Result<ClientMetadata, OAuthError> {
-        let invalid = |why: &str| OAuthError::InvalidClientMetadata(format!("Client metadata: {why}"));
+        let invalid =
+            |why: &str| OAuthError::InvalidClientMetadata(format!("Client metadata: {why}"));
         if self.client_id != client_id {
             return Err(invalid("client_id does not match the document's URL"));
         }
@@ -204,7 +205,8 @@ fn without_port(uri: &str) -> Option<url::Url> {
 /// The development client `http://localhost[?redirect_uri=…&scope=…]`: no document, its
 /// redirect URIs loopback addresses only (https://atproto.com/specs/oauth#localhost-client-development).
 fn loopback_client(client_id: &str) -> Result<ClientMetadata, OAuthError> {
-    let invalid = |why: &str| OAuthError::InvalidClientMetadata(format!("Loopback client_id: {why}"));
+    let invalid =
+        |why: &str| OAuthError::InvalidClientMetadata(format!("Loopback client_id: {why}"));
     let url = url::Url::parse(client_id).map_err(|_| invalid("not a URL"))?;
     if url.port().is_some() || !matches!(url.path(), "" | "/") || url.fragment().is_some() {
         return Err(invalid("must be http://localhost with no port or path"));
@@ -396,8 +398,9 @@ impl ClientResolver {
 
     /// A JSON document's bytes, within the size and time limits.
     async fn fetch_json(&self, url: url::Url) -> Result<Vec<u8>, OAuthError> {
-        let unreachable =
-            |why: String| OAuthError::InvalidClientMetadata(format!("Client metadata not fetched: {why}"));
+        let unreachable = |why: String| {
+            OAuthError::InvalidClientMetadata(format!("Client metadata not fetched: {why}"))
+        };
         let http = self.http.as_ref().map_err(|e| unreachable(e.clone()))?;
         let fetch = async {
             let mut response = http

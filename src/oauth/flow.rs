@@ -47,6 +47,11 @@ const NS_CODES: &str = "oauth_codes";
 const NS_SESSIONS: &str = "oauth_sessions";
 const NS_DPOP_JTIS: &str = "oauth_dpop_jti";
 const NS_ASSERTION_JTIS: &str = "oauth_client_jti";
+const NS_DEVICES: &str = "oauth_devices";
+const NS_CONSENTS: &str = "oauth_consents";
+
+/// How long a browser stays signed in to the sign-in page (its account chooser).
+pub const DEVICE_TTL_SECS: i64 = 30 * 24 * 3600;
 const TYP_ACCESS: &str = "at+jwt";
 
 /// An authorization request a client pushed, waiting for the person's answer.
@@ -334,7 +339,9 @@ impl AuthorizationServer {
             .await?;
         let response_type = required(params, "response_type")?;
         if response_type != "code" {
-            return Err(OAuthError::UnsupportedResponseType(response_type.to_owned()));
+            return Err(OAuthError::UnsupportedResponseType(
+                response_type.to_owned(),
+            ));
         }
         let redirect_uri = match params.get("redirect_uri") {
             Some(uri) => uri.clone(),
@@ -480,6 +487,84 @@ impl AuthorizationServer {
             return Err(invalid("request_uri is not this client's"));
         }
         Ok(request)
+    }
+
+    /// The accounts signed in on the browser `device` (its cookie's value) within
+    /// [`DEVICE_TTL_SECS`], most recent first.
+    pub async fn device_accounts(
+        &self,
+        kv: &dyn KvStore,
+        device: &str,
+        now: i64,
+    ) -> Result<Vec<Did>, OAuthError> {
+        let Some(stored) = kv.kv_get(NS_DEVICES, &sha256_hex(device)).await? else {
+            return Ok(Vec::new());
+        };
+        let signed_in: Vec<(String, i64)> = serde_json::from_slice(&stored).unwrap_or_default();
+        Ok(signed_in
+            .into_iter()
+            .filter(|(_, at)| *at + DEVICE_TTL_SECS >= now)
+            .filter_map(|(did, _)| Did::parse(&did).ok())
+            .collect())
+    }
+
+    /// Records that `did` signed in with its password on the browser `device` (a new device id
+    /// when None); returns the device id for its cookie.
+    pub async fn remember_sign_in(
+        &self,
+        kv: &dyn KvStore,
+        device: Option<&str>,
+        did: &Did,
+        now: i64,
+    ) -> Result<String, OAuthError> {
+        let device = device
+            .filter(|d| d.len() >= 32)
+            .map_or_else(|| random_token(24), str::to_owned);
+        let key = sha256_hex(&device);
+        // A browser has one person at a time, mostly: last write wins is enough here.
+        let stored = kv.kv_get(NS_DEVICES, &key).await?;
+        let mut signed_in: Vec<(String, i64)> = stored
+            .and_then(|s| serde_json::from_slice(&s).ok())
+            .unwrap_or_default();
+        signed_in.retain(|(d, at)| d != did.as_str() && *at + DEVICE_TTL_SECS >= now);
+        signed_in.insert(0, (did.to_string(), now));
+        signed_in.truncate(10);
+        let value = serde_json::to_vec(&signed_in).map_err(|e| invalid(e.to_string()))?;
+        kv.kv_put(NS_DEVICES, &key, &value, KvCondition::Always)
+            .await?;
+        Ok(device)
+    }
+
+    /// Records that `did` granted `client_id` the scopes `scope`, so a later `prompt=none`
+    /// request for no more than those may be answered without asking.
+    pub async fn record_consent(
+        &self,
+        kv: &dyn KvStore,
+        did: &Did,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<(), OAuthError> {
+        let key = sha256_hex(&format!("{did} {client_id}"));
+        kv.kv_put(NS_CONSENTS, &key, scope.as_bytes(), KvCondition::Always)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether `did` has granted `client_id` every scope of `scope` before.
+    pub async fn has_consent(
+        &self,
+        kv: &dyn KvStore,
+        did: &Did,
+        client_id: &str,
+        scope: &str,
+    ) -> Result<bool, OAuthError> {
+        let key = sha256_hex(&format!("{did} {client_id}"));
+        let Some(granted) = kv.kv_get(NS_CONSENTS, &key).await? else {
+            return Ok(false);
+        };
+        let granted = String::from_utf8_lossy(&granted);
+        let granted: Vec<&str> = granted.split(' ').collect();
+        Ok(scope.split(' ').all(|s| granted.contains(&s)))
     }
 
     /// Ends the request `request_uri` with the person's answer: a code for `sub`, or (None) a

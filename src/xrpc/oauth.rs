@@ -22,8 +22,11 @@ use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
 use crate::accounts::{AccountError, TokenPurpose};
 use crate::oauth::{ClientMetadata, OAuthError, PushedRequest};
+use crate::syntax::Did;
 
 const CSRF_COOKIE: &str = "arroba_oauth_csrf";
+/// The browser's sign-in: which accounts signed in here with their password (the chooser).
+const DEVICE_COOKIE: &str = "arroba_oauth_device";
 
 fn now() -> i64 {
     Utc::now().timestamp()
@@ -113,7 +116,13 @@ pub(super) async fn par(
         None => None,
     };
     let (request_uri, expires_in) = oauth
-        .push(state.storage(), state.resolver(), &params, proof.as_ref(), now)
+        .push(
+            state.storage(),
+            state.resolver(),
+            &params,
+            proof.as_ref(),
+            now,
+        )
         .await
         .map_err(|e| refusal(&state, e))?;
     let body = serde_json::json!({ "request_uri": request_uri, "expires_in": expires_in });
@@ -176,7 +185,33 @@ pub(super) struct AuthorizeQuery {
     request_uri: Option<String>,
 }
 
-/// `GET /oauth/authorize`: the sign-in and consent page for a pushed request.
+/// The accounts the browser is signed in with, each with the name the page shows.
+async fn chooser(state: &AppState, headers: &HeaderMap) -> Vec<(Did, String)> {
+    let Some(device) = cookie(headers, DEVICE_COOKIE) else {
+        return Vec::new();
+    };
+    let dids = state
+        .oauth()
+        .device_accounts(state.storage(), &device, now())
+        .await
+        .unwrap_or_default();
+    let mut accounts = Vec::with_capacity(dids.len());
+    for did in dids {
+        if let Ok(Some(record)) = state.storage().load_repo(&did).await {
+            if record.status.is_active() {
+                let name = record
+                    .handle
+                    .map_or_else(|| did.to_string(), |h| format!("@{h}"));
+                accounts.push((did, name));
+            }
+        }
+    }
+    accounts
+}
+
+/// `GET /oauth/authorize`: the sign-in and consent page for a pushed request. Accounts already
+/// signed in on this browser are offered first (unless `prompt=login`); `prompt=none` answers
+/// at once, with a code only when such an account granted this client these scopes before.
 pub(super) async fn authorize_page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -196,21 +231,16 @@ pub(super) async fn authorize_page(
         Ok(r) => r,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    if request.prompt.as_deref() == Some("none") {
-        // No one is signed in to this server in the browser, so nothing can be granted silently.
-        return match oauth
-            .refuse(
-                state.storage(),
-                &client_id,
-                &request_uri,
-                "login_required",
-                now(),
-            )
-            .await
-        {
-            Ok(url) => see_other(&url),
-            Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
-        };
+    let mut accounts = chooser(&state, &headers).await;
+    if let Some(hint) = &request.login_hint {
+        // A hint names the account the app expects: offer that one only.
+        let hint = hint.trim_start_matches('@');
+        accounts.retain(|(did, name)| did.as_str() == hint || name.trim_start_matches('@') == hint);
+    }
+    match request.prompt.as_deref() {
+        Some("none") => return silent_answer(&state, &request, &request_uri, &accounts).await,
+        Some("login") => accounts.clear(),
+        _ => {}
     }
     let client = match oauth.client(state.resolver(), &client_id).await {
         Ok(c) => c,
@@ -227,8 +257,65 @@ pub(super) async fn authorize_page(
         identifier: request.login_hint.as_deref().unwrap_or_default(),
         message: None,
         ask_code: false,
+        accounts: &accounts,
     };
     page_response(&state, StatusCode::OK, &page)
+}
+
+/// `prompt=none`: a code for the one account signed in here that granted this client these
+/// scopes before; otherwise `login_required` or `consent_required` back to the client.
+async fn silent_answer(
+    state: &AppState,
+    request: &PushedRequest,
+    request_uri: &str,
+    accounts: &[(Did, String)],
+) -> Response {
+    let oauth = state.oauth();
+    let kv = state.storage();
+    let result = match accounts {
+        [(did, _)] => match oauth
+            .has_consent(kv, did, &request.client_id, &request.scope)
+            .await
+        {
+            Ok(true) => {
+                oauth
+                    .answer(kv, &request.client_id, request_uri, Some(did), now())
+                    .await
+            }
+            Ok(false) => {
+                oauth
+                    .refuse(
+                        kv,
+                        &request.client_id,
+                        request_uri,
+                        "consent_required",
+                        now(),
+                    )
+                    .await
+            }
+            Err(e) => Err(e),
+        },
+        [] => {
+            oauth
+                .refuse(kv, &request.client_id, request_uri, "login_required", now())
+                .await
+        }
+        _ => {
+            oauth
+                .refuse(
+                    kv,
+                    &request.client_id,
+                    request_uri,
+                    "account_selection_required",
+                    now(),
+                )
+                .await
+        }
+    };
+    match result {
+        Ok(url) => see_other(&url),
+        Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
 }
 
 /// The form the page posts.
@@ -237,7 +324,11 @@ pub(super) struct AuthorizeForm {
     client_id: String,
     request_uri: String,
     csrf: String,
+    #[serde(default)]
     decision: String,
+    /// An account chosen from those signed in on this browser (no password asked).
+    #[serde(default)]
+    account: String,
     #[serde(default)]
     identifier: String,
     #[serde(default)]
@@ -247,7 +338,8 @@ pub(super) struct AuthorizeForm {
 }
 
 /// `POST /oauth/authorize`: the person's answer. A refusal goes back to the client; an approval
-/// needs the account password (and the e-mailed code when two-factor sign-in is on).
+/// is for an account signed in on this browser, or needs the account password (and the e-mailed
+/// code when two-factor sign-in is on), after which the browser stays signed in.
 pub(super) async fn authorize_submit(
     State(state): State<AppState>,
     caller: Caller,
@@ -274,13 +366,14 @@ pub(super) async fn authorize_submit(
         Ok(r) => r,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    if form.decision != "allow" {
+    if form.decision == "deny" {
         return answer(&state, &form, None).await;
     }
     let client = match oauth.client(state.resolver(), &form.client_id).await {
         Ok(c) => c,
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
     };
+    let signed_in = chooser(&state, &headers).await;
     let again = |status, message: &str, ask_code| {
         let page = Page {
             request: &request,
@@ -290,9 +383,26 @@ pub(super) async fn authorize_submit(
             identifier: &form.identifier,
             message: Some(message),
             ask_code,
+            accounts: &signed_in,
         };
         page_response(&state, status, &page)
     };
+    if !form.account.is_empty() {
+        let chosen = signed_in.iter().find(|(did, _)| {
+            did.as_str() == form.account && request.prompt.as_deref() != Some("login")
+        });
+        return match chosen {
+            Some((did, _)) => approve(&state, &form, &request, did, None).await,
+            None => again(
+                StatusCode::UNAUTHORIZED,
+                "That account is not signed in on this browser; sign in with its password.",
+                false,
+            ),
+        };
+    }
+    if form.decision != "allow" {
+        return error_page(StatusCode::BAD_REQUEST, "Choose Allow or Deny.");
+    }
     let key = format!(
         "{}-{}",
         form.identifier.trim().to_lowercase(),
@@ -321,6 +431,13 @@ pub(super) async fn authorize_submit(
         Err(e) => return again(StatusCode::FORBIDDEN, &e.to_string(), false),
     };
     let did = login.record.did.clone();
+    if !login.record.status.is_active() {
+        return again(
+            StatusCode::FORBIDDEN,
+            "This account is not active; reactivate it before signing in to apps.",
+            false,
+        );
+    }
     if login.account.email_auth_factor {
         let code = form.code.trim();
         if code.is_empty() {
@@ -354,15 +471,53 @@ pub(super) async fn authorize_submit(
             );
         }
     }
-    answer(&state, &form, Some(&did)).await
+    let device = match oauth
+        .remember_sign_in(
+            state.storage(),
+            cookie(&headers, DEVICE_COOKIE).as_deref(),
+            &did,
+            now(),
+        )
+        .await
+    {
+        Ok(device) => device,
+        Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    };
+    approve(&state, &form, &request, &did, Some(&device)).await
+}
+
+/// Grants the request to `did`, remembers the grant (for `prompt=none` later) and sends the
+/// browser back; with `device`, the browser's sign-in cookie is (re)set on the way.
+async fn approve(
+    state: &AppState,
+    form: &AuthorizeForm,
+    request: &PushedRequest,
+    did: &Did,
+    device: Option<&str>,
+) -> Response {
+    let recorded = state
+        .oauth()
+        .record_consent(state.storage(), did, &request.client_id, &request.scope)
+        .await;
+    if let Err(e) = recorded {
+        return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
+    }
+    let mut response = answer(state, form, Some(did)).await;
+    if let Some(device) = device {
+        let cookie = format!(
+            "{DEVICE_COOKIE}={device}; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age={}{}",
+            crate::oauth::flow::DEVICE_TTL_SECS,
+            secure_attribute(state)
+        );
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(SET_COOKIE, value);
+        }
+    }
+    response
 }
 
 /// Ends the request with the person's answer and sends the browser back to the client.
-async fn answer(
-    state: &AppState,
-    form: &AuthorizeForm,
-    sub: Option<&crate::syntax::Did>,
-) -> Response {
+async fn answer(state: &AppState, form: &AuthorizeForm, sub: Option<&Did>) -> Response {
     match state
         .oauth()
         .answer(
@@ -376,6 +531,15 @@ async fn answer(
     {
         Ok(url) => see_other(&url),
         Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
+
+/// `; Secure` when the server is reached over HTTPS (browsers refuse such cookies over HTTP).
+fn secure_attribute(state: &AppState) -> &'static str {
+    if state.config().public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
     }
 }
 
@@ -445,12 +609,15 @@ struct Page<'a> {
     identifier: &'a str,
     message: Option<&'a str>,
     ask_code: bool,
+    /// Accounts signed in on this browser, offered without a password.
+    accounts: &'a [(Did, String)],
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margin:2rem auto;\
 padding:0 1rem;line-height:1.5;color:#111;background:#fff}label{display:block;margin-top:.8rem}\
 input{display:block;width:100%;box-sizing:border-box;padding:.5rem;font-size:1rem}\
-.buttons{display:flex;gap:.5rem;margin-top:1.2rem}button{flex:1;padding:.6rem;font-size:1rem}\
+.buttons{display:flex;gap:.5rem;margin-top:1.2rem}.accounts{display:grid;gap:.5rem}\
+h2{font-size:1.1rem;margin-top:1.4rem}button{flex:1;padding:.6rem;font-size:1rem}\
 [role=alert]{border:2px solid #b00;padding:.5rem;color:#700}code{word-break:break-all}";
 
 fn page_response(state: &AppState, status: StatusCode, page: &Page<'_>) -> Response {
@@ -475,6 +642,26 @@ fn page_response(state: &AppState, status: StatusCode, page: &Page<'_>) -> Respo
         .message
         .map(|m| format!(r#"<p role="alert" id="message">{}</p>"#, escape(m)))
         .unwrap_or_default();
+    let chooser = if page.accounts.is_empty() {
+        String::new()
+    } else {
+        let buttons: String = page
+            .accounts
+            .iter()
+            .map(|(did, name)| {
+                format!(
+                    r#"<button type="submit" name="account" value="{}" formnovalidate>Continue as {}</button>"#,
+                    escape(did.as_str()),
+                    escape(name)
+                )
+            })
+            .collect();
+        format!(
+            r#"<section aria-labelledby="signed-in"><h2 id="signed-in">Signed in on this browser</h2>
+<div class="accounts">{buttons}</div></section>
+<h2>Or sign in with a password</h2>"#
+        )
+    };
     let code_field = if page.ask_code {
         r#"<label for="code">Code from the e-mail</label>
 <input id="code" name="code" autocomplete="one-time-code" required>"#
@@ -495,6 +682,7 @@ fn page_response(state: &AppState, status: StatusCode, page: &Page<'_>) -> Respo
 <input type="hidden" name="client_id" value="{client_id}">
 <input type="hidden" name="request_uri" value="{request_uri}">
 <input type="hidden" name="csrf" value="{csrf}">
+{chooser}
 <label for="identifier">Handle or e-mail</label>
 <input id="identifier" name="identifier" value="{identifier}" autocomplete="username" required>
 <label for="password">Password</label>
@@ -516,14 +704,10 @@ fn page_response(state: &AppState, status: StatusCode, page: &Page<'_>) -> Respo
         redirect = escape(&page.request.redirect_uri),
     );
     let mut response = (status, Html(html)).into_response();
-    let secure = if state.config().public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
     let cookie = format!(
-        "{CSRF_COOKIE}={}; Path=/oauth; HttpOnly; SameSite=Lax{secure}",
-        page.csrf
+        "{CSRF_COOKIE}={}; Path=/oauth; HttpOnly; SameSite=Lax{}",
+        page.csrf,
+        secure_attribute(state)
     );
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(SET_COOKIE, value);

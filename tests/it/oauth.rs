@@ -632,7 +632,10 @@ async fn requests_without_pkce_or_outside_the_clients_declaration_are_refused() 
             "invalid_scope",
         ),
         (vec![("scope", "transition:generic")], "invalid_scope"),
-        (vec![("response_type", "token")], "unsupported_response_type"),
+        (
+            vec![("response_type", "token")],
+            "unsupported_response_type",
+        ),
         (
             vec![("client_id", "http://localhost:8080")],
             "invalid_client_metadata",
@@ -1105,4 +1108,174 @@ async fn granular_scopes_grant_exactly_their_collections_blobs_and_nothing_else(
         (200, Some(alice.did.as_str()))
     );
     assert!(session.get("email").is_none(), "{session}");
+}
+
+/// The cookies a response sets, as one `Cookie` header value.
+fn cookies_of(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_browser_signed_in_once_is_offered_its_account_and_prompt_none_answers_at_once() {
+    let flow = Flow::start().await;
+    let alice = flow.pds.create_account("alice").await;
+    let mut dpop = Dpop::new();
+    let open = |request_uri: String, cookies: Vec<String>| {
+        let flow = &flow;
+        async move {
+            let response = flow
+                .http
+                .get(format!("{}/oauth/authorize", flow.pds.url))
+                .query(&[
+                    ("client_id", flow.client_id.as_str()),
+                    ("request_uri", &request_uri),
+                ])
+                .header("cookie", cookies.join("; "))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|l| l.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            let set = cookies_of(&response);
+            (status, location, set, response.text().await.unwrap())
+        }
+    };
+    let submit =
+        |request_uri: String, cookies: Vec<String>, fields: Vec<(&'static str, String)>| {
+            let flow = &flow;
+            async move {
+                let csrf = cookies
+                    .iter()
+                    .find_map(|c| c.strip_prefix("arroba_oauth_csrf="))
+                    .unwrap()
+                    .to_owned();
+                let mut form = vec![
+                    ("client_id", flow.client_id.clone()),
+                    ("request_uri", request_uri),
+                    ("csrf", csrf),
+                ];
+                form.extend(fields);
+                let response = flow
+                    .http
+                    .post(format!("{}/oauth/authorize", flow.pds.url))
+                    .header("cookie", cookies.join("; "))
+                    .form(&form)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let location = response
+                    .headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_owned())
+                    .unwrap_or_default();
+                (
+                    status,
+                    location,
+                    cookies_of(&response),
+                    response.text().await.unwrap(),
+                )
+            }
+        };
+    let uri_of = |body: &Value| body["request_uri"].as_str().unwrap().to_owned();
+
+    // First time: the password, after which the browser holds a sign-in cookie.
+    let (_, body, _) = flow.par(&mut dpop, &[]).await;
+    let (_, _, csrf_cookie, html) = open(uri_of(&body), vec![]).await;
+    assert!(!html.contains("Continue as"), "nobody is signed in yet");
+    let fields = vec![
+        ("identifier", "alice.test".to_owned()),
+        ("password", "alice-pw".to_owned()),
+        ("decision", "allow".to_owned()),
+    ];
+    let (status, location, set, _) = submit(uri_of(&body), csrf_cookie.clone(), fields).await;
+    assert_eq!(status, 303);
+    assert!(location.contains("code="));
+    let device: Vec<String> = set
+        .into_iter()
+        .filter(|c| c.starts_with("arroba_oauth_device="))
+        .collect();
+    assert_eq!(device.len(), 1, "the sign-in is remembered");
+    let browser: Vec<String> = csrf_cookie.iter().chain(&device).cloned().collect();
+
+    // Next time: the account is offered and chosen without a password.
+    let (_, body, _) = flow.par(&mut dpop, &[]).await;
+    let (_, _, _, html) = open(uri_of(&body), browser.clone()).await;
+    assert!(html.contains("Continue as @alice.test"), "{html}");
+    let choose = vec![("account", alice.did.clone())];
+    let (status, location, _, _) = submit(uri_of(&body), browser.clone(), choose.clone()).await;
+    assert_eq!(status, 303);
+    assert!(location.contains("code="), "{location}");
+    // Another browser (no sign-in cookie) cannot choose the account.
+    let (_, body, _) = flow.par(&mut dpop, &[]).await;
+    let (status, location, _, html) =
+        submit(uri_of(&body), csrf_cookie.clone(), choose.clone()).await;
+    assert_eq!((status, location.as_str()), (401, ""));
+    assert!(html.contains("not signed in on this browser"));
+    // prompt=login asks for the password again.
+    let (_, body, _) = flow.par(&mut dpop, &[("prompt", "login")]).await;
+    let (_, _, _, html) = open(uri_of(&body), browser.clone()).await;
+    assert!(!html.contains("Continue as"));
+    let (status, _, _, _) = submit(uri_of(&body), browser.clone(), choose).await;
+    assert_eq!(status, 401);
+
+    // prompt=none: a code at once for what was granted before...
+    let (_, body, _) = flow.par(&mut dpop, &[("prompt", "none")]).await;
+    let (status, location, _, _) = open(uri_of(&body), browser.clone()).await;
+    assert_eq!(status, 303);
+    let answer: std::collections::HashMap<String, String> = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert!(answer.contains_key("code"), "{location}");
+    // ...consent_required for more than that, login_required on a browser not signed in.
+    let scope = "atproto transition:generic transition:chat.bsky";
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", scope)
+        .finish();
+    let mut wider = Flow {
+        client_id: format!("http://localhost?{query}"),
+        ..flow
+    };
+    let (_, body, _) = wider
+        .par(&mut dpop, &[("prompt", "none"), ("scope", scope)])
+        .await;
+    let response = wider
+        .http
+        .get(format!("{}/oauth/authorize", wider.pds.url))
+        .query(&[
+            ("client_id", wider.client_id.as_str()),
+            ("request_uri", &uri_of(&body)),
+        ])
+        .header("cookie", browser.join("; "))
+        .send()
+        .await
+        .unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("error=consent_required"), "{location}");
+    wider.client_id = client_id();
+    let (_, body, _) = wider.par(&mut dpop, &[("prompt", "none")]).await;
+    let response = wider
+        .http
+        .get(format!("{}/oauth/authorize", wider.pds.url))
+        .query(&[
+            ("client_id", wider.client_id.as_str()),
+            ("request_uri", &uri_of(&body)),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("error=login_required"), "{location}");
 }
