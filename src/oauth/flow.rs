@@ -179,6 +179,42 @@ pub struct AuthorizationServer {
     clients: ClientResolver,
 }
 
+/// An identifier that says when it stops mattering: `<prefix>-<expiry, 10 digits>-<random>`, so
+/// a namespace of them lists oldest first and [`AuthorizationServer::sweep`] finds the dead.
+fn expiring_id(prefix: &str, expires_at: i64) -> String {
+    format!("{prefix}-{expires_at:010}-{}", random_token(16))
+}
+
+/// A storage key for `name` (hashed) that lists by expiry, as [`expiring_id`].
+fn expiring_key(expires_at: i64, name: &str) -> String {
+    format!("x-{expires_at:010}-{}", sha256_hex(name))
+}
+
+/// The storage key of a browser's sign-in cookie `device`, unless it has expired.
+fn device_key(device: &str, now: i64) -> Option<String> {
+    let expires = expiry_of(device).filter(|at| *at >= now)?;
+    device
+        .starts_with("dev-")
+        .then(|| expiring_key(expires, device))
+}
+
+/// The expiry an [`expiring_id`] or [`expiring_key`] carries.
+fn expiry_of(key: &str) -> Option<i64> {
+    key.split('-').nth(1)?.parse().ok()
+}
+
+/// Namespaces whose keys carry their expiry, swept by [`AuthorizationServer::sweep`].
+const EXPIRING: [&str; 6] = [
+    NS_REQUESTS,
+    NS_CODES,
+    NS_SESSIONS,
+    NS_DPOP_JTIS,
+    NS_ASSERTION_JTIS,
+    NS_DEVICES,
+];
+/// Most entries one sweep looks at in each namespace.
+const SWEEP_BATCH: usize = 50;
+
 fn random_token(bytes: usize) -> String {
     let raw: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
     URL_SAFE_NO_PAD.encode(raw)
@@ -297,8 +333,8 @@ impl AuthorizationServer {
         let proof =
             proof.ok_or_else(|| OAuthError::InvalidDpopProof("DPoP proof required".into()))?;
         let checked = dpop::verify(proof, method, urls, access_token, &self.nonces, now)?;
-        let key = format!("{}:{}", checked.jkt, checked.jti);
         let expires = checked.iat + dpop::PROOF_MAX_AGE_SECS + 60;
+        let key = expiring_key(expires, &format!("{}:{}", checked.jkt, checked.jti));
         if kv
             .kv_add(NS_DPOP_JTIS, &key, 1, 1, expires)
             .await?
@@ -409,10 +445,18 @@ impl AuthorizationServer {
             confidential: client.is_confidential(),
             expires_at: now + REQUEST_TTL_SECS,
         };
-        let id = format!("req-{}", random_token(16));
+        let id = expiring_id("req", request.expires_at);
         let value = serde_json::to_vec(&request).map_err(|e| invalid(e.to_string()))?;
-        kv.kv_put(NS_REQUESTS, &id, &value, KvCondition::IfAbsent)
-            .await?;
+        kv.kv_put_expiring(
+            NS_REQUESTS,
+            &id,
+            &value,
+            KvCondition::IfAbsent,
+            request.expires_at,
+        )
+        .await?;
+        // Each new request clears away some that expired, on the backends without expiry.
+        self.sweep(kv, now).await?;
         Ok((format!("{REQUEST_URI_PREFIX}{id}"), REQUEST_TTL_SECS))
     }
 
@@ -446,10 +490,9 @@ impl AuthorizationServer {
             .clients
             .check_assertion(resolver, client, assertion, &self.issuer, now)
             .await?;
-        let key = format!("{}:{}", client.client_id, checked.jti);
-        let claimed = kv
-            .kv_add(NS_ASSERTION_JTIS, &sha256_hex(&key), 1, 1, checked.exp + 60)
-            .await?;
+        let expires = checked.exp + 60;
+        let key = expiring_key(expires, &format!("{}:{}", client.client_id, checked.jti));
+        let claimed = kv.kv_add(NS_ASSERTION_JTIS, &key, 1, 1, expires).await?;
         if claimed.is_none() {
             return Err(OAuthError::InvalidClient(
                 "Client assertion replayed (jti already used)".into(),
@@ -489,27 +532,51 @@ impl AuthorizationServer {
         Ok(request)
     }
 
-    /// The accounts signed in on the browser `device` (its cookie's value) within
-    /// [`DEVICE_TTL_SECS`], most recent first.
+    /// Deletes what expired before `now` in the flow's namespaces, oldest first, a batch at a
+    /// time (DynamoDB expires them itself; the embedded store keeps what nobody deletes).
+    pub async fn sweep(&self, kv: &dyn KvStore, now: i64) -> Result<usize, OAuthError> {
+        let mut swept = 0;
+        for ns in EXPIRING {
+            for (key, _) in kv.kv_list(ns, None, SWEEP_BATCH).await? {
+                match expiry_of(&key) {
+                    Some(at) if at < now => {
+                        kv.kv_delete(ns, &key, None).await?;
+                        swept += 1;
+                    }
+                    // Listed oldest first: the rest are alive.
+                    Some(_) => break,
+                    // Written before keys carried their expiry: not this sweep's to judge.
+                    None => {}
+                }
+            }
+        }
+        Ok(swept)
+    }
+
+    /// The accounts signed in on the browser `device` (its cookie's value), most recent first;
+    /// none once [`DEVICE_TTL_SECS`] have passed since the last password sign-in.
     pub async fn device_accounts(
         &self,
         kv: &dyn KvStore,
         device: &str,
         now: i64,
     ) -> Result<Vec<Did>, OAuthError> {
-        let Some(stored) = kv.kv_get(NS_DEVICES, &sha256_hex(device)).await? else {
+        let Some(key) = device_key(device, now) else {
             return Ok(Vec::new());
         };
-        let signed_in: Vec<(String, i64)> = serde_json::from_slice(&stored).unwrap_or_default();
+        let Some(stored) = kv.kv_get(NS_DEVICES, &key).await? else {
+            return Ok(Vec::new());
+        };
+        let signed_in: Vec<String> = serde_json::from_slice(&stored).unwrap_or_default();
         Ok(signed_in
-            .into_iter()
-            .filter(|(_, at)| *at + DEVICE_TTL_SECS >= now)
-            .filter_map(|(did, _)| Did::parse(&did).ok())
+            .iter()
+            .filter_map(|d| Did::parse(d).ok())
             .collect())
     }
 
-    /// Records that `did` signed in with its password on the browser `device` (a new device id
-    /// when None); returns the device id for its cookie.
+    /// Records that `did` signed in with its password on the browser whose cookie was `device`;
+    /// returns the browser's new cookie value (each sign-in starts a new 30 days, under a new
+    /// id, the old one deleted).
     pub async fn remember_sign_in(
         &self,
         kv: &dyn KvStore,
@@ -517,20 +584,24 @@ impl AuthorizationServer {
         did: &Did,
         now: i64,
     ) -> Result<String, OAuthError> {
-        let device = device
-            .filter(|d| d.len() >= 32)
-            .map_or_else(|| random_token(24), str::to_owned);
-        let key = sha256_hex(&device);
-        // A browser has one person at a time, mostly: last write wins is enough here.
-        let stored = kv.kv_get(NS_DEVICES, &key).await?;
-        let mut signed_in: Vec<(String, i64)> = stored
-            .and_then(|s| serde_json::from_slice(&s).ok())
-            .unwrap_or_default();
-        signed_in.retain(|(d, at)| d != did.as_str() && *at + DEVICE_TTL_SECS >= now);
-        signed_in.insert(0, (did.to_string(), now));
+        let mut signed_in = match device {
+            Some(old) => {
+                let accounts = self.device_accounts(kv, old, now).await?;
+                if let Some(key) = device_key(old, now) {
+                    kv.kv_delete(NS_DEVICES, &key, None).await?;
+                }
+                accounts.into_iter().map(|d| d.to_string()).collect()
+            }
+            None => Vec::new(),
+        };
+        signed_in.retain(|d| d != did.as_str());
+        signed_in.insert(0, did.to_string());
         signed_in.truncate(10);
+        let expires = now + DEVICE_TTL_SECS;
+        let device = expiring_id("dev", expires);
         let value = serde_json::to_vec(&signed_in).map_err(|e| invalid(e.to_string()))?;
-        kv.kv_put(NS_DEVICES, &key, &value, KvCondition::Always)
+        let key = expiring_key(expires, &device);
+        kv.kv_put_expiring(NS_DEVICES, &key, &value, KvCondition::Always, expires)
             .await?;
         Ok(device)
     }
@@ -586,15 +657,21 @@ impl AuthorizationServer {
         answer.push(("state", request.state.clone()));
         match sub {
             Some(did) => {
-                let code = format!("cod-{}", random_token(24));
+                let code = expiring_id("cod", now + CODE_TTL_SECS);
                 let issued = IssuedCode {
                     request: request.clone(),
                     sub: did.to_string(),
                     expires_at: now + CODE_TTL_SECS,
                 };
                 let value = serde_json::to_vec(&issued).map_err(|e| invalid(e.to_string()))?;
-                kv.kv_put(NS_CODES, &code, &value, KvCondition::IfAbsent)
-                    .await?;
+                kv.kv_put_expiring(
+                    NS_CODES,
+                    &code,
+                    &value,
+                    KvCondition::IfAbsent,
+                    issued.expires_at,
+                )
+                .await?;
                 answer.push(("code", code));
             }
             None => {
@@ -706,12 +783,12 @@ impl AuthorizationServer {
                 "The DPoP key is not the one the request was made with",
             ));
         }
-        let sid = format!("ses-{}", random_token(16));
         let lifetime = if client.is_confidential() {
             CONFIDENTIAL_SESSION_TTL_SECS
         } else {
             SESSION_TTL_SECS
         };
+        let sid = expiring_id("ses", now + lifetime);
         let session = Session {
             client_id: client.client_id.clone(),
             sub: issued.sub,
@@ -788,7 +865,10 @@ impl AuthorizationServer {
             Some(old) => KvCondition::IfEquals(old),
             None => KvCondition::IfAbsent,
         };
-        if !kv.kv_put(NS_SESSIONS, sid, &value, condition).await? {
+        let stored = kv
+            .kv_put_expiring(NS_SESSIONS, sid, &value, condition, session.expires_at)
+            .await?;
+        if !stored {
             return Err(OAuthError::InvalidGrant(
                 "The refresh token was used concurrently".into(),
             ));
@@ -1032,6 +1112,64 @@ mod tests {
 
         let uri = "urn:ietf:params:oauth:request_uri:req-missing";
         assert!(server.pending(&kv, CLIENT, uri, NOW).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn expired_state_is_swept_oldest_first_and_live_state_kept() {
+        let (server, resolver) = server();
+        let kv = MemoryStorage::new();
+        let (code, _) = code(&server, &resolver, &kv).await;
+        let did = Did::parse("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
+        let device = server.remember_sign_in(&kv, None, &did, NOW).await.unwrap();
+        assert_eq!(
+            server.device_accounts(&kv, &device, NOW).await.unwrap(),
+            std::slice::from_ref(&did)
+        );
+        // A minute on, the code is dead; the device is not.
+        let later = NOW + CODE_TTL_SECS + 1;
+        assert_eq!(server.sweep(&kv, later).await.unwrap(), 1);
+        assert!(kv.kv_get(NS_CODES, &code).await.unwrap().is_none());
+        assert_eq!(
+            server
+                .device_accounts(&kv, &device, later)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // A month on, the browser's sign-in is over, and swept.
+        let month = NOW + DEVICE_TTL_SECS + 1;
+        assert!(
+            server
+                .device_accounts(&kv, &device, month)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(server.sweep(&kv, month).await.unwrap(), 1);
+        assert!(kv.kv_list(NS_DEVICES, None, 10).await.unwrap().is_empty());
+        // A new sign-in moves the browser to a new id and forgets the old one.
+        let first = server.remember_sign_in(&kv, None, &did, NOW).await.unwrap();
+        let second = server
+            .remember_sign_in(&kv, Some(&first), &did, NOW + 5)
+            .await
+            .unwrap();
+        assert_ne!(first, second);
+        assert!(
+            server
+                .device_accounts(&kv, &first, NOW + 5)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            server
+                .device_accounts(&kv, &second, NOW + 5)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

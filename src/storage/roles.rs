@@ -239,6 +239,21 @@ pub trait KvStore: Send + Sync + std::fmt::Debug {
         limit: usize,
     ) -> Result<Vec<(String, Vec<u8>)>, StorageError>;
 
+    /// [`KvStore::kv_put`] for a value worthless after `expires_at` (Unix seconds). A backend
+    /// with expiry removes it then (DynamoDB's TTL); the others keep it, so callers that want it
+    /// gone sweep their namespace (put the expiry first in the key and the oldest list first).
+    async fn kv_put_expiring(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        condition: KvCondition<'_>,
+        expires_at: i64,
+    ) -> Result<bool, StorageError> {
+        let _ = expires_at;
+        self.kv_put(ns, key, value, condition).await
+    }
+
     /// Adds `points` to the counter at `ns`/`key` (absent = 0) unless the total would pass
     /// `limit`, atomically; returns the new total, or None (and changes nothing) if it would
     /// pass. A backend with expiry removes the counter after `expires_at` (Unix seconds); the

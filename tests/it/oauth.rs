@@ -89,7 +89,10 @@ struct Flow {
 
 impl Flow {
     async fn start() -> Flow {
-        let pds = Pds::start(&[]).await;
+        Flow::serve(Pds::start(&[]).await).await
+    }
+
+    async fn serve(pds: Pds) -> Flow {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -1278,4 +1281,78 @@ async fn a_browser_signed_in_once_is_offered_its_account_and_prompt_none_answers
         .unwrap();
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.contains("error=login_required"), "{location}");
+}
+
+#[tokio::test]
+async fn on_dynamodb_the_flow_keeps_its_state_in_the_kv_table_with_expiry() {
+    use arroba::storage::dynamo::DynamoConfig;
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let prefix = format!("t{}-", hex::encode(rand::random::<[u8; 6]>()));
+    let config = DynamoConfig::new(
+        prefix.clone(),
+        Some(arroba::storage::KeySealer::ephemeral()),
+    );
+    let sdk = crate::common::sdk_config().await;
+    let storage = arroba::storage::DynamoStorage::with_sdk_config(&sdk, config);
+    storage.create_tables().await.unwrap();
+    let storage: std::sync::Arc<dyn arroba::storage::Storage> = std::sync::Arc::new(storage);
+    let dir = tempfile::tempdir().unwrap();
+    let blobs: std::sync::Arc<dyn arroba::storage::BlobStore> = std::sync::Arc::new(
+        arroba::storage::DiskBlobStore::new(dir.path().join("blobs")),
+    );
+    let flow = Flow::serve(Pds::start_with(dir, storage, blobs, &[]).await).await;
+    let alice = flow.pds.create_account("alice").await;
+    let mut dpop = Dpop::new();
+    let (code, verifier) = flow.code(&mut dpop).await;
+    let (status, tokens) = flow.redeem(&mut dpop, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let record = json!({"repo": alice.did, "collection": "app.bsky.feed.post",
+        "record": {"text": "on DynamoDB", "createdAt": "2026-12-02T00:00:00.000Z"}});
+    let (status, _, _) = flow
+        .xrpc(
+            &mut dpop,
+            reqwest::Method::POST,
+            "com.atproto.repo.createRecord",
+            &access,
+            Some(record),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // The code was taken; the same proof twice is refused across the table.
+    let (status, body) = flow.redeem(&mut dpop, &code, &verifier).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let path = "/xrpc/com.atproto.server.getSession";
+    let proof = dpop.proof("GET", &format!("{}{path}", flow.issuer), Some(&access));
+    let (first, _, _) = flow
+        .send_xrpc(reqwest::Method::GET, path, &access, &proof, None)
+        .await;
+    let (second, _, _) = flow
+        .send_xrpc(reqwest::Method::GET, path, &access, &proof, None)
+        .await;
+    assert_eq!((first, second), (200, 401));
+
+    // The session is an item with DynamoDB's TTL attribute at the session's end.
+    let sid = tokens["refresh_token"]
+        .as_str()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    let item = aws_sdk_dynamodb::Client::new(&sdk)
+        .get_item()
+        .table_name(format!("{prefix}kv"))
+        .key("ns", AttributeValue::S("oauth_sessions".into()))
+        .key("item_key", AttributeValue::S(sid.into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .expect("the session is stored");
+    let expires: i64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!((expires - now - 14 * 24 * 3600).abs() < 60, "{expires}");
 }

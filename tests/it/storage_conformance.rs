@@ -655,6 +655,32 @@ async fn the_key_value_store_supports_claims_compare_and_swap_and_single_use_tak
         wins += usize::from(t.await.unwrap());
     }
     assert_eq!(wins, 1);
+    // An expiring value is a value like any other until its backend expires it, conditions
+    // included (OAuth requests, codes and sessions are stored this way).
+    let later = chrono::Utc::now().timestamp() + 3600;
+    assert!(
+        s.kv_put_expiring("exp", "k", b"1", IfAbsent, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.kv_put_expiring("exp", "k", b"2", IfAbsent, later)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.kv_put_expiring("exp", "k", b"2", IfEquals(b"1"), later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.kv_get("exp", "k").await.unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
+    assert_eq!(
+        s.kv_delete("exp", "k", None).await.unwrap().as_deref(),
+        Some(&b"2"[..])
+    );
 }
 
 async fn counters_add_up_to_their_limit_and_no_further_under_concurrency(s: Arc<dyn Storage>) {

@@ -30,30 +30,19 @@ impl KvStore for DynamoStorage {
         value: &[u8],
         condition: KvCondition<'_>,
     ) -> Result<bool, StorageError> {
-        let item = HashMap::from([
-            ("ns".to_owned(), s(ns)),
-            ("item_key".to_owned(), s(key)),
-            ("value".to_owned(), b(value.to_vec())),
-        ]);
-        self.metrics.wrote([item_size(&item)], false);
-        let mut put = self
-            .client
-            .put_item()
-            .table_name(self.table(tables::KV))
-            .set_item(Some(item));
-        put = match condition {
-            KvCondition::Always => put,
-            KvCondition::IfAbsent => put.condition_expression("attribute_not_exists(ns)"),
-            KvCondition::IfEquals(old) => put
-                .condition_expression("#v = :old")
-                .expression_attribute_names("#v", "value")
-                .expression_attribute_values(":old", b(old.to_vec())),
-        };
-        match put.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(backend(e)),
-        }
+        self.put_kv(ns, key, value, condition, None).await
+    }
+
+    async fn kv_put_expiring(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        condition: KvCondition<'_>,
+        expires_at: i64,
+    ) -> Result<bool, StorageError> {
+        self.put_kv(ns, key, value, condition, Some(expires_at))
+            .await
     }
 
     async fn kv_delete(
@@ -157,5 +146,45 @@ impl KvStore for DynamoStorage {
                 ))
             })
             .collect())
+    }
+}
+
+impl DynamoStorage {
+    /// One KV item, with the TTL attribute when it expires.
+    async fn put_kv(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        condition: KvCondition<'_>,
+        expires_at: Option<i64>,
+    ) -> Result<bool, StorageError> {
+        let mut item = HashMap::from([
+            ("ns".to_owned(), s(ns)),
+            ("item_key".to_owned(), s(key)),
+            ("value".to_owned(), b(value.to_vec())),
+        ]);
+        if let Some(at) = expires_at {
+            item.insert(tables::KV_TTL.to_owned(), n(at));
+        }
+        self.metrics.wrote([item_size(&item)], false);
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(self.table(tables::KV))
+            .set_item(Some(item));
+        put = match condition {
+            KvCondition::Always => put,
+            KvCondition::IfAbsent => put.condition_expression("attribute_not_exists(ns)"),
+            KvCondition::IfEquals(old) => put
+                .condition_expression("#v = :old")
+                .expression_attribute_names("#v", "value")
+                .expression_attribute_values(":old", b(old.to_vec())),
+        };
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
     }
 }

@@ -67,7 +67,7 @@ pub(crate) const BLOCKS: &str = "blocks";
 pub(crate) const EVENTS: &str = "events";
 pub(crate) const COUNTERS: &str = "counters";
 pub(crate) const KV: &str = "kv";
-/// The KV table's TTL attribute: only counters (`kv_add`) carry it.
+/// The KV table's TTL attribute: counters (`kv_add`) and expiring values carry it.
 pub(crate) const KV_TTL: &str = "expires_at";
 /// Index names.
 pub(crate) const REPOS_BY_DID: &str = "by-did";

@@ -384,6 +384,22 @@ impl KvStore for Faulty {
             .await
     }
 
+    async fn kv_put_expiring(
+        &self,
+        ns: &str,
+        key: &str,
+        value: &[u8],
+        condition: KvCondition<'_>,
+        expires_at: i64,
+    ) -> Result<bool, StorageError> {
+        self.around(
+            "kv_put",
+            self.inner
+                .kv_put_expiring(ns, key, value, condition, expires_at),
+        )
+        .await
+    }
+
     async fn kv_delete(
         &self,
         ns: &str,
