@@ -1356,3 +1356,75 @@ async fn on_dynamodb_the_flow_keeps_its_state_in_the_kv_table_with_expiry() {
     let now = chrono::Utc::now().timestamp();
     assert!((expires - now - 14 * 24 * 3600).abs() < 60, "{expires}");
 }
+
+#[tokio::test]
+async fn proxied_calls_carry_the_oauth_accounts_identity_within_its_rpc_scopes() {
+    use crate::common::service::Service;
+    const APP_VIEW: &str = "did:web:appview.test";
+    let app_view = Service::start(APP_VIEW, "").await;
+    let pds = Pds::start(&[
+        ("PDS_BSKY_APP_VIEW_URL", app_view.url.as_str()),
+        ("PDS_BSKY_APP_VIEW_DID", APP_VIEW),
+    ])
+    .await;
+    app_view.set_plc_url(&pds.plc_url);
+    let mut flow = Flow::serve(pds).await;
+    let alice = flow.pds.create_account("alice").await;
+    let get = reqwest::Method::GET;
+
+    // transition:generic: any AppView call, in alice's name.
+    let mut dpop = Dpop::new();
+    let (code, verifier) = flow.code(&mut dpop).await;
+    let (_, tokens) = flow.redeem(&mut dpop, &code, &verifier).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, body, _) = flow
+        .xrpc(
+            &mut dpop,
+            get.clone(),
+            "app.bsky.feed.getTimeline",
+            &access,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let seen = app_view.seen().pop().expect("the AppView was called");
+    assert_eq!(seen.nsid, "app.bsky.feed.getTimeline");
+    assert_eq!(seen.claims["iss"], alice.did);
+    assert_eq!(seen.claims["aud"], APP_VIEW);
+    assert_eq!(seen.claims["lxm"], "app.bsky.feed.getTimeline");
+
+    // One method at that service, and only that one.
+    let scope = "atproto rpc:app.bsky.actor.getProfile?aud=did:web:appview.test%23bsky_appview";
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", scope)
+        .finish();
+    flow.client_id = format!("http://localhost?{query}");
+    let (code, verifier) = flow.code_with(&mut dpop, &[("scope", scope)]).await;
+    let (status, tokens) = flow.redeem(&mut dpop, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let narrow = tokens["access_token"].as_str().unwrap().to_owned();
+    let calls = app_view.seen().len();
+    let (status, body, _) = flow
+        .xrpc(
+            &mut dpop,
+            get.clone(),
+            &format!("app.bsky.actor.getProfile?actor={}", alice.did),
+            &narrow,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = flow
+        .xrpc(&mut dpop, get, "app.bsky.feed.getTimeline", &narrow, None)
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("ScopeMissingError"))
+    );
+    assert_eq!(
+        app_view.seen().len(),
+        calls + 1,
+        "the refused call never left the PDS"
+    );
+}
