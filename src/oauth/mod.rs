@@ -4,10 +4,10 @@
 //! HTTP (the endpoints, the sign-in page, the error bodies) is `crate::xrpc::oauth`; checking
 //! passwords is `crate::accounts`.
 //!
-//! What is served today is written down in `docs/oauth.md`: public clients (loopback and
-//! `client_id` metadata documents), PAR, PKCE S256, DPoP (ES256) with server nonces, the
-//! `authorization_code` and `refresh_token` grants and revocation; the scopes `atproto`,
-//! `transition:generic` and `transition:chat.bsky`.
+//! `docs/oauth.md` writes down what is served: public and confidential (`private_key_jwt`)
+//! clients, loopback or by metadata document ([`client`]); PAR, PKCE S256, codes, rotating
+//! refresh tokens, revocation, remembered browsers and consents ([`flow`]); DPoP (ES256) with
+//! server nonces ([`dpop`]); the transitional and granular permission scopes ([`scope`]).
 
 pub mod client;
 pub mod dpop;
