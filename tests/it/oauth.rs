@@ -1428,3 +1428,42 @@ async fn proxied_calls_carry_the_oauth_accounts_identity_within_its_rpc_scopes()
         "the refused call never left the PDS"
     );
 }
+
+#[tokio::test]
+async fn with_e_mail_two_factor_on_the_page_asks_for_the_mailed_code() {
+    let flow = Flow::start().await;
+    let alice = flow.pds.create_account("alice").await;
+    let post = |nsid: &'static str, body: Value| flow.pds.post(nsid, Some(&alice.access), body);
+    post("com.atproto.server.requestEmailConfirmation", json!({})).await;
+    let code = flow.pds.last_code_to("alice@example.com");
+    post("com.atproto.server.confirmEmail", json!({"email": "alice@example.com", "token": code})).await;
+    post("com.atproto.server.requestEmailUpdate", json!({})).await;
+    let code = flow.pds.last_code_to("alice@example.com");
+    let (status, _) = post(
+        "com.atproto.server.updateEmail",
+        json!({"email": "alice@example.com", "emailAuthFactor": true, "token": code}),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let mut dpop = Dpop::new();
+    let (_, body, _) = flow.par(&mut dpop, &[]).await;
+    let request_uri = body["request_uri"].as_str().unwrap();
+    let (_, _, cookie) = flow.page(request_uri).await;
+    let csrf = cookie.split_once('=').unwrap().1.to_owned();
+    let password = [("identifier", "alice.test"), ("password", "alice-pw"), ("decision", "allow")];
+    // The password alone mails a code and asks for it.
+    let (status, location, html) = flow.submit(request_uri, &cookie, &csrf, &password).await;
+    assert_eq!((status, location.as_str()), (401, ""));
+    assert!(html.contains(r#"name="code""#), "{html}");
+    assert_eq!(flow.pds.mails().pop().unwrap().subject, "Your sign-in code");
+    let code = flow.pds.last_code_to("alice@example.com");
+    let wrong = [("identifier", "alice.test"), ("password", "alice-pw"), ("decision", "allow"), ("code", "AAAAA-BBBBB")];
+    let (status, _, html) = flow.submit(request_uri, &cookie, &csrf, &wrong).await;
+    assert_eq!(status, 401);
+    assert!(html.contains("wrong or has expired"));
+    let right = [("identifier", "alice.test"), ("password", "alice-pw"), ("decision", "allow"), ("code", code.as_str())];
+    let (status, location, _) = flow.submit(request_uri, &cookie, &csrf, &right).await;
+    assert_eq!(status, 303);
+    assert!(location.contains("code="), "{location}");
+}
