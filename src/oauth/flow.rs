@@ -1040,6 +1040,21 @@ mod tests {
         (code, verifier)
     }
 
+    /// Tokens for alice, signed in through the whole flow at `now`.
+    async fn signed_in(
+        server: &AuthorizationServer,
+        resolver: &Resolver,
+        kv: &dyn KvStore,
+        now: i64,
+    ) -> TokenSet {
+        let (code, verifier) = code(server, resolver, kv).await;
+        let params = redeem_params(&code, &verifier);
+        server
+            .token(kv, resolver, &params, &proof(), now)
+            .await
+            .unwrap()
+    }
+
     fn redeem_params(code: &str, verifier: &str) -> std::collections::BTreeMap<String, String> {
         [
             ("grant_type", "authorization_code"),
@@ -1069,17 +1084,7 @@ mod tests {
             )
             .await;
         assert!(matches!(refused, Err(OAuthError::InvalidGrant(m)) if m.contains("expired")));
-        let (code, verifier) = self::code(&server, &resolver, &kv).await;
-        let tokens = server
-            .token(
-                &kv,
-                &resolver,
-                &redeem_params(&code, &verifier),
-                &proof(),
-                NOW + 5,
-            )
-            .await
-            .unwrap();
+        let tokens = signed_in(&server, &resolver, &kv, NOW + 5).await;
         assert_eq!(tokens.sub, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa");
     }
 
@@ -1087,17 +1092,7 @@ mod tests {
     async fn an_expired_request_or_session_is_refused() {
         let (server, resolver) = server();
         let kv = MemoryStorage::new();
-        let (code, verifier) = code(&server, &resolver, &kv).await;
-        let tokens = server
-            .token(
-                &kv,
-                &resolver,
-                &redeem_params(&code, &verifier),
-                &proof(),
-                NOW,
-            )
-            .await
-            .unwrap();
+        let tokens = signed_in(&server, &resolver, &kv, NOW).await;
         let params: std::collections::BTreeMap<String, String> = [
             ("grant_type", "refresh_token"),
             ("client_id", CLIENT),
@@ -1176,17 +1171,7 @@ mod tests {
     async fn access_tokens_name_their_key_and_session() {
         let (server, resolver) = server();
         let kv = MemoryStorage::new();
-        let (code, verifier) = code(&server, &resolver, &kv).await;
-        let tokens = server
-            .token(
-                &kv,
-                &resolver,
-                &redeem_params(&code, &verifier),
-                &proof(),
-                chrono::Utc::now().timestamp(),
-            )
-            .await
-            .unwrap();
+        let tokens = signed_in(&server, &resolver, &kv, chrono::Utc::now().timestamp()).await;
         let claims = server
             .check_access(&kv, &tokens.access_token, &proof())
             .await

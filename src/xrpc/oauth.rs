@@ -21,7 +21,7 @@ use super::error::DPOP_NONCE;
 use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
 use crate::accounts::{AccountError, TokenPurpose};
-use crate::oauth::{ClientMetadata, OAuthError, PushedRequest};
+use crate::oauth::{ClientMetadata, DpopProof, OAuthError, PushedRequest};
 use crate::syntax::Did;
 
 const CSRF_COOKIE: &str = "arroba_oauth_csrf";
@@ -95,27 +95,37 @@ pub(super) async fn authorization_server(State(state): State<AppState>) -> Json<
     Json(state.oauth().metadata())
 }
 
-/// `POST /oauth/par`: a client pushes its authorization request, with a DPoP proof.
+/// The DPoP proof a request to the endpoint at `path` came with, checked (None if it has none).
+async fn endpoint_proof(
+    state: &AppState,
+    headers: &HeaderMap,
+    path: &str,
+    now: i64,
+) -> Result<Option<DpopProof>, XrpcError> {
+    let Some(proof) = dpop_header(headers) else {
+        return Ok(None);
+    };
+    let oauth = state.oauth();
+    let urls = [oauth.url_of(path)];
+    oauth
+        .check_proof(state.storage(), Some(proof), "POST", &urls, None, now)
+        .await
+        .map(Some)
+        .map_err(|e| refusal(state, e))
+}
+
+/// `POST /oauth/par`: a client pushes its authorization request. A DPoP proof is optional here
+/// (it binds the code to its key, RFC 9449 §10) and checked if sent.
 pub(super) async fn par(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, XrpcError> {
-    let oauth = state.oauth();
     let now = now();
     let params = params(&headers, &body).map_err(|e| refusal(&state, e))?;
-    let url = oauth.url_of("/oauth/par");
-    // A proof is optional here (it binds the code to its key, RFC 9449 §10), checked if sent.
-    let proof = match dpop_header(&headers) {
-        Some(proof) => Some(
-            oauth
-                .check_proof(state.storage(), Some(proof), "POST", &[url], None, now)
-                .await
-                .map_err(|e| refusal(&state, e))?,
-        ),
-        None => None,
-    };
-    let (request_uri, expires_in) = oauth
+    let proof = endpoint_proof(&state, &headers, "/oauth/par", now).await?;
+    let (request_uri, expires_in) = state
+        .oauth()
         .push(
             state.storage(),
             state.resolver(),
@@ -132,28 +142,24 @@ pub(super) async fn par(
     ))
 }
 
-/// `POST /oauth/token`: the `authorization_code` and `refresh_token` grants.
+/// `POST /oauth/token`: the `authorization_code` and `refresh_token` grants, DPoP required.
 pub(super) async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, XrpcError> {
-    let oauth = state.oauth();
     let now = now();
     let params = params(&headers, &body).map_err(|e| refusal(&state, e))?;
-    let url = oauth.url_of("/oauth/token");
-    let proof = oauth
-        .check_proof(
-            state.storage(),
-            dpop_header(&headers),
-            "POST",
-            &[url],
-            None,
-            now,
-        )
-        .await
-        .map_err(|e| refusal(&state, e))?;
-    let tokens = oauth
+    let proof = endpoint_proof(&state, &headers, "/oauth/token", now)
+        .await?
+        .ok_or_else(|| {
+            refusal(
+                &state,
+                OAuthError::InvalidDpopProof("DPoP proof required".into()),
+            )
+        })?;
+    let tokens = state
+        .oauth()
         .token(state.storage(), state.resolver(), &params, &proof, now)
         .await
         .map_err(|e| refusal(&state, e))?;

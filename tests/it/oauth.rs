@@ -1436,7 +1436,11 @@ async fn with_e_mail_two_factor_on_the_page_asks_for_the_mailed_code() {
     let post = |nsid: &'static str, body: Value| flow.pds.post(nsid, Some(&alice.access), body);
     post("com.atproto.server.requestEmailConfirmation", json!({})).await;
     let code = flow.pds.last_code_to("alice@example.com");
-    post("com.atproto.server.confirmEmail", json!({"email": "alice@example.com", "token": code})).await;
+    post(
+        "com.atproto.server.confirmEmail",
+        json!({"email": "alice@example.com", "token": code}),
+    )
+    .await;
     post("com.atproto.server.requestEmailUpdate", json!({})).await;
     let code = flow.pds.last_code_to("alice@example.com");
     let (status, _) = post(
@@ -1451,18 +1455,32 @@ async fn with_e_mail_two_factor_on_the_page_asks_for_the_mailed_code() {
     let request_uri = body["request_uri"].as_str().unwrap();
     let (_, _, cookie) = flow.page(request_uri).await;
     let csrf = cookie.split_once('=').unwrap().1.to_owned();
-    let password = [("identifier", "alice.test"), ("password", "alice-pw"), ("decision", "allow")];
+    let password = [
+        ("identifier", "alice.test"),
+        ("password", "alice-pw"),
+        ("decision", "allow"),
+    ];
     // The password alone mails a code and asks for it.
     let (status, location, html) = flow.submit(request_uri, &cookie, &csrf, &password).await;
     assert_eq!((status, location.as_str()), (401, ""));
     assert!(html.contains(r#"name="code""#), "{html}");
     assert_eq!(flow.pds.mails().pop().unwrap().subject, "Your sign-in code");
     let code = flow.pds.last_code_to("alice@example.com");
-    let wrong = [("identifier", "alice.test"), ("password", "alice-pw"), ("decision", "allow"), ("code", "AAAAA-BBBBB")];
+    let wrong = [
+        ("identifier", "alice.test"),
+        ("password", "alice-pw"),
+        ("decision", "allow"),
+        ("code", "AAAAA-BBBBB"),
+    ];
     let (status, _, html) = flow.submit(request_uri, &cookie, &csrf, &wrong).await;
     assert_eq!(status, 401);
     assert!(html.contains("wrong or has expired"));
-    let right = [("identifier", "alice.test"), ("password", "alice-pw"), ("decision", "allow"), ("code", code.as_str())];
+    let right = [
+        ("identifier", "alice.test"),
+        ("password", "alice-pw"),
+        ("decision", "allow"),
+        ("code", code.as_str()),
+    ];
     let (status, location, _) = flow.submit(request_uri, &cookie, &csrf, &right).await;
     assert_eq!(status, 303);
     assert!(location.contains("code="), "{location}");
