@@ -17,11 +17,7 @@ use crate::common::pds::Pds;
 const REDIRECT: &str = "http://127.0.0.1/callback";
 
 fn client_id() -> String {
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", "atproto transition:generic")
-        .finish();
-    format!("http://localhost?{query}")
+    loopback_client("atproto transition:generic")
 }
 
 /// A DPoP key and the nonce the server last gave it.
@@ -781,6 +777,26 @@ async fn the_code_needs_its_verifier_and_redirect_uri_and_the_page_its_csrf_toke
     );
 }
 
+/// The parameters that authenticate a confidential client with `assertion`.
+fn authenticated(assertion: &str) -> [(&'static str, &str); 2] {
+    [
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", assertion),
+    ]
+}
+
+/// The loopback development client asking for `scope`.
+fn loopback_client(scope: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", scope)
+        .finish();
+    format!("http://localhost?{query}")
+}
+
 /// Serves `document` at `/client-metadata.json` on a loopback port; returns its URL.
 async fn serve_client_metadata(document: impl Fn(&str) -> Value) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -826,21 +842,12 @@ async fn a_confidential_client_authenticates_with_its_signed_assertion_every_tim
                 "jti": hex::encode(rand::random::<[u8; 12]>()), "iat": now, "exp": now + 60}),
         )
     };
-    const TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
     let mut dpop = Dpop::new();
 
     // Without an assertion, with another key's, for another audience, or replayed: refused.
     let stranger = SigningKey::random(&mut rand::rngs::OsRng);
     let replayed = assertion(&key, "k1", &flow.issuer);
-    let (status, _, _) = flow
-        .par(
-            &mut dpop,
-            &[
-                ("client_assertion_type", TYPE),
-                ("client_assertion", &replayed),
-            ],
-        )
-        .await;
+    let (status, _, _) = flow.par(&mut dpop, &authenticated(&replayed)).await;
     assert_eq!(status, 201);
     for (why, a) in [
         ("none", String::new()),
@@ -852,12 +859,7 @@ async fn a_confidential_client_authenticates_with_its_signed_assertion_every_tim
         ),
         ("replayed", replayed),
     ] {
-        let (status, body, _) = flow
-            .par(
-                &mut dpop,
-                &[("client_assertion_type", TYPE), ("client_assertion", &a)],
-            )
-            .await;
+        let (status, body, _) = flow.par(&mut dpop, &authenticated(&a)).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (400, Some("invalid_client")),
@@ -867,12 +869,7 @@ async fn a_confidential_client_authenticates_with_its_signed_assertion_every_tim
 
     // The whole flow, authenticating at each step.
     let a = assertion(&key, "k1", &flow.issuer);
-    let (code, verifier) = flow
-        .code_with(
-            &mut dpop,
-            &[("client_assertion_type", TYPE), ("client_assertion", &a)],
-        )
-        .await;
+    let (code, verifier) = flow.code_with(&mut dpop, &authenticated(&a)).await;
     let (status, body) = flow.redeem(&mut dpop, &code, &verifier).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -880,20 +877,10 @@ async fn a_confidential_client_authenticates_with_its_signed_assertion_every_tim
         "{body}"
     );
     let a = assertion(&key, "k1", &flow.issuer);
-    let (code, verifier) = flow
-        .code_with(
-            &mut dpop,
-            &[("client_assertion_type", TYPE), ("client_assertion", &a)],
-        )
-        .await;
+    let (code, verifier) = flow.code_with(&mut dpop, &authenticated(&a)).await;
     let a = assertion(&key, "k1", &flow.issuer);
     let (status, tokens) = flow
-        .redeem_with(
-            &mut dpop,
-            &code,
-            &verifier,
-            &[("client_assertion_type", TYPE), ("client_assertion", &a)],
-        )
+        .redeem_with(&mut dpop, &code, &verifier, &authenticated(&a))
         .await;
     assert_eq!(status, 200, "{tokens}");
     let refresh = tokens["refresh_token"].as_str().unwrap();
@@ -911,7 +898,7 @@ async fn a_confidential_client_authenticates_with_its_signed_assertion_every_tim
     );
     let a = assertion(&key, "k1", &flow.issuer);
     let mut signed = unauthenticated.to_vec();
-    signed.extend([("client_assertion_type", TYPE), ("client_assertion", &a)]);
+    signed.extend(authenticated(&a));
     let (status, body) = flow.post_form(&mut dpop, "/oauth/token", &signed).await;
     assert_eq!(status, 200, "{body}");
     let access = body["access_token"].as_str().unwrap().to_owned();
@@ -932,11 +919,7 @@ async fn granular_scopes_grant_exactly_their_collections_blobs_and_nothing_else(
     let mut flow = Flow::start().await;
     let alice = flow.pds.create_account("alice").await;
     let scope = "atproto repo:app.bsky.feed.like?action=create blob:image/*";
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", scope)
-        .finish();
-    flow.client_id = format!("http://localhost?{query}");
+    flow.client_id = loopback_client(scope);
     let mut dpop = Dpop::new();
     let (code, verifier) = flow.code_with(&mut dpop, &[("scope", scope)]).await;
     let (status, tokens) = flow.redeem(&mut dpop, &code, &verifier).await;
@@ -1243,12 +1226,8 @@ async fn a_browser_signed_in_once_is_offered_its_account_and_prompt_none_answers
     assert!(answer.contains_key("code"), "{location}");
     // ...consent_required for more than that, login_required on a browser not signed in.
     let scope = "atproto transition:generic transition:chat.bsky";
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", scope)
-        .finish();
     let mut wider = Flow {
-        client_id: format!("http://localhost?{query}"),
+        client_id: loopback_client(scope),
         ..flow
     };
     let (_, body, _) = wider
@@ -1395,11 +1374,7 @@ async fn proxied_calls_carry_the_oauth_accounts_identity_within_its_rpc_scopes()
 
     // One method at that service, and only that one.
     let scope = "atproto rpc:app.bsky.actor.getProfile?aud=did:web:appview.test%23bsky_appview";
-    let query: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("scope", scope)
-        .finish();
-    flow.client_id = format!("http://localhost?{query}");
+    flow.client_id = loopback_client(scope);
     let (code, verifier) = flow.code_with(&mut dpop, &[("scope", scope)]).await;
     let (status, tokens) = flow.redeem(&mut dpop, &code, &verifier).await;
     assert_eq!(status, 200, "{tokens}");
