@@ -280,6 +280,13 @@ impl Flow {
         self.send_xrpc(method, &path, token, &proof, body).await
     }
 
+    /// `getSession` with `token` and a proof by `dpop`.
+    async fn session(&self, dpop: &mut Dpop, token: &str) -> (u16, Value, String) {
+        let nsid = "com.atproto.server.getSession";
+        self.xrpc(dpop, reqwest::Method::GET, nsid, token, None)
+            .await
+    }
+
     async fn send_xrpc(
         &self,
         method: reqwest::Method,
@@ -412,15 +419,7 @@ async fn a_public_client_signs_in_and_writes_with_its_dpop_bound_token() {
         )
         .await;
     assert_eq!(got["value"]["text"], "via OAuth");
-    let (status, session, _) = flow
-        .xrpc(
-            &mut dpop,
-            reqwest::Method::GET,
-            "com.atproto.server.getSession",
-            &access,
-            None,
-        )
-        .await;
+    let (status, session, _) = flow.session(&mut dpop, &access).await;
     assert_eq!(
         (status, session["did"].as_str()),
         (200, Some(alice.did.as_str()))
@@ -457,15 +456,7 @@ async fn a_public_client_signs_in_and_writes_with_its_dpop_bound_token() {
         key: SigningKey::random(&mut rand::rngs::OsRng),
         nonce: dpop.nonce.clone(),
     };
-    let (status, _, _) = flow
-        .xrpc(
-            &mut thief,
-            reqwest::Method::GET,
-            "com.atproto.server.getSession",
-            &access,
-            None,
-        )
-        .await;
+    let (status, _, _) = flow.session(&mut thief, &access).await;
     assert_eq!(status, 401);
     // A proof for another method or without the token's hash is refused.
     let proof = dpop.proof("POST", &format!("{}{path}", flow.issuer), Some(&access));
@@ -489,15 +480,7 @@ async fn a_public_client_signs_in_and_writes_with_its_dpop_bound_token() {
         key: dpop.key.clone(),
         nonce: Some("stale".into()),
     };
-    let (status, body, challenge) = flow
-        .xrpc(
-            &mut stale,
-            reqwest::Method::GET,
-            "com.atproto.server.getSession",
-            &access,
-            None,
-        )
-        .await;
+    let (status, body, challenge) = flow.session(&mut stale, &access).await;
     assert_eq!(
         (status, body["error"].as_str()),
         (401, Some("use_dpop_nonce"))
@@ -526,15 +509,7 @@ async fn a_public_client_signs_in_and_writes_with_its_dpop_bound_token() {
     assert_eq!(status, 200, "{rotated}");
     assert_ne!(rotated["refresh_token"], tokens["refresh_token"]);
     let fresh = rotated["access_token"].as_str().unwrap().to_owned();
-    let (status, _, _) = flow
-        .xrpc(
-            &mut dpop,
-            reqwest::Method::GET,
-            "com.atproto.server.getSession",
-            &fresh,
-            None,
-        )
-        .await;
+    let (status, _, _) = flow.session(&mut dpop, &fresh).await;
     assert_eq!(status, 200);
     let mut other_key = Dpop {
         key: SigningKey::random(&mut rand::rngs::OsRng),
@@ -559,15 +534,7 @@ async fn a_public_client_signs_in_and_writes_with_its_dpop_bound_token() {
         (status, body["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    let (status, _, _) = flow
-        .xrpc(
-            &mut dpop,
-            reqwest::Method::GET,
-            "com.atproto.server.getSession",
-            &fresh,
-            None,
-        )
-        .await;
+    let (status, _, _) = flow.session(&mut dpop, &fresh).await;
     assert_eq!(status, 401, "a replayed refresh token revokes the session");
 }
 
@@ -587,15 +554,7 @@ async fn revoking_a_session_ends_its_tokens() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let (status, _, _) = flow
-        .xrpc(
-            &mut dpop,
-            reqwest::Method::GET,
-            "com.atproto.server.getSession",
-            &access,
-            None,
-        )
-        .await;
+    let (status, _, _) = flow.session(&mut dpop, &access).await;
     assert_eq!(status, 401);
     let client_id = client_id();
     let form = [
@@ -902,15 +861,7 @@ async fn a_confidential_client_authenticates_with_its_signed_assertion_every_tim
     let (status, body) = flow.post_form(&mut dpop, "/oauth/token", &signed).await;
     assert_eq!(status, 200, "{body}");
     let access = body["access_token"].as_str().unwrap().to_owned();
-    let (status, _, _) = flow
-        .xrpc(
-            &mut dpop,
-            reqwest::Method::GET,
-            "com.atproto.server.getSession",
-            &access,
-            None,
-        )
-        .await;
+    let (status, _, _) = flow.session(&mut dpop, &access).await;
     assert_eq!(status, 200);
 }
 
@@ -1080,15 +1031,7 @@ async fn granular_scopes_grant_exactly_their_collections_blobs_and_nothing_else(
         .await;
     assert_eq!(status, 403);
     // Who the account is, yes; its e-mail address, no.
-    let (status, session, _) = flow
-        .xrpc(
-            &mut dpop,
-            reqwest::Method::GET,
-            "com.atproto.server.getSession",
-            &access,
-            None,
-        )
-        .await;
+    let (status, session, _) = flow.session(&mut dpop, &access).await;
     assert_eq!(
         (status, session["did"].as_str()),
         (200, Some(alice.did.as_str()))
