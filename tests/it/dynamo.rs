@@ -277,9 +277,10 @@ async fn numbers_a_crashed_writer_stranded_cost_one_grace_period_together() {
         delivered.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![later]
     );
-    // One grace period, not six (three seconds).
+    // One grace period, not six (three seconds). The margin is wide because every poll is an
+    // emulator round trip, and those slow down when the whole suite runs beside this test.
     assert!(
-        waited >= grace && waited < grace * 3,
+        waited >= grace && waited < grace * 5,
         "waited {waited:?} for six stranded numbers"
     );
     for dead in start + 1..later {
