@@ -249,15 +249,16 @@ fn loopback_client(client_id: &str) -> Result<ClientMetadata, OAuthError> {
 /// Finds clients' metadata, caching fetched documents.
 #[derive(Debug)]
 pub struct ClientResolver {
-    http: Result<reqwest::Client, String>,
+    http: reqwest::Client,
     cache: Mutex<HashMap<String, (Instant, ClientMetadata)>>,
 }
 
 impl ClientResolver {
-    /// A resolver fetching with `resolver`'s guarded client.
-    pub fn new(resolver: &Resolver) -> ClientResolver {
+    /// A resolver fetching with `http`: the server's client for other services, guarded against
+    /// private addresses ([`Resolver::service_client`]).
+    pub fn new(http: reqwest::Client) -> ClientResolver {
         ClientResolver {
-            http: resolver.service_client().map_err(|e| e.to_string()),
+            http,
             cache: Mutex::new(HashMap::new()),
         }
     }
@@ -401,9 +402,9 @@ impl ClientResolver {
         let unreachable = |why: String| {
             OAuthError::InvalidClientMetadata(format!("Client metadata not fetched: {why}"))
         };
-        let http = self.http.as_ref().map_err(|e| unreachable(e.clone()))?;
         let fetch = async {
-            let mut response = http
+            let mut response = self
+                .http
                 .get(url)
                 .header(reqwest::header::ACCEPT, "application/json")
                 .send()

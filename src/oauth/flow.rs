@@ -153,19 +153,9 @@ pub struct Confirmation {
 }
 
 impl AccessClaims {
-    /// Whether the token grants `scope`.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scope.split(' ').any(|s| s == scope)
-    }
-
-    /// What the token's scopes permit (a scope this server does not know grants nothing).
+    /// What the token's scopes permit.
     pub fn permissions(&self) -> Permissions {
-        let known: Vec<&str> = self
-            .scope
-            .split(' ')
-            .filter(|s| Permissions::parse(s).is_ok())
-            .collect();
-        Permissions::parse(&known.join(" ")).unwrap_or_default()
+        Permissions::granted(&self.scope)
     }
 }
 
@@ -242,12 +232,13 @@ fn required<'a>(
 
 impl AuthorizationServer {
     /// The server at `issuer` (the PDS's public URL) for tokens whose audience is
-    /// `service_did`, keyed by the deployment's `jwt_secret`.
+    /// `service_did`, keyed by the deployment's `jwt_secret`, fetching client documents with
+    /// `http` (the guarded client, [`Resolver::service_client`]).
     pub fn new(
         issuer: &str,
         service_did: &str,
         jwt_secret: &str,
-        resolver: &Resolver,
+        http: reqwest::Client,
     ) -> AuthorizationServer {
         let token_key = Sha256::new()
             .chain_update(b"arroba oauth access token\0")
@@ -259,13 +250,8 @@ impl AuthorizationServer {
             audience: service_did.to_owned(),
             token_key,
             nonces: Nonces::new(jwt_secret),
-            clients: ClientResolver::new(resolver),
+            clients: ClientResolver::new(http),
         }
-    }
-
-    /// This server's identifier, its public URL.
-    pub fn issuer(&self) -> &str {
-        &self.issuer
     }
 
     /// The DPoP nonces.
@@ -509,27 +495,12 @@ impl AuthorizationServer {
         request_uri: &str,
         now: i64,
     ) -> Result<PushedRequest, OAuthError> {
-        let id = request_uri
-            .strip_prefix(REQUEST_URI_PREFIX)
-            .ok_or_else(|| invalid("Unknown request_uri"))?;
+        let id = request_id(request_uri)?;
         let stored = kv
             .kv_get(NS_REQUESTS, id)
             .await?
             .ok_or_else(|| invalid("Unknown or used request_uri"))?;
-        let request: PushedRequest = serde_json::from_slice(&stored).map_err(|_| {
-            OAuthError::Storage(crate::storage::StorageError::Corrupt {
-                what: format!("OAuth request {id}"),
-                why: "not a pushed request",
-            })
-        })?;
-        if request.expires_at < now {
-            kv.kv_delete(NS_REQUESTS, id, None).await?;
-            return Err(invalid("This sign-in request has expired; start again"));
-        }
-        if request.client_id != client_id {
-            return Err(invalid("request_uri is not this client's"));
-        }
-        Ok(request)
+        check_request(id, &stored, client_id, now)
     }
 
     /// Deletes what expired before `now` in the flow's namespaces, oldest first, a batch at a
@@ -615,7 +586,7 @@ impl AuthorizationServer {
         client_id: &str,
         scope: &str,
     ) -> Result<(), OAuthError> {
-        let key = sha256_hex(&format!("{did} {client_id}"));
+        let key = consent_key(did, client_id);
         kv.kv_put(NS_CONSENTS, &key, scope.as_bytes(), KvCondition::Always)
             .await?;
         Ok(())
@@ -629,8 +600,7 @@ impl AuthorizationServer {
         client_id: &str,
         scope: &str,
     ) -> Result<bool, OAuthError> {
-        let key = sha256_hex(&format!("{did} {client_id}"));
-        let Some(granted) = kv.kv_get(NS_CONSENTS, &key).await? else {
+        let Some(granted) = kv.kv_get(NS_CONSENTS, &consent_key(did, client_id)).await? else {
             return Ok(false);
         };
         let granted = String::from_utf8_lossy(&granted);
@@ -638,69 +608,47 @@ impl AuthorizationServer {
         Ok(scope.split(' ').all(|s| granted.contains(&s)))
     }
 
-    /// Ends the request `request_uri` with the person's answer: a code for `sub`, or (None) a
-    /// refusal. Returns the URL to send the browser to. The request can be answered once.
+    /// Ends the request `request_uri` with `answer` and returns the URL to send the browser to:
+    /// the redirect URI with a code, or with the refusal. The request is taken in the same
+    /// conditional delete that reads it, so it is answered once.
     pub async fn answer(
         &self,
         kv: &dyn KvStore,
         client_id: &str,
         request_uri: &str,
-        sub: Option<&Did>,
+        answer: Answer<'_>,
         now: i64,
     ) -> Result<String, OAuthError> {
-        let request = self.pending(kv, client_id, request_uri, now).await?;
-        let id = &request_uri[REQUEST_URI_PREFIX.len()..];
-        if kv.kv_delete(NS_REQUESTS, id, None).await?.is_none() {
-            return Err(invalid("This sign-in request was already answered"));
-        }
-        let mut answer: Vec<(&str, String)> = vec![("iss", self.issuer.clone())];
-        answer.push(("state", request.state.clone()));
-        match sub {
-            Some(did) => {
-                let code = expiring_id("cod", now + CODE_TTL_SECS);
+        let id = request_id(request_uri)?;
+        let taken = kv
+            .kv_delete(NS_REQUESTS, id, None)
+            .await?
+            .ok_or_else(|| invalid("Unknown, used or already answered request_uri"))?;
+        let request = check_request(id, &taken, client_id, now)?;
+        let mut params: Vec<(&str, String)> = vec![
+            ("iss", self.issuer.clone()),
+            ("state", request.state.clone()),
+        ];
+        match answer {
+            Answer::Grant(did) => {
+                let expires_at = now + CODE_TTL_SECS;
+                let code = expiring_id("cod", expires_at);
                 let issued = IssuedCode {
                     request: request.clone(),
                     sub: did.to_string(),
-                    expires_at: now + CODE_TTL_SECS,
+                    expires_at,
                 };
                 let value = serde_json::to_vec(&issued).map_err(|e| invalid(e.to_string()))?;
-                kv.kv_put_expiring(
-                    NS_CODES,
-                    &code,
-                    &value,
-                    KvCondition::IfAbsent,
-                    issued.expires_at,
-                )
-                .await?;
-                answer.push(("code", code));
+                kv.kv_put_expiring(NS_CODES, &code, &value, KvCondition::IfAbsent, expires_at)
+                    .await?;
+                params.push(("code", code));
             }
-            None => {
-                answer.push(("error", "access_denied".into()));
-                answer.push(("error_description", "The request was refused".into()));
+            Answer::Refuse(error) => {
+                params.push(("error", error.code().to_owned()));
+                params.push(("error_description", error.description().to_owned()));
             }
         }
-        redirect_with(&request, &answer)
-    }
-
-    /// The refusal to send back for `request` when it cannot go on (`prompt=none` with no
-    /// session to use): `error` at the redirect URI.
-    pub async fn refuse(
-        &self,
-        kv: &dyn KvStore,
-        client_id: &str,
-        request_uri: &str,
-        error: &str,
-        now: i64,
-    ) -> Result<String, OAuthError> {
-        let request = self.pending(kv, client_id, request_uri, now).await?;
-        kv.kv_delete(NS_REQUESTS, &request_uri[REQUEST_URI_PREFIX.len()..], None)
-            .await?;
-        let answer = [
-            ("iss", self.issuer.clone()),
-            ("state", request.state.clone()),
-            ("error", error.to_owned()),
-        ];
-        redirect_with(&request, &answer)
+        redirect_with(&request, &params)
     }
 
     /// The token endpoint: redeems a code or rotates a refresh token, for the key `proof` names.
@@ -961,6 +909,82 @@ impl AuthorizationServer {
     }
 }
 
+/// The person's answer to a pushed request.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer<'a> {
+    /// A code for this account.
+    Grant(&'a Did),
+    /// The request goes back refused.
+    Refuse(Refusal),
+}
+
+/// Why a request goes back without a code (OpenID Connect Core §3.1.2.6's codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The person said no.
+    AccessDenied,
+    /// `prompt=none`, and no account is signed in on the browser.
+    LoginRequired,
+    /// `prompt=none`, and the account never granted this app these scopes.
+    ConsentRequired,
+    /// `prompt=none`, and more than one account could answer.
+    AccountSelectionRequired,
+}
+
+impl Refusal {
+    fn code(self) -> &'static str {
+        match self {
+            Refusal::AccessDenied => "access_denied",
+            Refusal::LoginRequired => "login_required",
+            Refusal::ConsentRequired => "consent_required",
+            Refusal::AccountSelectionRequired => "account_selection_required",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Refusal::AccessDenied => "The request was refused",
+            Refusal::LoginRequired => "No account is signed in on this browser",
+            Refusal::ConsentRequired => "The account has not granted these scopes to this app",
+            Refusal::AccountSelectionRequired => "More than one account is signed in",
+        }
+    }
+}
+
+/// The storage key of what `did` granted `client_id`.
+fn consent_key(did: &Did, client_id: &str) -> String {
+    sha256_hex(&format!("{did} {client_id}"))
+}
+
+/// The storage key of a `request_uri`.
+fn request_id(request_uri: &str) -> Result<&str, OAuthError> {
+    request_uri
+        .strip_prefix(REQUEST_URI_PREFIX)
+        .ok_or_else(|| invalid("Unknown request_uri"))
+}
+
+/// A stored pushed request, if it is `client_id`'s and alive at `now`.
+fn check_request(
+    id: &str,
+    stored: &[u8],
+    client_id: &str,
+    now: i64,
+) -> Result<PushedRequest, OAuthError> {
+    let request: PushedRequest = serde_json::from_slice(stored).map_err(|_| {
+        OAuthError::Storage(crate::storage::StorageError::Corrupt {
+            what: format!("OAuth request {id}"),
+            why: "not a pushed request",
+        })
+    })?;
+    if request.expires_at < now {
+        return Err(invalid("This sign-in request has expired; start again"));
+    }
+    if request.client_id != client_id {
+        return Err(invalid("request_uri is not this client's"));
+    }
+    Ok(request)
+}
+
 /// `request`'s redirect URI with `answer` in its query or fragment.
 fn redirect_with(request: &PushedRequest, answer: &[(&str, String)]) -> Result<String, OAuthError> {
     let mut url = url::Url::parse(&request.redirect_uri)
@@ -988,8 +1012,12 @@ mod tests {
 
     fn server() -> (AuthorizationServer, Resolver) {
         let resolver = Resolver::new(IdentityConfig::default()).unwrap();
-        let server =
-            AuthorizationServer::new("https://pds.example", "did:web:pds.example", "s", &resolver);
+        let server = AuthorizationServer::new(
+            "https://pds.example",
+            "did:web:pds.example",
+            "s",
+            reqwest::Client::new(),
+        );
         (server, resolver)
     }
 
@@ -1027,7 +1055,7 @@ mod tests {
             .unwrap();
         let did = Did::parse("did:plc:aaaaaaaaaaaaaaaaaaaaaaaa").unwrap();
         let url = server
-            .answer(kv, CLIENT, &uri, Some(&did), NOW)
+            .answer(kv, CLIENT, &uri, Answer::Grant(&did), NOW)
             .await
             .unwrap();
         let code = url::Url::parse(&url)
@@ -1177,7 +1205,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(claims.cnf.jkt, "key-1");
-        assert!(claims.has_scope("atproto"));
+        assert_eq!(claims.scope, "atproto");
         let other = DpopProof {
             jkt: "key-2".into(),
             ..proof()

@@ -18,5 +18,5 @@ pub mod scope;
 pub use client::{ClientMetadata, ClientResolver};
 pub use dpop::{DpopProof, Nonces};
 pub use error::OAuthError;
-pub use flow::{AccessClaims, AuthorizationServer, PushedRequest, TokenSet};
+pub use flow::{AccessClaims, Answer, AuthorizationServer, PushedRequest, Refusal, TokenSet};
 pub use scope::{Permission, Permissions, RepoAction};

@@ -234,6 +234,17 @@ impl Permissions {
         Ok(p)
     }
 
+    /// The permissions a token's `scopes` grant: those this server knows (the flow refused
+    /// the others when they were asked for; any left grant nothing).
+    pub fn granted(scopes: &str) -> Permissions {
+        let mut p = Permissions::default();
+        for scope in scopes.split(' ').filter(|s| !s.is_empty()) {
+            // A scope this server does not know (or no longer knows) is skipped, not fatal.
+            let _ = p.add(scope);
+        }
+        p
+    }
+
     fn add(&mut self, scope: &str) -> Result<(), String> {
         match scope {
             "atproto" => return Ok(()),
@@ -348,11 +359,6 @@ impl Permissions {
             _ => return Err(format!("{scope}: not a scope this server grants")),
         }
         Ok(())
-    }
-
-    /// Whether `transition:generic` was granted (the token acts as an app password does).
-    pub fn is_generic(&self) -> bool {
-        self.generic
     }
 
     /// Whether `transition:chat.bsky` was granted.

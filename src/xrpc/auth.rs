@@ -9,6 +9,8 @@
 //! confusion are refused) and `typ` must match the use, so a refresh token never works as an
 //! access token.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::{AUTHORIZATION, HOST};
@@ -20,8 +22,6 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
 use super::{AppState, XrpcError};
-use std::sync::Arc;
-
 use crate::oauth::{Permission, Permissions};
 use crate::storage::Accounts;
 use crate::storage::accounts::RefreshSession;
@@ -331,7 +331,10 @@ impl FromRequestParts<AppState> for Uploader {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        if dpop_token(&parts.headers).is_some() {
+        let session = dpop_token(&parts.headers).is_some()
+            || jsonwebtoken::decode_header(bearer(&parts.headers)?)
+                .is_ok_and(|h| h.alg == Algorithm::HS256);
+        if session {
             let access = Access::from_request_parts(parts, state).await?;
             return Ok(Uploader {
                 did: access.did,
@@ -339,14 +342,6 @@ impl FromRequestParts<AppState> for Uploader {
             });
         }
         let token = bearer(&parts.headers)?;
-        let session = jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::HS256);
-        if session {
-            let access = Access::from_request_parts(parts, state).await?;
-            return Ok(Uploader {
-                did: access.did,
-                permissions: None,
-            });
-        }
         let did = service_caller(state, token, "com.atproto.repo.uploadBlob").await?;
         tracing::Span::current().record("did", did.as_str());
         Ok(Uploader {

@@ -11,7 +11,7 @@ use super::auth::Access;
 use super::extract::Body;
 use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
-use crate::accounts::{AccountError, TokenPurpose};
+use crate::accounts::{AccountError, Login, TokenPurpose};
 use crate::mail::templates::token_mail;
 use crate::oauth::Permission;
 use crate::syntax::Did;
@@ -42,6 +42,32 @@ pub(super) async fn send_code(
     crate::mail::send_with_retries(mailer, &mail)
         .await
         .map_err(XrpcError::internal)
+}
+
+/// E-mail two-factor sign-in for `login`, when the account has it on: without a `code`, one is
+/// mailed and the answer is `AuthFactorTokenRequired`; with one, it is taken (used once).
+pub(super) async fn check_second_factor(
+    state: &AppState,
+    login: &Login,
+    code: Option<&str>,
+) -> Result<(), XrpcError> {
+    if !login.account.email_auth_factor {
+        return Ok(());
+    }
+    let did = &login.record.did;
+    let accounts = state.accounts();
+    match code.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(code) => Ok(accounts
+            .take_token_for(did, TokenPurpose::SignIn, code)
+            .await?),
+        None => {
+            if let Some(email) = &login.account.email {
+                let token = accounts.issue_token(did, TokenPurpose::SignIn).await?;
+                send_code(state, did, email, TokenPurpose::SignIn, &token).await?;
+            }
+            Err(AccountError::AuthFactorTokenRequired.into())
+        }
+    }
 }
 
 /// Spends from a per-account e-mail budget, counted per method.

@@ -120,10 +120,7 @@ impl XrpcError {
     /// scopes lack `scope`, with RFC 6750 §3.1's `insufficient_scope` challenge.
     pub fn insufficient_scope(scope: &str) -> XrpcError {
         let message = format!("Missing required scope \"{scope}\"");
-        let challenge = format!(
-            "DPoP error=\"insufficient_scope\", error_description=\"{}\"",
-            message.replace(['"', '\\'], "")
-        );
+        let challenge = dpop_challenge("insufficient_scope", &message);
         let mut error = XrpcError::new(StatusCode::FORBIDDEN, "ScopeMissingError", message);
         error.headers.push((header::WWW_AUTHENTICATE, challenge));
         error
@@ -139,10 +136,7 @@ impl XrpcError {
             _ => "invalid_token",
         };
         let message = e.to_string();
-        let challenge = format!(
-            "DPoP algs=\"ES256\", error=\"{code}\", error_description=\"{}\"",
-            message.replace(['"', '\\'], "")
-        );
+        let challenge = dpop_challenge(code, &message);
         let mut error = XrpcError::new(StatusCode::UNAUTHORIZED, code, message);
         error.headers.push((header::WWW_AUTHENTICATE, challenge));
         error.headers.push((DPOP_NONCE, nonce));
@@ -168,6 +162,12 @@ impl XrpcError {
         };
         XrpcError::named(name, format!("Repo {did} is {}", status.as_str()))
     }
+}
+
+/// A `WWW-Authenticate: DPoP` challenge (RFC 9449 §7.1) naming `error`, its description quoted.
+fn dpop_challenge(error: &str, description: &str) -> String {
+    let description = description.replace(['"', '\\'], "");
+    format!("DPoP algs=\"ES256\", error=\"{error}\", error_description=\"{description}\"")
 }
 
 impl std::fmt::Display for XrpcError {

@@ -20,8 +20,8 @@ use serde::Deserialize;
 use super::error::DPOP_NONCE;
 use super::limits::{Budget, Caller};
 use super::{AppState, XrpcError};
-use crate::accounts::{AccountError, TokenPurpose};
-use crate::oauth::{ClientMetadata, DpopProof, OAuthError, PushedRequest};
+use crate::accounts::AccountError;
+use crate::oauth::{Answer, ClientMetadata, DpopProof, OAuthError, PushedRequest, Refusal};
 use crate::syntax::Did;
 
 const CSRF_COOKIE: &str = "arroba_oauth_csrf";
@@ -269,59 +269,30 @@ pub(super) async fn authorize_page(
 }
 
 /// `prompt=none`: a code for the one account signed in here that granted this client these
-/// scopes before; otherwise `login_required` or `consent_required` back to the client.
+/// scopes before; otherwise `login_required`, `consent_required` or
+/// `account_selection_required` back to the client.
 async fn silent_answer(
     state: &AppState,
     request: &PushedRequest,
     request_uri: &str,
     accounts: &[(Did, String)],
 ) -> Response {
-    let oauth = state.oauth();
-    let kv = state.storage();
-    let result = match accounts {
-        [(did, _)] => match oauth
-            .has_consent(kv, did, &request.client_id, &request.scope)
-            .await
-        {
-            Ok(true) => {
-                oauth
-                    .answer(kv, &request.client_id, request_uri, Some(did), now())
-                    .await
+    let answer = match accounts {
+        [] => Answer::Refuse(Refusal::LoginRequired),
+        [(did, _)] => {
+            let consented = state
+                .oauth()
+                .has_consent(state.storage(), did, &request.client_id, &request.scope)
+                .await;
+            match consented {
+                Ok(true) => Answer::Grant(did),
+                Ok(false) => Answer::Refuse(Refusal::ConsentRequired),
+                Err(e) => return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
             }
-            Ok(false) => {
-                oauth
-                    .refuse(
-                        kv,
-                        &request.client_id,
-                        request_uri,
-                        "consent_required",
-                        now(),
-                    )
-                    .await
-            }
-            Err(e) => Err(e),
-        },
-        [] => {
-            oauth
-                .refuse(kv, &request.client_id, request_uri, "login_required", now())
-                .await
         }
-        _ => {
-            oauth
-                .refuse(
-                    kv,
-                    &request.client_id,
-                    request_uri,
-                    "account_selection_required",
-                    now(),
-                )
-                .await
-        }
+        _ => Answer::Refuse(Refusal::AccountSelectionRequired),
     };
-    match result {
-        Ok(url) => see_other(&url),
-        Err(e) => error_page(StatusCode::BAD_REQUEST, &e.to_string()),
-    }
+    answer_request(state, &request.client_id, request_uri, answer).await
 }
 
 /// The form the page posts.
@@ -373,7 +344,8 @@ pub(super) async fn authorize_submit(
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     if form.decision == "deny" {
-        return answer(&state, &form, None).await;
+        let refused = Answer::Refuse(Refusal::AccessDenied);
+        return answer_request(&state, &form.client_id, &form.request_uri, refused).await;
     }
     let client = match oauth.client(state.resolver(), &form.client_id).await {
         Ok(c) => c,
@@ -444,38 +416,15 @@ pub(super) async fn authorize_submit(
             false,
         );
     }
-    if login.account.email_auth_factor {
-        let code = form.code.trim();
-        if code.is_empty() {
-            let sent = match &login.account.email {
-                Some(email) => match accounts.issue_token(&did, TokenPurpose::SignIn).await {
-                    Ok(token) => {
-                        super::email::send_code(&state, &did, email, TokenPurpose::SignIn, &token)
-                            .await
-                            .is_ok()
-                    }
-                    Err(_) => false,
-                },
-                None => false,
-            };
-            let message = if sent {
-                "A sign-in code was sent to your e-mail address. Enter it with your password."
-            } else {
-                "Two-factor sign-in is on, but no code could be e-mailed."
-            };
-            return again(StatusCode::UNAUTHORIZED, message, true);
-        }
-        if accounts
-            .take_token_for(&did, TokenPurpose::SignIn, code)
-            .await
-            .is_err()
-        {
-            return again(
-                StatusCode::UNAUTHORIZED,
-                "That code is wrong or has expired.",
-                true,
-            );
-        }
+    if let Err(e) = super::email::check_second_factor(&state, &login, Some(&form.code)).await {
+        let message = if e.name() == "AuthFactorTokenRequired" {
+            "A sign-in code was sent to your e-mail address. Enter it with your password."
+        } else if form.code.trim().is_empty() {
+            "Two-factor sign-in is on, but no code could be e-mailed."
+        } else {
+            "That code is wrong or has expired."
+        };
+        return again(StatusCode::UNAUTHORIZED, message, true);
     }
     let device = match oauth
         .remember_sign_in(
@@ -508,7 +457,8 @@ async fn approve(
     if let Err(e) = recorded {
         return error_page(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
     }
-    let mut response = answer(state, form, Some(did)).await;
+    let granted = Answer::Grant(did);
+    let mut response = answer_request(state, &form.client_id, &form.request_uri, granted).await;
     if let Some(device) = device {
         let cookie = format!(
             "{DEVICE_COOKIE}={device}; Path=/oauth; HttpOnly; SameSite=Lax; Max-Age={}{}",
@@ -522,17 +472,16 @@ async fn approve(
     response
 }
 
-/// Ends the request with the person's answer and sends the browser back to the client.
-async fn answer(state: &AppState, form: &AuthorizeForm, sub: Option<&Did>) -> Response {
+/// Ends the request with `answer` and sends the browser back to the client.
+async fn answer_request(
+    state: &AppState,
+    client_id: &str,
+    request_uri: &str,
+    answer: Answer<'_>,
+) -> Response {
     match state
         .oauth()
-        .answer(
-            state.storage(),
-            &form.client_id,
-            &form.request_uri,
-            sub,
-            now(),
-        )
+        .answer(state.storage(), client_id, request_uri, answer, now())
         .await
     {
         Ok(url) => see_other(&url),

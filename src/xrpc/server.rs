@@ -126,25 +126,8 @@ pub(super) async fn create_session_handler(
         .login(&input.identifier, &input.password)
         .await?;
     let did = login.record.did.clone();
-    if login.account.email_auth_factor {
-        // E-mail two-factor: the first try mails a code, the second brings it.
-        let accounts = state.accounts();
-        match input.auth_factor_token.as_deref().map(str::trim) {
-            Some(token) if !token.is_empty() => {
-                accounts
-                    .take_token_for(&did, TokenPurpose::SignIn, token)
-                    .await?;
-            }
-            _ => {
-                if let Some(email) = &login.account.email {
-                    let token = accounts.issue_token(&did, TokenPurpose::SignIn).await?;
-                    super::email::send_code(&state, &did, email, TokenPurpose::SignIn, &token)
-                        .await?;
-                }
-                return Err(AccountError::AuthFactorTokenRequired.into());
-            }
-        }
-    }
+    // E-mail two-factor: the first try mails a code, the second brings it.
+    super::email::check_second_factor(&state, &login, input.auth_factor_token.as_deref()).await?;
     let app = login
         .app_password
         .as_ref()

@@ -72,7 +72,7 @@ impl AppState {
             &config.public_url,
             &config.service_did,
             &config.jwt_secret,
-            &services.resolver,
+            services.http.clone(),
         );
         AppState(Arc::new(Inner {
             config,
