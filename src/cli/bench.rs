@@ -1,7 +1,11 @@
-//! `arroba bench createrecord`: a load generator any operator can point at a PDS (ours or
-//! another): it creates `--repos` accounts, then `--connections` workers each write posts with
+//! `arroba bench`: load tools any operator can point at a PDS (ours or another).
+//!
+//! `createrecord` creates `--repos` accounts, then `--connections` workers each write posts with
 //! `createRecord` as fast as the PDS answers for `--seconds`, over kept-alive HTTP/1.1
 //! connections, and it prints records per second, latency percentiles and failures by status.
+//! `getrepo` exports one repo (`--did`, or a new account it fills with `--records` posts)
+//! `--requests` times in a row, reading each CAR as it streams in without keeping it, and
+//! prints the size, the time of each export and MB/s.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -17,6 +21,29 @@ use super::client::{Auth, XrpcClient};
 pub(crate) enum BenchCommand {
     /// Write posts with createRecord from many connections at once.
     Createrecord(CreateRecordArgs),
+    /// Export one repo with getRepo, again and again, and time it.
+    Getrepo(GetRepoArgs),
+}
+
+/// Options for `bench getrepo`.
+#[derive(Debug, Args)]
+pub(crate) struct GetRepoArgs {
+    /// The PDS.
+    #[arg(long)]
+    url: String,
+    /// The repo to export; without it, a new account is made and filled with `--records`.
+    #[arg(long)]
+    did: Option<String>,
+    /// Posts to fill the new account with (200 per applyWrites call).
+    #[arg(long, default_value_t = 10_000)]
+    records: usize,
+    /// Exports timed, one after another over one kept-alive connection (after one that is not
+    /// counted, which warms the server's caches).
+    #[arg(long, default_value_t = 20)]
+    requests: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Options for `bench createrecord`.
@@ -46,7 +73,136 @@ pub(crate) fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let result = runtime.block_on(create_record(&args))?;
             result.print(args.json)
         }
+        BenchCommand::Getrepo(args) => {
+            let result = runtime.block_on(get_repo(&args))?;
+            result.print(args.json)
+        }
     }
+}
+
+/// What `bench getrepo` measured.
+#[derive(Debug)]
+struct Exports {
+    did: String,
+    /// The CAR's size in bytes (the same every time, or the run fails).
+    bytes: u64,
+    /// The first (uncounted) export's time, in microseconds.
+    first: u64,
+    /// Each counted export's time, in microseconds, sorted.
+    times: Vec<u64>,
+}
+
+impl Exports {
+    fn percentile(&self, p: f64) -> f64 {
+        let rank = ((p / 100.0) * self.times.len() as f64).ceil() as usize;
+        self.times[rank.clamp(1, self.times.len()) - 1] as f64 / 1000.0
+    }
+
+    fn print(&self, json: bool) -> anyhow::Result<()> {
+        let (min, p50, p90) = (
+            self.percentile(0.0),
+            self.percentile(50.0),
+            self.percentile(90.0),
+        );
+        let mb_per_s = |ms: f64| self.bytes as f64 / 1e6 / (ms / 1e3);
+        if json {
+            let out = json!({
+                "did": self.did, "bytes": self.bytes, "requests": self.times.len(),
+                "firstMs": self.first as f64 / 1000.0, "minMs": min, "p50Ms": p50, "p90Ms": p90,
+                "p50MBPerSecond": mb_per_s(p50), "bestMBPerSecond": mb_per_s(min),
+            });
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        } else {
+            println!(
+                "getRepo of {}: {:.2} MB, {} exports; first (uncounted) {:.1} ms",
+                self.did,
+                self.bytes as f64 / 1e6,
+                self.times.len(),
+                self.first as f64 / 1000.0
+            );
+            println!(
+                "min {min:.1} ms ({:.0} MB/s), p50 {p50:.1} ms ({:.0} MB/s), p90 {p90:.1} ms",
+                mb_per_s(min),
+                mb_per_s(p50)
+            );
+        }
+        Ok(())
+    }
+}
+
+async fn get_repo(args: &GetRepoArgs) -> anyhow::Result<Exports> {
+    if args.requests == 0 {
+        anyhow::bail!("--requests must be at least 1");
+    }
+    let pds = XrpcClient::new(&args.url)?;
+    let did = match &args.did {
+        Some(did) => did.clone(),
+        None => fill_account(&pds, args.records).await?,
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()?;
+    let url = format!("{}/xrpc/com.atproto.sync.getRepo", pds.url());
+    let mut first = None;
+    let mut bytes = None;
+    let mut times = Vec::with_capacity(args.requests);
+    for _ in 0..=args.requests {
+        let sent = Instant::now();
+        let mut response = http.get(&url).query(&[("did", &did)]).send().await?;
+        if !response.status().is_success() {
+            let status = response.status();
+            anyhow::bail!("getRepo answered {status}: {}", response.text().await?);
+        }
+        let mut size = 0u64;
+        while let Some(chunk) = response.chunk().await? {
+            size += chunk.len() as u64;
+        }
+        let took = sent.elapsed().as_micros() as u64;
+        if *bytes.get_or_insert(size) != size {
+            anyhow::bail!("the repo changed during the run ({size} bytes, not {bytes:?})");
+        }
+        match first {
+            None => first = Some(took),
+            Some(_) => times.push(took),
+        }
+    }
+    times.sort_unstable();
+    Ok(Exports {
+        did,
+        bytes: bytes.unwrap_or(0),
+        first: first.unwrap_or(0),
+        times,
+    })
+}
+
+/// Makes one account and writes `records` posts to it, 200 per `applyWrites`; returns its DID.
+async fn fill_account(pds: &XrpcClient, records: usize) -> anyhow::Result<String> {
+    let target = accounts(pds, 1)
+        .await?
+        .pop()
+        .context("no account was made")?;
+    let mut written = 0;
+    while written < records {
+        let batch = (records - written).min(200);
+        let writes: Vec<Value> = (written..written + batch)
+            .map(|n| {
+                json!({"$type": "com.atproto.repo.applyWrites#create",
+                    "collection": "app.bsky.feed.post",
+                    "value": {"$type": "app.bsky.feed.post",
+                        "text": format!("post {n} with some ordinary text in it"),
+                        "createdAt": "2026-12-01T00:00:00.000Z"}})
+            })
+            .collect();
+        pds.procedure(
+            "com.atproto.repo.applyWrites",
+            Auth::Bearer(&target.token),
+            Some(&json!({"repo": target.did, "writes": writes})),
+        )
+        .await
+        .context("filling the benchmark account")?;
+        written += batch;
+    }
+    Ok(target.did)
 }
 
 /// What a run measured.

@@ -14,6 +14,7 @@
 mod diff;
 mod error;
 mod key;
+mod links;
 mod node;
 mod proof;
 mod tree;
@@ -22,5 +23,6 @@ mod walk;
 pub use diff::{MstDiff, RecordChange, diff};
 pub use error::MstError;
 pub use key::{MAX_KEY_LEN, common_prefix_len, height_for_key, validate_key};
+pub use links::{LinkEntry, NodeLinks};
 pub use tree::Mst;
 pub use walk::{ExportBlock, NodeVisit};

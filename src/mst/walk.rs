@@ -229,34 +229,6 @@ impl Mst {
         self.walk_export_from(&root, visit).map(|_| ())
     }
 
-    /// The CIDs of [`Mst::walk_export`]'s blocks in its order, each with whether it is a record
-    /// (else a node), without encoding a node: for a caller that has the stored bytes.
-    pub fn export_order(&self) -> Result<Vec<(Cid, bool)>, MstError> {
-        let mut order = Vec::new();
-        let root = self.root_node()?;
-        self.export_order_from(&root, &mut order)?;
-        Ok(order)
-    }
-
-    fn export_order_from(
-        &self,
-        node: &Arc<Node>,
-        order: &mut Vec<(Cid, bool)>,
-    ) -> Result<(), MstError> {
-        order.push((node.cid(), false));
-        let child_layer = node.layer.checked_sub(1);
-        for i in 0..=node.entries.len() {
-            if i > 0 {
-                order.push((node.entries[i - 1].value, true));
-            }
-            if let Some(link) = node.slot(i) {
-                let child = self.resolve(link, child_layer)?;
-                self.export_order_from(&child, order)?;
-            }
-        }
-        Ok(())
-    }
-
     fn walk_export_from(
         &self,
         node: &Arc<Node>,

@@ -24,6 +24,7 @@ mod disk;
 mod driver;
 pub mod dynamo;
 mod error;
+mod export;
 mod history;
 pub mod import;
 mod memory;
@@ -50,6 +51,7 @@ pub use driver::{
 };
 pub use dynamo::DynamoStorage;
 pub use error::StorageError;
+pub use export::{ExportItem, export_order};
 pub use history::writes_since;
 pub use memory::MemoryStorage;
 pub use purge::{PurgeReport, purge_account};
@@ -58,6 +60,6 @@ pub use roles::{BlockStore, EventLog, KvStore, RepoStore, Storage};
 pub use sealed::{KeySealer, SealError};
 pub use sequencer::Sequencer;
 pub use types::{
-    CommitEvent, Event, EventBody, KvCondition, NewRepo, RemoteBlob, RepoKeys, RepoRecord,
-    RepoStatus, Seq, StoredBlock,
+    CommitEvent, Event, EventBody, KvCondition, NewRepo, PackedBlocks, RemoteBlob, RepoKeys,
+    RepoRecord, RepoStatus, Seq, StoredBlock,
 };

@@ -10,7 +10,8 @@ use async_trait::async_trait;
 
 use super::StorageError;
 use super::{
-    Event, EventBody, KvCondition, NewRepo, RepoKeys, RepoRecord, RepoStatus, Seq, StoredBlock,
+    Event, EventBody, KvCondition, NewRepo, PackedBlocks, RepoKeys, RepoRecord, RepoStatus, Seq,
+    StoredBlock,
 };
 use crate::block::BlockMap;
 use crate::cid::Cid;
@@ -148,6 +149,32 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     /// stays, whole. Returns how many blocks it deleted.
     async fn delete_blocks(&self, cids: &[Cid], written_before: u64)
     -> Result<usize, StorageError>;
+
+    /// Each of `cids`, in the order given (a CID given twice comes twice), packed end to end;
+    /// fails with [`StorageError::MissingBlock`] naming the first one missing. For streaming
+    /// many blocks (a repo export) without building a map of each batch.
+    async fn read_blocks_in_order(&self, cids: &[Cid]) -> Result<PackedBlocks, StorageError> {
+        let found = self.read_blocks(cids).await?;
+        let mut packed = PackedBlocks::default();
+        for cid in cids {
+            packed.push(found.get(cid).ok_or(StorageError::MissingBlock(*cid))?);
+        }
+        Ok(packed)
+    }
+
+    /// The record blocks of `did`'s repo, given as `(path, CID)` in path order (a run of a
+    /// repo export), packed in that order; fails like [`BlockStore::read_blocks_in_order`]. A
+    /// backend that keeps each repo's records together reads the run in one pass; any record
+    /// it does not hold there (or holds under another CID) it reads by CID.
+    async fn read_repo_records(
+        &self,
+        did: &Did,
+        records: &[(String, Cid)],
+    ) -> Result<PackedBlocks, StorageError> {
+        let _ = did;
+        let cids: Vec<Cid> = records.iter().map(|(_, cid)| *cid).collect();
+        self.read_blocks_in_order(&cids).await
+    }
 
     /// One block, if it exists.
     async fn read_block(&self, cid: &Cid) -> Result<Option<Vec<u8>>, StorageError> {

@@ -226,3 +226,45 @@ pub enum KvCondition<'a> {
     /// Only if the current value is exactly this (compare-and-swap).
     IfEquals(&'a [u8]),
 }
+
+/// Blocks end to end in one buffer, in the order they were asked for
+/// ([`super::BlockStore::read_blocks_in_order`]): a batch of a stream without a map or an
+/// allocation per block.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackedBlocks {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl PackedBlocks {
+    /// Appends a block.
+    pub fn push(&mut self, block: &[u8]) {
+        self.bytes.extend_from_slice(block);
+        self.ends.push(self.bytes.len());
+    }
+
+    /// The `i`th block.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1],
+        };
+        self.bytes.get(start..end)
+    }
+
+    /// How many blocks there are.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The blocks' total size in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+}

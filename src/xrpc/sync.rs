@@ -22,7 +22,8 @@ use crate::cid::{Cid, parse_cid};
 use crate::mst::ExportBlock;
 use crate::repo::RepoError;
 use crate::storage::{
-    Accounts, EventBody, EventLog, RepoRecord, fetch_tree, load_repo_state, with_blocks,
+    Accounts, EventBody, EventLog, ExportItem, RepoRecord, export_order, fetch_tree,
+    load_repo_state, with_blocks,
 };
 use crate::syntax::{Did, Nsid, RecordKey};
 use crate::tid::Tid;
@@ -40,7 +41,7 @@ fn car_response(body: impl Into<Body>) -> Response {
 }
 
 /// How many records an export reads from storage at a time.
-const EXPORT_BATCH: usize = 256;
+const EXPORT_BATCH: usize = 2048;
 /// How many of those reads an export has in flight.
 const READS_IN_FLIGHT: usize = 2;
 
@@ -64,7 +65,7 @@ pub(super) async fn get_repo(
     let record = exportable_repo(&state, &did).await?;
     let since: Option<Tid> = params.parse("since")?;
     let view = state.cache.view();
-    let (_, mut repo) = load_repo_state(&*state.storage, &view, &record.did).await?;
+    let (_, repo) = load_repo_state(&*state.storage, &view, &record.did).await?;
     if let Some(since) = since {
         if let Some(blocks) = blocks_since(&*state.storage, &record.did, since).await? {
             let mut all = state.storage.read_blocks(&blocks).await?;
@@ -78,8 +79,7 @@ pub(super) async fn get_repo(
             return Ok(car_response(body));
         }
     }
-    fetch_tree(&*state.storage, &view, &mut repo).await?;
-    let order = repo.mst().export_order().map_err(RepoError::from)?;
+    let order = export_order(&*state.storage, &state.cache, repo.commit().data).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let head = repo.head();
     let commit = repo.commit().encode();
@@ -92,16 +92,23 @@ pub(super) async fn get_repo(
         // Two batches are read at once (each on its own blocking thread), so the next batch's
         // lookups overlap this one's framing and sending.
         let storage = state.storage.clone();
-        let chunks: Vec<Vec<(Cid, bool)>> = order.chunks(EXPORT_BATCH).map(<[_]>::to_vec).collect();
+        let mut items = order.into_iter().peekable();
+        let mut chunks: Vec<Vec<ExportItem>> = Vec::new();
+        while items.peek().is_some() {
+            chunks.push(items.by_ref().take(EXPORT_BATCH).collect());
+        }
         let mut batches = futures::stream::iter(chunks)
-            .map(|chunk: Vec<(Cid, bool)>| {
-                let wanted: Vec<Cid> = chunk
-                    .iter()
-                    .filter(|(_, is_record)| *is_record)
-                    .map(|(c, _)| *c)
+            .map(|mut chunk: Vec<ExportItem>| {
+                // The paths go to the read; framing needs only the CIDs.
+                let records: Vec<(String, Cid)> = chunk
+                    .iter_mut()
+                    .filter_map(|item| match item {
+                        ExportItem::Record(path, cid) => Some((std::mem::take(path), *cid)),
+                        ExportItem::Node(..) => None,
+                    })
                     .collect();
-                let storage = storage.clone();
-                async move { (chunk, storage.read_blocks(&wanted).await) }
+                let (storage, did) = (storage.clone(), did.clone());
+                async move { (chunk, storage.read_repo_records(&did, &records).await) }
             })
             .buffered(READS_IN_FLIGHT);
         while let Some((chunk, read)) = batches.next().await {
@@ -113,21 +120,16 @@ pub(super) async fn get_repo(
                     return;
                 }
             };
-            let mut out = Vec::with_capacity(64 * chunk.len());
-            for (cid, is_record) in &chunk {
-                let framed = if *is_record {
-                    records
-                        .get(cid)
-                        .map(|b| encode_block_frame(&mut out, cid, b))
-                } else {
-                    view.read_block(cid)
-                        .map(|b| encode_block_frame(&mut out, cid, &b))
-                };
-                if framed.is_none() {
-                    let _ = tx
-                        .send(Err(std::io::Error::other(format!("block {cid} missing"))))
-                        .await;
-                    return;
+            let mut out = Vec::with_capacity(records.byte_len() + 64 * chunk.len());
+            let mut next_record = 0;
+            for item in &chunk {
+                match item {
+                    ExportItem::Node(cid, bytes) => encode_block_frame(&mut out, cid, bytes),
+                    ExportItem::Record(_, cid) => {
+                        let bytes = records.get(next_record).unwrap_or_default();
+                        next_record += 1;
+                        encode_block_frame(&mut out, cid, bytes);
+                    }
                 }
             }
             if tx.send(Ok(out.into())).await.is_err() {

@@ -509,3 +509,68 @@ async fn arroba_bench_createrecord_loads_a_running_server_and_reports_what_it_me
     .unwrap();
     assert_eq!(listed["repos"].as_array().unwrap().len(), 2, "{listed}");
 }
+
+#[tokio::test]
+async fn arroba_bench_getrepo_fills_an_account_and_times_its_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = crate::common::process::serve(
+        &dir.path().join("data"),
+        port,
+        &[("PDS_RATE_LIMITS_ENABLED", "false")],
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{port}");
+    let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .args(["bench", "getrepo", "--url", &url])
+        .args(["--records", "450", "--requests", "3", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Json = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["requests"], 3, "{report}");
+    let (min, p50) = (
+        report["minMs"].as_f64().unwrap(),
+        report["p50Ms"].as_f64().unwrap(),
+    );
+    assert!(min > 0.0 && p50 >= min, "{report}");
+    // The size it reports is the export's, and the repo holds the 450 posts it wrote.
+    let did = report["did"].as_str().unwrap();
+    let car = reqwest::get(format!("{url}/xrpc/com.atproto.sync.getRepo?did={did}"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(report["bytes"], car.len(), "{report}");
+    let car = arroba::car::read_car(&car).unwrap();
+    let records = car
+        .blocks
+        .iter()
+        .filter(|(_, bytes)| {
+            arroba::cbor::decode(bytes).is_ok_and(|v| {
+                v.get("$type").and_then(|t| t.as_str()) == Some("app.bsky.feed.post")
+            })
+        })
+        .count();
+    assert_eq!(records, 450);
+
+    // Pointed at a repo that does not exist, it fails and says why.
+    let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .args(["bench", "getrepo", "--url", &url])
+        .args([
+            "--did",
+            "did:plc:nobodynobodynobodynobody",
+            "--requests",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("RepoNotFound"), "{stderr}");
+}

@@ -992,6 +992,96 @@ async fn an_import_moves_the_head_last_and_a_crash_before_that_changes_nothing(
     assert_eq!(last_event(&*s).await, last);
 }
 
+/// Checks what a `getRepo` of `did(1)` reads: [`export_order`] lists the repo's records (those
+/// its tree holds, in path order) and [`Storage::read_repo_records`] returns each one's block,
+/// whole or in runs.
+async fn assert_exports(s: &dyn Storage, records: usize) {
+    use arroba::storage::{ExportItem, export_order};
+    let fresh = BlockCache::default().view();
+    let (_, mut repo) = load_repo_state(s, &fresh, &did(1)).await.unwrap();
+    fetch_tree(s, &fresh, &mut repo).await.unwrap();
+    let leaves = repo.mst().leaves().unwrap();
+    let order = export_order(s, &BlockCache::default(), repo.commit().data)
+        .await
+        .unwrap();
+    let listed: Vec<(String, arroba::cid::Cid)> = order
+        .iter()
+        .filter_map(|item| match item {
+            ExportItem::Record(path, cid) => Some((path.clone(), *cid)),
+            ExportItem::Node(..) => None,
+        })
+        .collect();
+    assert_eq!(listed.len(), records);
+    assert_eq!(listed, leaves);
+    let whole = s.read_repo_records(&did(1), &listed).await.unwrap();
+    assert_eq!(whole.len(), records);
+    for (i, (path, cid)) in listed.iter().enumerate() {
+        assert_eq!(cid_for_cbor(whole.get(i).unwrap()), *cid, "{path}");
+    }
+    for run in listed.chunks(7) {
+        let packed = s.read_repo_records(&did(1), run).await.unwrap();
+        for (i, (path, cid)) in run.iter().enumerate() {
+            assert_eq!(cid_for_cbor(packed.get(i).unwrap()), *cid, "{path}");
+        }
+    }
+}
+
+async fn an_export_reads_every_current_record_after_updates_deletes_and_an_import(
+    s: Arc<dyn Storage>,
+) {
+    use arroba::storage::import::import_repo;
+    let post = |n: u32, text: &str| {
+        (
+            Nsid::parse("app.bsky.feed.post").unwrap(),
+            RecordKey::parse(&format!("r{n}")).unwrap(),
+            map([
+                ("$type", "app.bsky.feed.post".into()),
+                ("text", text.into()),
+            ]),
+        )
+    };
+    new_repo(&*s, 1, None).await;
+    let view = BlockCache::default().view();
+    let clock = TidClock::new(31);
+    let creates: Vec<Write> = (0..60).map(|n| create(n, &format!("post {n}"))).collect();
+    commit_writes(&*s, &view, &did(1), &creates, &clock)
+        .await
+        .unwrap();
+    assert_exports(&*s, 60).await;
+    // r1 takes r2's content (a block already stored), r3 new content; r4 goes.
+    let (c1, k1, v1) = post(1, "post 2");
+    let (c3, k3, v3) = post(3, "changed");
+    let (c4, k4, _) = post(4, "");
+    let edits = [
+        Write::update(c1, k1, v1),
+        Write::update(c3, k3, v3),
+        Write::delete(c4, k4),
+    ];
+    commit_writes(&*s, &view, &did(1), &edits, &clock)
+        .await
+        .unwrap();
+    assert_exports(&*s, 59).await;
+
+    // An imported tree replaces the old one whole.
+    let blobs = arroba::storage::DiskBlobStore::new(tempfile::tempdir().unwrap().keep());
+    let rev = TidClock::new(32).next(micros_of(Utc::now()) + 1_000_000);
+    let (car, verified) = spooled_repo(300, rev);
+    import_repo(&*s, &blobs, &view, &did(1), car, verified)
+        .await
+        .unwrap();
+    assert_exports(&*s, 300).await;
+
+    // A record the store does not have is named.
+    let unknown = cid_for_cbor(b"\xa1axa0");
+    let missing = s
+        .read_repo_records(&did(1), &[("app.bsky.feed.post/zz".into(), unknown)])
+        .await;
+    assert!(
+        matches!(missing, Err(StorageError::MissingBlock(c)) if c == unknown),
+        "{missing:?}"
+    );
+}
+
 async fn replacing_the_head_is_conditional_on_the_old_one(s: Arc<dyn Storage>) {
     let rec = new_repo(&*s, 1, None).await;
     let other = cid_for_cbor(b"\xa0");
@@ -1293,6 +1383,7 @@ macro_rules! storage_conformance {
                 a_warm_commit_reads_no_blocks_and_makes_one_write,
                 an_import_moves_the_head_last_and_a_crash_before_that_changes_nothing,
                 replacing_the_head_is_conditional_on_the_old_one,
+                an_export_reads_every_current_record_after_updates_deletes_and_an_import,
                 blocks_are_scanned_in_pages_with_their_write_time,
                 a_block_written_again_after_the_cutoff_is_not_deleted,
                 forgotten_events_are_passed_over_and_only_the_owner_s_go,

@@ -4,10 +4,14 @@ use async_trait::async_trait;
 
 use redb::ReadableTable;
 
-use super::store::{BLOCKS, DiskStorage, db_err, put_blocks, unstamp};
+use super::store::{
+    BLOCKS, DiskStorage, REPO_RECORDS, db_err, put_blocks, repo_record_key, repo_records_range,
+    split_repo_record, unstamp,
+};
 use crate::block::BlockMap;
 use crate::cid::{self, Cid};
-use crate::storage::{BlockStore, StorageError, StoredBlock};
+use crate::storage::{BlockStore, PackedBlocks, StorageError, StoredBlock};
+use crate::syntax::Did;
 
 #[async_trait]
 impl BlockStore for DiskStorage {
@@ -22,6 +26,80 @@ impl BlockStore for DiskStorage {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    async fn read_blocks_in_order(&self, cids: &[Cid]) -> Result<PackedBlocks, StorageError> {
+        let cids = cids.to_vec();
+        self.read(move |txn| {
+            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let mut packed = PackedBlocks::default();
+            let mut key = Vec::with_capacity(64);
+            for cid in cids {
+                key.clear();
+                // Writing into a Vec cannot fail.
+                let _ = cid.write_bytes(&mut key);
+                let stored = table
+                    .get(key.as_slice())
+                    .map_err(db_err)?
+                    .ok_or(StorageError::MissingBlock(cid))?;
+                packed.push(unstamp(stored.value())?.1);
+            }
+            Ok(packed)
+        })
+        .await
+    }
+
+    async fn read_repo_records(
+        &self,
+        did: &Did,
+        records: &[(String, Cid)],
+    ) -> Result<PackedBlocks, StorageError> {
+        let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) else {
+            return Ok(PackedBlocks::default());
+        };
+        let (prefix, _) = repo_records_range(did);
+        let (first, last) = (repo_record_key(did, first), repo_record_key(did, last));
+        let records = records.to_vec();
+        self.read(move |txn| {
+            let together = txn.open_table(REPO_RECORDS).map_err(db_err)?;
+            let blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+            // One pass over the repo's records from the first path to the last, beside the
+            // paths asked for (both in path order).
+            let mut run = together
+                .range::<&[u8]>(first.as_slice()..=last.as_slice())
+                .map_err(db_err)?;
+            let mut current = run.next().transpose().map_err(db_err)?;
+            let skip = prefix.len();
+            let mut packed = PackedBlocks::default();
+            let mut cid_bytes = Vec::with_capacity(64);
+            for (path, cid) in &records {
+                while current.as_ref().is_some_and(|(k, _)| {
+                    k.value().get(skip..).unwrap_or_default() < path.as_bytes()
+                }) {
+                    current = run.next().transpose().map_err(db_err)?;
+                }
+                cid_bytes.clear();
+                // Writing into a Vec cannot fail.
+                let _ = cid.write_bytes(&mut cid_bytes);
+                let beside = current
+                    .as_ref()
+                    .filter(|(k, _)| k.value().get(skip..) == Some(path.as_bytes()))
+                    .and_then(|(_, v)| split_repo_record(v.value()))
+                    .filter(|(stored_cid, _)| *stored_cid == cid_bytes.as_slice());
+                match beside {
+                    Some((_, block)) => packed.push(block),
+                    None => {
+                        let stored = blocks
+                            .get(cid_bytes.as_slice())
+                            .map_err(db_err)?
+                            .ok_or(StorageError::MissingBlock(*cid))?;
+                        packed.push(unstamp(stored.value())?.1);
+                    }
+                }
+            }
+            Ok(packed)
         })
         .await
     }

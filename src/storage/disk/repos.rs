@@ -5,16 +5,102 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::records::{decode_meta, open_keys, seal_keys};
 use super::store::{
-    DiskStorage, HANDLES, REPO_KEYS, REPOS, append, db_err, encode_bodies, load, put_blocks, store,
+    BLOCKS, DiskStorage, HANDLES, REPO_KEYS, REPOS, append, clear_repo_records, db_err,
+    encode_bodies, encode_repo_record, load, put_blocks, put_repo_records, store, unstamp,
 };
 use crate::block::BlockMap;
 use crate::cid::Cid;
-use crate::repo::CommitData;
+use crate::mst::NodeLinks;
+use crate::repo::{Commit, CommitData, RepoError};
 use crate::storage::{
-    EventBody, NewRepo, RepoKeys, RepoRecord, RepoStatus, RepoStore, Seq, StorageError,
+    BlockStore, EventBody, NewRepo, RepoKeys, RepoRecord, RepoStatus, RepoStore, Seq, StorageError,
 };
 use crate::syntax::{Did, Handle};
 use crate::tid::Tid;
+
+/// What a commit changes among the records kept beside its repo (`REPO_RECORDS`): a created or
+/// updated record's entry is set (its block is among the commit's), a deleted one's removed.
+fn records_beside(data: &CommitData) -> Vec<(String, Option<Vec<u8>>)> {
+    data.ops
+        .iter()
+        .map(|op| {
+            let value = op.cid.and_then(|cid| {
+                let block = data
+                    .new_blocks
+                    .get(&cid)
+                    .or(data.relevant_blocks.get(&cid))?;
+                Some(encode_repo_record(&cid, block))
+            });
+            (op.path.clone(), value)
+        })
+        .collect()
+}
+
+/// Records per write when [`DiskStorage::fill_repo_records`] fills a repo's entries.
+const FILL_BATCH: usize = 2_000;
+
+impl DiskStorage {
+    /// Sets the records of commit `head`'s tree beside `did`'s repo (`REPO_RECORDS`), after
+    /// an import moved the head there; a batch at a time, each only while the head is still
+    /// `head` (a later commit keeps its own records' entries, and filling on would put older
+    /// ones back). Returns how many entries it set.
+    pub(super) async fn fill_repo_records(
+        &self,
+        did: &Did,
+        head: Cid,
+    ) -> Result<usize, StorageError> {
+        let records: Vec<(String, Cid)> = self
+            .read(move |txn| {
+                let blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+                let read = |cid: Cid| -> Result<Vec<u8>, StorageError> {
+                    let stored = blocks
+                        .get(cid.to_bytes().as_slice())
+                        .map_err(db_err)?
+                        .ok_or(StorageError::MissingBlock(cid))?;
+                    Ok(unstamp(stored.value())?.1.to_vec())
+                };
+                let commit = Commit::decode(head, &read(head)?)?;
+                let mut nodes = vec![commit.data];
+                let mut records = Vec::new();
+                while let Some(cid) = nodes.pop() {
+                    let links = NodeLinks::parse(cid, &read(cid)?).map_err(RepoError::from)?;
+                    nodes.extend(links.children());
+                    records.extend(links.entries.into_iter().map(|e| (e.key, e.record)));
+                }
+                Ok(records)
+            })
+            .await?;
+        let mut set = 0;
+        for batch in records.chunks(FILL_BATCH) {
+            let cids: Vec<Cid> = batch.iter().map(|(_, cid)| *cid).collect();
+            let blocks = self.read_blocks_in_order(&cids).await?;
+            let entries: Vec<(String, Option<Vec<u8>>)> = batch
+                .iter()
+                .enumerate()
+                .map(|(i, (path, cid))| {
+                    let value = blocks.get(i).map(|block| encode_repo_record(cid, block));
+                    (path.clone(), value)
+                })
+                .collect();
+            let owned = did.clone();
+            let still_head = self
+                .writer
+                .write(move |txn| {
+                    if load(txn, &owned)?.map(|r| r.head) != Some(head) {
+                        return Ok(false);
+                    }
+                    put_repo_records(txn, &owned, &entries)?;
+                    Ok(true)
+                })
+                .await?;
+            if !still_head {
+                break;
+            }
+            set += batch.len();
+        }
+        Ok(set)
+    }
+}
 
 fn read_record(txn: &ReadTransaction, did: &Did) -> Result<Option<RepoRecord>, StorageError> {
     let table = txn.open_table(REPOS).map_err(db_err)?;
@@ -163,6 +249,7 @@ impl RepoStore for DiskStorage {
         let events = encode_bodies(&[EventBody::Commit(data.into())]);
         let (did, prev, head, rev) = (data.did.clone(), data.prev, data.cid, data.rev());
         let blocks = data.new_blocks.clone();
+        let records = records_beside(data);
         let result = self
             .writer
             .write(move |txn| {
@@ -175,6 +262,7 @@ impl RepoStore for DiskStorage {
                     return Err(StorageError::Conflict(did));
                 }
                 put_blocks(txn, &blocks)?;
+                put_repo_records(txn, &did, &records)?;
                 record.head = head;
                 record.rev = rev;
                 store(txn, &record)?;
@@ -206,6 +294,9 @@ impl RepoStore for DiskStorage {
                 if record.head != from {
                     return Err(StorageError::Conflict(owned.clone()));
                 }
+                // The records beside the repo are the old tree's; the new tree's are filled in
+                // after (`fill_repo_records`).
+                clear_repo_records(txn, &owned)?;
                 record.head = to;
                 record.rev = rev;
                 store(txn, &record)?;
@@ -213,6 +304,16 @@ impl RepoStore for DiskStorage {
             })
             .await;
         self.records.forget(did);
+        if result.is_ok() {
+            // In the background: the import has answered by the time a large repo's records
+            // are beside it, and until then an export reads them by CID.
+            let (storage, did) = (self.clone(), did.clone());
+            tokio::spawn(async move {
+                if let Err(e) = storage.fill_repo_records(&did, to).await {
+                    tracing::warn!(%did, error = %e, "could not set an imported repo's records side by side");
+                }
+            });
+        }
         result
     }
 
@@ -234,6 +335,9 @@ impl RepoStore for DiskStorage {
                     return Err(StorageError::StatusChanged(owned.clone()));
                 }
                 record.status = to;
+                if to == RepoStatus::Deleted {
+                    clear_repo_records(txn, &owned)?;
+                }
                 store(txn, &record)?;
                 append(txn, &owned, events)
             })
@@ -293,5 +397,129 @@ impl RepoStore for DiskStorage {
                 what: "sealed secret".into(),
                 why: "does not decrypt with the configured key",
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::store::repo_records_for_tests::{repo_records_of, set_repo_record};
+    use super::*;
+    use crate::cbor::map;
+    use crate::crypto::{Algorithm, Keypair};
+    use crate::repo::{Repo, Write};
+    use crate::storage::{
+        BlockCache, DiskStorage as Disk, KeySealer, commit_writes, create_repo, fetch_tree,
+        load_repo_state,
+    };
+    use crate::syntax::{Nsid, RecordKey};
+    use crate::tid::TidClock;
+
+    fn post(n: u32, text: &str) -> (Nsid, RecordKey, crate::cbor::Value) {
+        (
+            Nsid::parse("app.bsky.feed.post").expect("nsid"),
+            RecordKey::parse(&format!("r{n}")).expect("rkey"),
+            map([
+                ("$type", "app.bsky.feed.post".into()),
+                ("text", text.into()),
+            ]),
+        )
+    }
+
+    async fn leaves(s: &Disk, did: &Did) -> Vec<(String, Cid)> {
+        let view = BlockCache::default().view();
+        let (_, mut repo) = load_repo_state(s, &view, did).await.expect("load");
+        fetch_tree(s, &view, &mut repo).await.expect("tree");
+        repo.mst().leaves().expect("leaves")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_records_beside_a_repo_follow_its_tree_through_commits_an_import_and_deletion() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let s = Disk::open(dir.path(), Some(KeySealer::ephemeral())).expect("open");
+        let did = Did::parse("did:plc:besidebesidebesidebeside").expect("did");
+        let key = Keypair::from_seed(Algorithm::K256, b"beside");
+        let keys = RepoKeys {
+            signing: key.clone(),
+            rotation: None,
+        };
+        let view = BlockCache::default().view();
+        let clock = TidClock::new(3);
+        create_repo(&s, &view, did.clone(), None, keys, &clock)
+            .await
+            .expect("create");
+        let creates: Vec<Write> = (0..40)
+            .map(|n| {
+                let (c, k, v) = post(n, &format!("post {n}"));
+                Write::create(c, k, v)
+            })
+            .collect();
+        commit_writes(&s, &view, &did, &creates, &clock)
+            .await
+            .expect("creates");
+        let (c1, k1, v1) = post(1, "post 2");
+        let (c2, k2, _) = post(2, "");
+        commit_writes(
+            &s,
+            &view,
+            &did,
+            &[Write::update(c1, k1, v1), Write::delete(c2, k2)],
+            &clock,
+        )
+        .await
+        .expect("edits");
+        let tree = leaves(&s, &did).await;
+        assert_eq!(tree.len(), 39);
+        assert_eq!(repo_records_of(&s, &did), tree);
+
+        // An entry that names another CID is passed over for the block table's copy.
+        let (path, cid) = tree[5].clone();
+        let (other_path, other_cid) = tree[6].clone();
+        let other_block = s
+            .read_block(&other_cid)
+            .await
+            .expect("read")
+            .expect("block");
+        set_repo_record(&s, &did, &path, &other_cid, &other_block);
+        let read = s
+            .read_repo_records(&did, &tree[4..8])
+            .await
+            .expect("records");
+        assert_eq!(crate::cid::cid_for_cbor(read.get(1).expect("r")), cid);
+        assert_eq!(crate::cid::cid_for_cbor(read.get(2).expect("r")), other_cid);
+        assert_ne!(path, other_path);
+
+        // An import replaces them with the imported tree's, filled in after it answers.
+        let rev = clock.next(crate::tid::micros_of(chrono::Utc::now()) + 1_000_000);
+        let imported = Repo::create_with_records(
+            did.clone(),
+            &key,
+            rev,
+            (0..30).map(|n| (format!("app.bsky.feed.like/i{n}"), post(n, "x").2)),
+        )
+        .expect("repo");
+        let mut car = Vec::new();
+        imported.export_car(&mut car).expect("car");
+        let car = crate::car::read_car(&car).expect("read car");
+        s.write_blocks(&car.blocks).await.expect("blocks");
+        let head = s.load_repo(&did).await.expect("load").expect("repo").head;
+        s.replace_head(&did, head, imported.head(), rev, vec![])
+            .await
+            .expect("replace");
+        let tree = leaves(&s, &did).await;
+        assert_eq!(tree.len(), 30);
+        let mut waited = Duration::ZERO;
+        while repo_records_of(&s, &did) != tree {
+            assert!(waited < Duration::from_secs(10), "never filled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+
+        // A deleted account's go with it.
+        s.set_status(&did, RepoStatus::Active, RepoStatus::Deleted, vec![])
+            .await
+            .expect("delete");
+        assert_eq!(repo_records_of(&s, &did), vec![]);
     }
 }

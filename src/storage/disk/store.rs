@@ -9,6 +9,7 @@ use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTrans
 use super::records::{decode_meta, encode_event_record, encode_meta};
 use super::writer::Writer;
 use crate::block::BlockMap;
+use crate::cid::Cid;
 use crate::storage::codec::encode_event;
 use crate::storage::repo_cache::RepoRecordCache;
 use crate::storage::{EventBody, KeySealer, RepoRecord, Seq, StorageError};
@@ -27,6 +28,13 @@ pub(super) const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("s
 /// [`DiskStorage::open`] moves a store that has them to [`BLOCKS`].
 const UNSTAMPED_BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 const BLOCK_WRITTEN: TableDefinition<&[u8], u64> = TableDefinition::new("block_written");
+/// DID, a zero byte, record path → the record's CID (its length in one byte, then the CID) and
+/// the record block: each repo's current records side by side in path order, the order an
+/// export sends them, so `getRepo` reads them in one pass rather than one lookup by CID each. A
+/// copy kept beside [`BLOCKS`], which stays the store of record: an export reads any record
+/// missing here, or here under another CID, from there (`docs/storage.md`, "Records side by
+/// side"). Keys are bytes, not strings, so a scan does not check UTF-8 again.
+pub(super) const REPO_RECORDS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("repo_records");
 pub(super) const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 pub(super) const EVENTS_BY_DID: TableDefinition<(&str, u64), ()> =
     TableDefinition::new("events_by_did");
@@ -69,6 +77,7 @@ impl DiskStorage {
             txn.open_table(REPO_KEYS).map_err(db_err)?;
             txn.open_table(HANDLES).map_err(db_err)?;
             txn.open_table(BLOCKS).map_err(db_err)?;
+            txn.open_table(REPO_RECORDS).map_err(db_err)?;
             txn.open_table(EVENTS).map_err(db_err)?;
             txn.open_table(EVENTS_BY_DID).map_err(db_err)?;
             txn.open_table(KV).map_err(db_err)?;
@@ -145,6 +154,108 @@ pub(super) fn put_blocks(txn: &WriteTransaction, blocks: &BlockMap) -> Result<()
             .map_err(db_err)?;
     }
     Ok(())
+}
+
+/// A [`REPO_RECORDS`] value: the CID's length, the CID, the block.
+pub(super) fn encode_repo_record(cid: &Cid, block: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + cid.encoded_len() + block.len());
+    out.push(u8::try_from(cid.encoded_len()).unwrap_or(u8::MAX));
+    // Writing into a Vec cannot fail.
+    let _ = cid.write_bytes(&mut out);
+    out.extend_from_slice(block);
+    out
+}
+
+/// A [`REPO_RECORDS`] value split into the CID's bytes and the block.
+pub(super) fn split_repo_record(value: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = value.split_first()?;
+    rest.split_at_checked(usize::from(*len))
+}
+
+/// The [`REPO_RECORDS`] key of `path` in `did`'s repo.
+pub(super) fn repo_record_key(did: &Did, path: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(did.as_str().len() + 1 + path.len());
+    key.extend_from_slice(did.as_str().as_bytes());
+    key.push(0);
+    key.extend_from_slice(path.as_bytes());
+    key
+}
+
+/// The bounds of `did`'s keys in [`REPO_RECORDS`]: from the DID and a zero byte, up to (not
+/// including) the DID and a one byte. No DID or path holds a zero byte.
+pub(super) fn repo_records_range(did: &Did) -> (Vec<u8>, Vec<u8>) {
+    let start = repo_record_key(did, "");
+    let mut end = start.clone();
+    if let Some(last) = end.last_mut() {
+        *last = 1;
+    }
+    (start, end)
+}
+
+/// Sets or removes `did`'s entries in [`REPO_RECORDS`]: `(path, Some(value))` sets one (a value
+/// from [`encode_repo_record`]), `(path, None)` removes it.
+pub(super) fn put_repo_records(
+    txn: &WriteTransaction,
+    did: &Did,
+    records: &[(String, Option<Vec<u8>>)],
+) -> Result<(), StorageError> {
+    let mut table = txn.open_table(REPO_RECORDS).map_err(db_err)?;
+    for (path, value) in records {
+        let key = repo_record_key(did, path);
+        match value {
+            Some(value) => table.insert(key.as_slice(), value.as_slice()).map(drop),
+            None => table.remove(key.as_slice()).map(drop),
+        }
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+/// Removes every [`REPO_RECORDS`] entry of `did`.
+pub(super) fn clear_repo_records(txn: &WriteTransaction, did: &Did) -> Result<(), StorageError> {
+    let mut table = txn.open_table(REPO_RECORDS).map_err(db_err)?;
+    let (start, end) = repo_records_range(did);
+    table
+        .retain_in::<&[u8], _>(start.as_slice()..end.as_slice(), |_, _| false)
+        .map_err(db_err)
+}
+
+/// Test access to [`REPO_RECORDS`] for the other files' tests.
+#[cfg(test)]
+pub(super) mod repo_records_for_tests {
+    use super::*;
+
+    /// `did`'s entries: each path with the CID its entry names.
+    pub(crate) fn repo_records_of(s: &DiskStorage, did: &Did) -> Vec<(String, Cid)> {
+        let txn = s.db.begin_read().expect("read");
+        let table = txn.open_table(REPO_RECORDS).expect("table");
+        let (start, end) = repo_records_range(did);
+        table
+            .range::<&[u8]>(start.as_slice()..end.as_slice())
+            .expect("range")
+            .map(|entry| {
+                let (key, value) = entry.expect("entry");
+                let path = &key.value()[start.len()..];
+                let (cid, _) = split_repo_record(value.value()).expect("value");
+                (
+                    String::from_utf8(path.to_vec()).expect("path"),
+                    crate::cid::cid_from_bytes(cid).expect("cid"),
+                )
+            })
+            .collect()
+    }
+
+    /// Sets `did`'s entry for `path` to `cid` and `block`, whatever the tree says.
+    pub(crate) fn set_repo_record(s: &DiskStorage, did: &Did, path: &str, cid: &Cid, block: &[u8]) {
+        let txn = s.db.begin_write().expect("write");
+        put_repo_records(
+            &txn,
+            did,
+            &[(path.to_owned(), Some(encode_repo_record(cid, block)))],
+        )
+        .expect("put");
+        txn.commit().expect("commit");
+    }
 }
 
 /// Fills `out` with a [`BLOCKS`] value: `written_ms`, then `block`.
