@@ -27,3 +27,18 @@ pub use task::FirehoseTask;
 
 /// How long a stopping server waits for its firehose subscribers' close frames to go out.
 const CLOSE_FRAMES_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A listener whose connections send small writes at once (`TCP_NODELAY`). Without it the last
+/// chunk of a streamed answer (a `getRepo` CAR's end) waits for the client's delayed
+/// acknowledgement of the chunk before: about 40 ms added to one export in ten.
+fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn no_delay(stream: &mut tokio::net::TcpStream) {
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    }
+    listener.tap_io(no_delay as fn(&mut tokio::net::TcpStream))
+}

@@ -261,7 +261,7 @@ impl Pds {
         let hub = self.hub.clone();
         let writers = self.hub.clone();
         axum::serve(
-            listener,
+            super::without_nagle(listener),
             router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

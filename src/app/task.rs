@@ -88,7 +88,7 @@ impl FirehoseTask {
         let router = self.router();
         let hub = self.hub.clone();
         let closing = hub.clone();
-        axum::serve(listener, router)
+        axum::serve(super::without_nagle(listener), router)
             .with_graceful_shutdown(async move { closing.closing().await })
             .await?;
         hub.writers_finished(super::CLOSE_FRAMES_WAIT).await;

@@ -6,24 +6,27 @@
 use super::MstError;
 use crate::cid::{self, Cid};
 
-/// The links of one node, in the order the export walk visits them.
+/// The links of one node. Subtree CIDs are listed once, in [`NodeLinks::children`]; the
+/// entries only say where they go, which keeps a walk of a large tree small in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLinks {
-    /// The subtree before the first key.
-    pub left: Option<Cid>,
+    /// Whether there is a subtree before the first key.
+    pub has_left: bool,
     /// The entries, in key order.
     pub entries: Vec<LinkEntry>,
+    /// The subtrees, in order: the left one, then each entry's.
+    pub children: Vec<Cid>,
 }
 
-/// One entry of a node: its key, its record and the subtree after it.
+/// One entry of a node: its key, its record, and whether a subtree follows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkEntry {
     /// The record's path (`collection/rkey`), uncompressed.
     pub key: String,
     /// The record's CID.
     pub record: Cid,
-    /// The subtree between this key and the next.
-    pub right: Option<Cid>,
+    /// Whether a subtree lies between this key and the next.
+    pub has_right: bool,
 }
 
 impl NodeLinks {
@@ -39,6 +42,7 @@ impl NodeLinks {
         let count = r.head(4).ok_or(invalid("e is not an array"))?;
         let mut entries: Vec<LinkEntry> =
             Vec::with_capacity(usize::try_from(count).unwrap_or(0).min(1024));
+        let mut children = Vec::new();
         for _ in 0..count {
             let previous = entries.last().map_or("", |e| e.key.as_str());
             let shape = (|| {
@@ -65,9 +69,18 @@ impl NodeLinks {
                     return None;
                 }
                 let record = r.link()?;
-                Some(LinkEntry { key, record, right })
+                Some((
+                    LinkEntry {
+                        key,
+                        record,
+                        has_right: right.is_some(),
+                    },
+                    right,
+                ))
             })();
-            entries.push(shape.ok_or(invalid("entry is not {k, p, t, v}"))?);
+            let (entry, right) = shape.ok_or(invalid("entry is not {k, p, t, v}"))?;
+            entries.push(entry);
+            children.extend(right);
         }
         if !r.text("l") {
             return Err(invalid("node has no l after e"));
@@ -78,15 +91,14 @@ impl NodeLinks {
         if r.pos != bytes.len() {
             return Err(invalid("bytes after the node"));
         }
-        Ok(NodeLinks { left, entries })
-    }
-
-    /// The subtrees, left first.
-    pub fn children(&self) -> impl Iterator<Item = Cid> + '_ {
-        self.left
-            .iter()
-            .copied()
-            .chain(self.entries.iter().filter_map(|e| e.right))
+        if let Some(left) = left {
+            children.insert(0, left);
+        }
+        Ok(NodeLinks {
+            has_left: left.is_some(),
+            entries,
+            children,
+        })
     }
 }
 
@@ -194,15 +206,22 @@ mod tests {
         fn visit(cid: Cid, nodes: &BlockMap, out: &mut Vec<(String, Cid)>) {
             let bytes = nodes.get(&cid).expect("node");
             let links = NodeLinks::parse(cid, bytes).expect("parse");
-            if let Some(left) = links.left {
-                visit(left, nodes, out);
+            let mut children = links.children.into_iter();
+            if links.has_left {
+                visit(children.next().expect("left"), nodes, out);
             }
-            for LinkEntry { key, record, right } in links.entries {
+            for LinkEntry {
+                key,
+                record,
+                has_right,
+            } in links.entries
+            {
                 out.push((key, record));
-                if let Some(right) = right {
-                    visit(right, nodes, out);
+                if has_right {
+                    visit(children.next().expect("right"), nodes, out);
                 }
             }
+            assert!(children.next().is_none());
         }
         let mut from_links = Vec::new();
         visit(mst.root_cid(), &nodes, &mut from_links);
@@ -223,8 +242,9 @@ mod tests {
         assert_eq!(
             links,
             NodeLinks {
-                left: None,
-                entries: vec![]
+                has_left: false,
+                entries: vec![],
+                children: vec![]
             }
         );
     }

@@ -62,7 +62,7 @@ pub async fn export_order(
             let bytes = bytes.ok_or(StorageError::MissingBlock(cid))?;
             let links = NodeLinks::parse(cid, &bytes).map_err(RepoError::from)?;
             let first_child = next.len();
-            next.extend(links.children());
+            next.extend_from_slice(&links.children);
             nodes.push(ReadNode {
                 cid,
                 bytes,
@@ -92,13 +92,13 @@ fn push_subtree(
     order.push(ExportItem::Node(node.cid, node.bytes.clone()));
     let entries = std::mem::take(&mut node.links.entries);
     let mut child = node.first_child;
-    if node.links.left.is_some() {
+    if node.links.has_left {
         push_subtree(levels, depth + 1, child, order);
         child += 1;
     }
     for entry in entries {
         order.push(ExportItem::Record(entry.key, entry.record));
-        if entry.right.is_some() {
+        if entry.has_right {
             push_subtree(levels, depth + 1, child, order);
             child += 1;
         }

@@ -92,11 +92,11 @@ pub(super) async fn get_repo(
         // Two batches are read at once (each on its own blocking thread), so the next batch's
         // lookups overlap this one's framing and sending.
         let storage = state.storage.clone();
-        let mut items = order.into_iter().peekable();
-        let mut chunks: Vec<Vec<ExportItem>> = Vec::new();
-        while items.peek().is_some() {
-            chunks.push(items.by_ref().take(EXPORT_BATCH).collect());
-        }
+        let mut items = order.into_iter();
+        let chunks = std::iter::from_fn(move || {
+            let chunk: Vec<ExportItem> = items.by_ref().take(EXPORT_BATCH).collect();
+            (!chunk.is_empty()).then_some(chunk)
+        });
         let mut batches = futures::stream::iter(chunks)
             .map(|mut chunk: Vec<ExportItem>| {
                 // The paths go to the read; framing needs only the CIDs.

@@ -64,7 +64,7 @@ impl DiskStorage {
                 let mut records = Vec::new();
                 while let Some(cid) = nodes.pop() {
                     let links = NodeLinks::parse(cid, &read(cid)?).map_err(RepoError::from)?;
-                    nodes.extend(links.children());
+                    nodes.extend_from_slice(&links.children);
                     records.extend(links.entries.into_iter().map(|e| (e.key, e.record)));
                 }
                 Ok(records)
