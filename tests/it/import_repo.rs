@@ -253,6 +253,19 @@ async fn an_import_replaces_the_repo_is_announced_and_a_repeat_changes_nothing()
     assert_eq!(status, 200, "{body}");
     assert_eq!(t.latest().await, (head.to_string(), rev.to_string()));
     assert_eq!(t.record_count().await, 252);
+    // getRepo sends the imported repo back byte for byte (the same blocks in the same order).
+    let exported = t
+        .pds
+        .client
+        .get(t.pds.xrpc("com.atproto.sync.getRepo"))
+        .query(&[("did", t.alice.did.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(exported == car, "getRepo differs from the imported CAR");
     let (status, record) = t
         .pds
         .get(
