@@ -51,7 +51,7 @@ pub use driver::{
 };
 pub use dynamo::DynamoStorage;
 pub use error::StorageError;
-pub use export::{ExportItem, export_order};
+pub use export::{ExportItem, ExportWalk};
 pub use history::writes_since;
 pub use memory::MemoryStorage;
 pub use purge::{PurgeReport, purge_account};

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -9,7 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures::StreamExt;
 use serde_json::{Value as Json_, json};
 
 use super::extract::Params;
@@ -22,8 +22,8 @@ use crate::cid::{Cid, parse_cid};
 use crate::mst::ExportBlock;
 use crate::repo::RepoError;
 use crate::storage::{
-    Accounts, EventBody, EventLog, ExportItem, RepoRecord, export_order, fetch_tree,
-    load_repo_state, with_blocks,
+    Accounts, EventBody, EventLog, ExportItem, ExportWalk, PackedBlocks, RepoRecord, Storage,
+    StorageError, fetch_tree, load_repo_state, with_blocks,
 };
 use crate::syntax::{Did, Nsid, RecordKey};
 use crate::tid::Tid;
@@ -40,7 +40,7 @@ fn car_response(body: impl Into<Body>) -> Response {
         .into_response()
 }
 
-/// How many records an export reads from storage at a time.
+/// How many records an export reads from storage at a time (the walk's batch).
 const EXPORT_BATCH: usize = 2048;
 /// How many of those reads an export has in flight.
 const READS_IN_FLIGHT: usize = 2;
@@ -79,7 +79,12 @@ pub(super) async fn get_repo(
             return Ok(car_response(body));
         }
     }
-    let order = export_order(&*state.storage, &state.cache, repo.commit().data).await?;
+    // The first batch is read before answering, so a repo whose tree cannot be read gets an
+    // error status rather than a cut-off CAR.
+    let mut walk = ExportWalk::new(repo.commit().data);
+    let first = walk
+        .next_batch(&*state.storage, &state.cache, EXPORT_BATCH)
+        .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let head = repo.head();
     let commit = repo.commit().encode();
@@ -89,34 +94,47 @@ pub(super) async fn get_repo(
         if tx.send(Ok(frame.into())).await.is_err() {
             return;
         }
-        // Two batches are read at once (each on its own blocking thread), so the next batch's
-        // lookups overlap this one's framing and sending.
-        let storage = state.storage.clone();
-        let mut items = order.into_iter();
-        let chunks = std::iter::from_fn(move || {
-            let chunk: Vec<ExportItem> = items.by_ref().take(EXPORT_BATCH).collect();
-            (!chunk.is_empty()).then_some(chunk)
-        });
-        let mut batches = futures::stream::iter(chunks)
-            .map(|mut chunk: Vec<ExportItem>| {
-                // The paths go to the read; framing needs only the CIDs.
-                let records: Vec<(String, Cid)> = chunk
-                    .iter_mut()
-                    .filter_map(|item| match item {
-                        ExportItem::Record(path, cid) => Some((std::mem::take(path), *cid)),
-                        ExportItem::Node(..) => None,
-                    })
-                    .collect();
-                let (storage, did) = (storage.clone(), did.clone());
-                async move { (chunk, storage.read_repo_records(&did, &records).await) }
-            })
-            .buffered(READS_IN_FLIGHT);
-        while let Some((chunk, read)) = batches.next().await {
-            let records = match read {
-                Ok(r) => r,
+        // Up to two batches' records are being read at once (each on its own blocking
+        // thread), so the next batch's reads overlap this one's framing and sending.
+        let mut reading = std::collections::VecDeque::new();
+        let mut first = Some(first);
+        let mut walked = false;
+        loop {
+            while !walked && reading.len() < READS_IN_FLIGHT {
+                let chunk = match first.take() {
+                    Some(chunk) => chunk,
+                    None => match walk
+                        .next_batch(&*state.storage, &state.cache, EXPORT_BATCH)
+                        .await
+                    {
+                        Ok(chunk) => chunk,
+                        Err(e) => {
+                            fail(&tx, e).await;
+                            return;
+                        }
+                    },
+                };
+                if chunk.is_empty() {
+                    walked = true;
+                    break;
+                }
+                reading.push_back(tokio::spawn(read_records(
+                    state.storage.clone(),
+                    did.clone(),
+                    chunk,
+                )));
+            }
+            let Some(read) = reading.pop_front() else {
+                break;
+            };
+            let (chunk, records) = match read.await {
+                Ok(Ok(read)) => read,
+                Ok(Err(e)) => {
+                    fail(&tx, e).await;
+                    return;
+                }
                 Err(e) => {
-                    tracing::error!(error = %e, "getRepo export failed");
-                    let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                    fail(&tx, e).await;
                     return;
                 }
             };
@@ -140,6 +158,32 @@ pub(super) async fn get_repo(
     Ok(car_response(Body::from_stream(
         tokio_stream::wrappers::ReceiverStream::new(rx),
     )))
+}
+
+/// Reads the records of an export batch. The paths go to the read; framing needs only the CIDs.
+async fn read_records(
+    storage: Arc<dyn Storage>,
+    did: Did,
+    mut chunk: Vec<ExportItem>,
+) -> Result<(Vec<ExportItem>, PackedBlocks), StorageError> {
+    let records: Vec<(String, Cid)> = chunk
+        .iter_mut()
+        .filter_map(|item| match item {
+            ExportItem::Record(path, cid) => Some((std::mem::take(path), *cid)),
+            ExportItem::Node(..) => None,
+        })
+        .collect();
+    let read = storage.read_repo_records(&did, &records).await?;
+    Ok((chunk, read))
+}
+
+/// Ends an export that failed midway: the client sees the CAR cut off.
+async fn fail(
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    error: impl std::fmt::Display,
+) {
+    tracing::error!(%error, "getRepo export failed");
+    let _ = tx.send(Err(std::io::Error::other(error.to_string()))).await;
 }
 
 /// The blocks written by `did`'s commits after rev `since`, if the event log still covers that

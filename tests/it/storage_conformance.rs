@@ -992,18 +992,65 @@ async fn an_import_moves_the_head_last_and_a_crash_before_that_changes_nothing(
     assert_eq!(last_event(&*s).await, last);
 }
 
-/// Checks what a `getRepo` of `did(1)` reads: [`export_order`] lists the repo's records (those
-/// its tree holds, in path order) and [`Storage::read_repo_records`] returns each one's block,
+/// Checks what a `getRepo` of `did(1)` reads: `ExportWalk` lists the repo's records (those
+/// its tree holds, in path order) and `Storage::read_repo_records` returns each one's block,
 /// whole or in runs.
 async fn assert_exports(s: &dyn Storage, records: usize) {
-    use arroba::storage::{ExportItem, export_order};
+    use arroba::storage::{ExportItem, ExportWalk};
     let fresh = BlockCache::default().view();
     let (_, mut repo) = load_repo_state(s, &fresh, &did(1)).await.unwrap();
     fetch_tree(s, &fresh, &mut repo).await.unwrap();
     let leaves = repo.mst().leaves().unwrap();
-    let order = export_order(s, &BlockCache::default(), repo.commit().data)
-        .await
+    // Walked in batches of 5 records, through a cache too small to keep the whole tree.
+    let mut walk = ExportWalk::new(repo.commit().data);
+    let cache = BlockCache::new(8 * 1024);
+    let mut order = Vec::new();
+    loop {
+        let batch = walk.next_batch(s, &cache, 5).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let records = batch
+            .iter()
+            .filter(|item| matches!(item, ExportItem::Record(..)))
+            .count();
+        assert!(records <= 5);
+        order.extend(batch);
+    }
+    let nodes: Vec<arroba::cid::Cid> = order
+        .iter()
+        .filter_map(|item| match item {
+            ExportItem::Node(cid, bytes) => {
+                assert_eq!(cid_for_cbor(bytes), *cid);
+                Some(*cid)
+            }
+            ExportItem::Record(..) => None,
+        })
+        .collect();
+    assert_eq!(nodes.first(), Some(&repo.commit().data));
+    let mut distinct = nodes.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), nodes.len(), "each node once");
+    // The same blocks in the same order as the tree's own export walk.
+    let mut expected = Vec::new();
+    repo.mst()
+        .walk_export(&mut |block| {
+            expected.push(match block {
+                arroba::mst::ExportBlock::Node { cid, .. } => (true, cid),
+                arroba::mst::ExportBlock::Record { cid, .. } => (false, cid),
+            });
+            std::ops::ControlFlow::Continue(())
+        })
         .unwrap();
+    let walked: Vec<(bool, arroba::cid::Cid)> = order
+        .iter()
+        .map(|item| match item {
+            ExportItem::Node(cid, _) => (true, *cid),
+            ExportItem::Record(_, cid) => (false, *cid),
+        })
+        .collect();
+    assert_eq!(walked, expected);
     let listed: Vec<(String, arroba::cid::Cid)> = order
         .iter()
         .filter_map(|item| match item {
