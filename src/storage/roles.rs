@@ -168,10 +168,9 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     /// it does not hold there (or holds under another CID) it reads by CID.
     async fn read_repo_records(
         &self,
-        did: &Did,
+        _did: &Did,
         records: &[(String, Cid)],
     ) -> Result<PackedBlocks, StorageError> {
-        let _ = did;
         let cids: Vec<Cid> = records.iter().map(|(_, cid)| *cid).collect();
         self.read_blocks_in_order(&cids).await
     }

@@ -91,73 +91,77 @@ pub(super) async fn get_repo(
     tokio::spawn(async move {
         let mut frame = encode_header(&[head]);
         encode_block_frame(&mut frame, &head, &commit);
-        if tx.send(Ok(frame.into())).await.is_err() {
-            return;
-        }
-        // Up to two batches' records are being read at once (each on its own blocking
-        // thread), so the next batch's reads overlap this one's framing and sending.
-        let mut reading = std::collections::VecDeque::new();
-        let mut first = Some(first);
-        let mut walked = false;
-        loop {
-            while !walked && reading.len() < READS_IN_FLIGHT {
-                let chunk = match first.take() {
-                    Some(chunk) => chunk,
-                    None => match walk
-                        .next_batch(&*state.storage, &state.cache, EXPORT_BATCH)
-                        .await
-                    {
-                        Ok(chunk) => chunk,
-                        Err(e) => {
-                            fail(&tx, e).await;
-                            return;
-                        }
-                    },
-                };
-                if chunk.is_empty() {
-                    walked = true;
-                    break;
-                }
-                reading.push_back(tokio::spawn(read_records(
-                    state.storage.clone(),
-                    did.clone(),
-                    chunk,
-                )));
-            }
-            let Some(read) = reading.pop_front() else {
-                break;
-            };
-            let (chunk, records) = match read.await {
-                Ok(Ok(read)) => read,
-                Ok(Err(e)) => {
-                    fail(&tx, e).await;
-                    return;
-                }
-                Err(e) => {
-                    fail(&tx, e).await;
-                    return;
-                }
-            };
-            let mut out = Vec::with_capacity(records.byte_len() + 64 * chunk.len());
-            let mut next_record = 0;
-            for item in &chunk {
-                match item {
-                    ExportItem::Node(cid, bytes) => encode_block_frame(&mut out, cid, bytes),
-                    ExportItem::Record(_, cid) => {
-                        let bytes = records.get(next_record).unwrap_or_default();
-                        next_record += 1;
-                        encode_block_frame(&mut out, cid, bytes);
-                    }
-                }
-            }
-            if tx.send(Ok(out.into())).await.is_err() {
-                return;
-            }
+        if let Err(error) = send_export(&state, &did, walk, first, frame, &tx).await {
+            tracing::error!(%error, "getRepo export failed");
+            // The client sees the CAR cut off.
+            let _ = tx.send(Err(std::io::Error::other(error.to_string()))).await;
         }
     });
     Ok(car_response(Body::from_stream(
         tokio_stream::wrappers::ReceiverStream::new(rx),
     )))
+}
+
+/// Sends `header` (the CAR header and commit), then the walk's batches from `first` on,
+/// framed; stops early, without error, when the client has gone.
+async fn send_export(
+    state: &ExportState,
+    did: &Did,
+    mut walk: ExportWalk,
+    first: Vec<ExportItem>,
+    header: Vec<u8>,
+    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    if tx.send(Ok(header.into())).await.is_err() {
+        return Ok(());
+    }
+    // Up to two batches' records are being read at once (each on its own blocking thread), so
+    // the next batch's reads overlap this one's framing and sending. `next` is None once the
+    // walk is done.
+    let mut reading = std::collections::VecDeque::new();
+    let mut next = Some(first);
+    loop {
+        while reading.len() < READS_IN_FLIGHT {
+            let Some(chunk) = next.take() else { break };
+            reading.push_back(tokio::spawn(read_records(
+                state.storage.clone(),
+                did.clone(),
+                chunk,
+            )));
+            let more = walk
+                .next_batch(&*state.storage, &state.cache, EXPORT_BATCH)
+                .await?;
+            next = (!more.is_empty()).then_some(more);
+        }
+        let Some(read) = reading.pop_front() else {
+            return Ok(());
+        };
+        let (chunk, records) = read.await??;
+        if tx
+            .send(Ok(frame_batch(&chunk, &records).into()))
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+}
+
+/// The CAR frames of an export batch: its nodes' bytes and, in their places, `records`.
+fn frame_batch(chunk: &[ExportItem], records: &PackedBlocks) -> Vec<u8> {
+    let mut out = Vec::with_capacity(records.byte_len() + 64 * chunk.len());
+    let mut next_record = 0;
+    for item in chunk {
+        match item {
+            ExportItem::Node(cid, bytes) => encode_block_frame(&mut out, cid, bytes),
+            ExportItem::Record(_, cid) => {
+                let bytes = records.get(next_record).unwrap_or_default();
+                next_record += 1;
+                encode_block_frame(&mut out, cid, bytes);
+            }
+        }
+    }
+    out
 }
 
 /// Reads the records of an export batch. The paths go to the read; framing needs only the CIDs.
@@ -175,15 +179,6 @@ async fn read_records(
         .collect();
     let read = storage.read_repo_records(&did, &records).await?;
     Ok((chunk, read))
-}
-
-/// Ends an export that failed midway: the client sees the CAR cut off.
-async fn fail(
-    tx: &tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
-    error: impl std::fmt::Display,
-) {
-    tracing::error!(%error, "getRepo export failed");
-    let _ = tx.send(Err(std::io::Error::other(error.to_string()))).await;
 }
 
 /// The blocks written by `did`'s commits after rev `since`, if the event log still covers that

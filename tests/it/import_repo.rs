@@ -256,12 +256,8 @@ async fn an_import_replaces_the_repo_is_announced_and_a_repeat_changes_nothing()
     // getRepo sends the imported repo back byte for byte (the same blocks in the same order).
     let exported = t
         .pds
-        .client
-        .get(t.pds.xrpc("com.atproto.sync.getRepo"))
-        .query(&[("did", t.alice.did.as_str())])
-        .send()
+        .get_bytes("com.atproto.sync.getRepo", &[("did", t.alice.did.as_str())])
         .await
-        .unwrap()
         .bytes()
         .await
         .unwrap();

@@ -452,16 +452,23 @@ async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole
     );
 }
 
-#[tokio::test]
-async fn arroba_bench_createrecord_loads_a_running_server_and_reports_what_it_measured() {
+/// `arroba serve` in a temporary directory with rate limits off, for the load tools: the
+/// directory, the port and the running server.
+async fn server_without_rate_limits() -> (tempfile::TempDir, u16, crate::common::process::Running) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _server = crate::common::process::serve(
+    let server = crate::common::process::serve(
         &dir.path().join("data"),
         port,
         &[("PDS_RATE_LIMITS_ENABLED", "false")],
     )
     .await;
+    (dir, port, server)
+}
+
+#[tokio::test]
+async fn arroba_bench_createrecord_loads_a_running_server_and_reports_what_it_measured() {
+    let (_dir, port, _server) = server_without_rate_limits().await;
     let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
         .args([
             "bench",
@@ -512,14 +519,7 @@ async fn arroba_bench_createrecord_loads_a_running_server_and_reports_what_it_me
 
 #[tokio::test]
 async fn arroba_bench_getrepo_fills_an_account_and_times_its_export() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let _server = crate::common::process::serve(
-        &dir.path().join("data"),
-        port,
-        &[("PDS_RATE_LIMITS_ENABLED", "false")],
-    )
-    .await;
+    let (_dir, port, _server) = server_without_rate_limits().await;
     let url = format!("http://127.0.0.1:{port}");
     let out = Command::new(env!("CARGO_BIN_EXE_arroba"))
         .args(["bench", "getrepo", "--url", &url])

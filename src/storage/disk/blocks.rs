@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use redb::ReadableTable;
 
 use super::store::{
-    BLOCKS, DiskStorage, REPO_RECORDS, db_err, put_blocks, repo_record_key, repo_records_range,
-    split_repo_record, unstamp,
+    BLOCKS, DiskStorage, REPO_RECORDS, db_err, push_stored, put_blocks, repo_record_key,
+    repo_record_path, split_repo_record, unstamp,
 };
 use crate::block::BlockMap;
 use crate::cid::{self, Cid};
@@ -40,11 +40,7 @@ impl BlockStore for DiskStorage {
                 key.clear();
                 // Writing into a Vec cannot fail.
                 let _ = cid.write_bytes(&mut key);
-                let stored = table
-                    .get(key.as_slice())
-                    .map_err(db_err)?
-                    .ok_or(StorageError::MissingBlock(cid))?;
-                packed.push(unstamp(stored.value())?.1);
+                push_stored(&table, &key, &cid, &mut packed)?;
             }
             Ok(packed)
         })
@@ -59,9 +55,8 @@ impl BlockStore for DiskStorage {
         let (Some((first, _)), Some((last, _))) = (records.first(), records.last()) else {
             return Ok(PackedBlocks::default());
         };
-        let (prefix, _) = repo_records_range(did);
         let (first, last) = (repo_record_key(did, first), repo_record_key(did, last));
-        let records = records.to_vec();
+        let (did, records) = (did.clone(), records.to_vec());
         self.read(move |txn| {
             let together = txn.open_table(REPO_RECORDS).map_err(db_err)?;
             let blocks = txn.open_table(BLOCKS).map_err(db_err)?;
@@ -71,13 +66,13 @@ impl BlockStore for DiskStorage {
                 .range::<&[u8]>(first.as_slice()..=last.as_slice())
                 .map_err(db_err)?;
             let mut current = run.next().transpose().map_err(db_err)?;
-            let skip = prefix.len();
             let mut packed = PackedBlocks::default();
             let mut cid_bytes = Vec::with_capacity(64);
             for (path, cid) in &records {
-                while current.as_ref().is_some_and(|(k, _)| {
-                    k.value().get(skip..).unwrap_or_default() < path.as_bytes()
-                }) {
+                while current
+                    .as_ref()
+                    .is_some_and(|(k, _)| repo_record_path(&did, k.value()) < path.as_bytes())
+                {
                     current = run.next().transpose().map_err(db_err)?;
                 }
                 cid_bytes.clear();
@@ -85,18 +80,12 @@ impl BlockStore for DiskStorage {
                 let _ = cid.write_bytes(&mut cid_bytes);
                 let beside = current
                     .as_ref()
-                    .filter(|(k, _)| k.value().get(skip..) == Some(path.as_bytes()))
+                    .filter(|(k, _)| repo_record_path(&did, k.value()) == path.as_bytes())
                     .and_then(|(_, v)| split_repo_record(v.value()))
                     .filter(|(stored_cid, _)| *stored_cid == cid_bytes.as_slice());
                 match beside {
                     Some((_, block)) => packed.push(block),
-                    None => {
-                        let stored = blocks
-                            .get(cid_bytes.as_slice())
-                            .map_err(db_err)?
-                            .ok_or(StorageError::MissingBlock(*cid))?;
-                        packed.push(unstamp(stored.value())?.1);
-                    }
+                    None => push_stored(&blocks, &cid_bytes, cid, &mut packed)?,
                 }
             }
             Ok(packed)

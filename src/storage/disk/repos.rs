@@ -5,15 +5,15 @@ use redb::{ReadTransaction, ReadableTable};
 
 use super::records::{decode_meta, open_keys, seal_keys};
 use super::store::{
-    BLOCKS, DiskStorage, HANDLES, REPO_KEYS, REPOS, append, clear_repo_records, db_err,
-    encode_bodies, encode_repo_record, load, put_blocks, put_repo_records, store, unstamp,
+    DiskStorage, HANDLES, REPO_KEYS, REPOS, append, clear_repo_records, db_err, encode_bodies,
+    encode_repo_record, load, put_blocks, put_repo_records, store,
 };
 use crate::block::BlockMap;
 use crate::cid::Cid;
-use crate::mst::NodeLinks;
-use crate::repo::{Commit, CommitData, RepoError};
+use crate::repo::{Commit, CommitData};
 use crate::storage::{
-    BlockStore, EventBody, NewRepo, RepoKeys, RepoRecord, RepoStatus, RepoStore, Seq, StorageError,
+    BlockCache, BlockStore, EventBody, ExportItem, ExportWalk, NewRepo, RepoKeys, RepoRecord,
+    RepoStatus, RepoStore, Seq, StorageError,
 };
 use crate::syntax::{Did, Handle};
 use crate::tid::Tid;
@@ -39,47 +39,42 @@ fn records_beside(data: &CommitData) -> Vec<(String, Option<Vec<u8>>)> {
 /// Records per write when [`DiskStorage::fill_repo_records`] fills a repo's entries.
 const FILL_BATCH: usize = 2_000;
 
+/// The nodes [`DiskStorage::fill_repo_records`] keeps while it walks: its own cache, so that
+/// filling never pushes the server's working set out of the shared one.
+const FILL_CACHE_BYTES: usize = 1 << 20;
+
 impl DiskStorage {
     /// Sets the records of commit `head`'s tree beside `did`'s repo (`REPO_RECORDS`), after
-    /// an import moved the head there; a batch at a time, each only while the head is still
-    /// `head` (a later commit keeps its own records' entries, and filling on would put older
-    /// ones back). Returns how many entries it set.
-    pub(super) async fn fill_repo_records(
-        &self,
-        did: &Did,
-        head: Cid,
-    ) -> Result<usize, StorageError> {
-        let records: Vec<(String, Cid)> = self
-            .read(move |txn| {
-                let blocks = txn.open_table(BLOCKS).map_err(db_err)?;
-                let read = |cid: Cid| -> Result<Vec<u8>, StorageError> {
-                    let stored = blocks
-                        .get(cid.to_bytes().as_slice())
-                        .map_err(db_err)?
-                        .ok_or(StorageError::MissingBlock(cid))?;
-                    Ok(unstamp(stored.value())?.1.to_vec())
-                };
-                let commit = Commit::decode(head, &read(head)?)?;
-                let mut nodes = vec![commit.data];
-                let mut records = Vec::new();
-                while let Some(cid) = nodes.pop() {
-                    let links = NodeLinks::parse(cid, &read(cid)?).map_err(RepoError::from)?;
-                    nodes.extend_from_slice(&links.children);
-                    records.extend(links.entries.into_iter().map(|e| (e.key, e.record)));
-                }
-                Ok(records)
-            })
-            .await?;
-        let mut set = 0;
-        for batch in records.chunks(FILL_BATCH) {
-            let cids: Vec<Cid> = batch.iter().map(|(_, cid)| *cid).collect();
+    /// an import moved the head there; a batch at a time, walked as an export walks it, each
+    /// batch written only while the head is still `head` (a later commit keeps its own
+    /// records' entries, and filling on would put older ones back).
+    pub(super) async fn fill_repo_records(&self, did: &Did, head: Cid) -> Result<(), StorageError> {
+        let commit = self
+            .read_block(&head)
+            .await?
+            .ok_or(StorageError::MissingBlock(head))?;
+        let mut walk = ExportWalk::new(Commit::decode(head, &commit)?.data);
+        let cache = BlockCache::new(FILL_CACHE_BYTES);
+        loop {
+            let batch = walk.next_batch(self, &cache, FILL_BATCH).await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let records: Vec<(String, Cid)> = batch
+                .into_iter()
+                .filter_map(|item| match item {
+                    ExportItem::Record(path, cid) => Some((path, cid)),
+                    ExportItem::Node(..) => None,
+                })
+                .collect();
+            let cids: Vec<Cid> = records.iter().map(|(_, cid)| *cid).collect();
             let blocks = self.read_blocks_in_order(&cids).await?;
-            let entries: Vec<(String, Option<Vec<u8>>)> = batch
-                .iter()
+            let entries: Vec<(String, Option<Vec<u8>>)> = records
+                .into_iter()
                 .enumerate()
                 .map(|(i, (path, cid))| {
-                    let value = blocks.get(i).map(|block| encode_repo_record(cid, block));
-                    (path.clone(), value)
+                    let value = blocks.get(i).map(|block| encode_repo_record(&cid, block));
+                    (path, value)
                 })
                 .collect();
             let owned = did.clone();
@@ -94,11 +89,9 @@ impl DiskStorage {
                 })
                 .await?;
             if !still_head {
-                break;
+                return Ok(());
             }
-            set += batch.len();
         }
-        Ok(set)
     }
 }
 

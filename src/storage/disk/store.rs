@@ -12,7 +12,7 @@ use crate::block::BlockMap;
 use crate::cid::Cid;
 use crate::storage::codec::encode_event;
 use crate::storage::repo_cache::RepoRecordCache;
-use crate::storage::{EventBody, KeySealer, RepoRecord, Seq, StorageError};
+use crate::storage::{EventBody, KeySealer, PackedBlocks, RepoRecord, Seq, StorageError};
 use crate::syntax::Did;
 
 /// DID → the repo record (head, rev, status, handle), which changes on every commit.
@@ -181,6 +181,11 @@ pub(super) fn repo_record_key(did: &Did, path: &str) -> Vec<u8> {
     key
 }
 
+/// The path part of `did`'s [`REPO_RECORDS`] key `key`.
+pub(super) fn repo_record_path<'k>(did: &Did, key: &'k [u8]) -> &'k [u8] {
+    key.get(did.as_str().len() + 1..).unwrap_or_default()
+}
+
 /// The bounds of `did`'s keys in [`REPO_RECORDS`]: from the DID and a zero byte, up to (not
 /// including) the DID and a one byte. No DID or path holds a zero byte.
 pub(super) fn repo_records_range(did: &Did) -> (Vec<u8>, Vec<u8>) {
@@ -235,7 +240,7 @@ pub(super) mod repo_records_for_tests {
             .expect("range")
             .map(|entry| {
                 let (key, value) = entry.expect("entry");
-                let path = &key.value()[start.len()..];
+                let path = repo_record_path(did, key.value());
                 let (cid, _) = split_repo_record(value.value()).expect("value");
                 (
                     String::from_utf8(path.to_vec()).expect("path"),
@@ -256,6 +261,21 @@ pub(super) mod repo_records_for_tests {
         .expect("put");
         txn.commit().expect("commit");
     }
+}
+
+/// Appends block `cid` from `table` (the [`BLOCKS`] table) to `packed`; `key` is its CID's bytes.
+pub(super) fn push_stored(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    key: &[u8],
+    cid: &Cid,
+    packed: &mut PackedBlocks,
+) -> Result<(), StorageError> {
+    let stored = table
+        .get(key)
+        .map_err(db_err)?
+        .ok_or(StorageError::MissingBlock(*cid))?;
+    packed.push(unstamp(stored.value())?.1);
+    Ok(())
 }
 
 /// Fills `out` with a [`BLOCKS`] value: `written_ms`, then `block`.
