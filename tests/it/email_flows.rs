@@ -272,6 +272,7 @@ async fn e_mail_two_factor_asks_for_a_mailed_code_at_sign_in() {
 async fn requests_that_mail_codes_have_their_own_budget() {
     let pds = Pds::start(&[("PDS_RATE_LIMITS", "email-request-hour=2")]).await;
     let alice = pds.create_account("alice").await;
+    crate::common::start_well_inside_the_window(3600).await;
     let ask = || {
         pds.post(
             "com.atproto.server.requestEmailConfirmation",

@@ -12,6 +12,7 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use crate::common::pds::{Pds, Session};
+use crate::common::start_well_inside_the_window;
 
 /// POSTs JSON as a client at `ip` (sent in the header the server is told to trust).
 async fn post_from(
@@ -56,6 +57,7 @@ async fn wrong_passwords_run_out_the_login_budget_per_identifier_and_address() {
     .await;
     let alice = pds.create_account("alice").await;
     let nsid = "com.atproto.server.createSession";
+    start_well_inside_the_window(300).await;
     for tried in 1..=5u64 {
         let (status, headers, body) = post_from(
             &pds,
@@ -131,6 +133,7 @@ async fn wrong_passwords_run_out_the_login_budget_per_identifier_and_address() {
 #[tokio::test]
 async fn writes_spend_points_by_kind_and_a_refused_write_writes_nothing() {
     let pds = Pds::start(&[("PDS_RATE_LIMITS", "repo-write-hour=11")]).await;
+    start_well_inside_the_window(3600).await;
     let alice = pds.create_account("alice").await;
     let write = |nsid: &'static str, body: Value| {
         let (pds, token) = (&pds, alice.access.clone());
@@ -200,6 +203,7 @@ async fn account_creation_and_handle_changes_have_their_budgets() {
         ("PDS_CLIENT_IP_HEADER", "x-client-ip"),
     ])
     .await;
+    start_well_inside_the_window(300).await;
     let create = |name: &str, ip: &'static str| {
         let body = json!({"handle": format!("{name}.test"), "password": "pw-123456"});
         let pds = &pds;
@@ -249,6 +253,7 @@ async fn the_bypass_key_and_addresses_skip_every_limit_and_limits_can_be_off() {
         ("PDS_RATE_LIMIT_BYPASS_IPS", "192.0.2.50"),
     ])
     .await;
+    start_well_inside_the_window(300).await;
     let create = |name: &str, ip: &str, key: Option<&str>| {
         let mut request = pds
             .client
@@ -283,6 +288,7 @@ async fn the_bypass_key_and_addresses_skip_every_limit_and_limits_can_be_off() {
 #[tokio::test]
 async fn without_a_client_address_header_the_socket_address_counts() {
     let pds = Pds::start(&[("PDS_RATE_LIMITS", "create-account-5m=1")]).await;
+    start_well_inside_the_window(300).await;
     pds.create_account("rate-d1").await;
     // A header the server was not told to trust changes nothing.
     let (status, _, _) = post_from(
@@ -317,6 +323,7 @@ async fn on_dynamodb_every_process_shares_the_counts() {
         ip: None,
         bypass: false,
     };
+    start_well_inside_the_window(3600).await;
     let spends = (0..24).map(|i| {
         let limiter = limiters[i % 2].clone();
         let caller = caller.clone();
