@@ -1,5 +1,6 @@
-//! Repo benchmarks on real code paths: MST inserts, a signed commit into a large repo, and CAR
-//! export. Figures are recorded in `docs/benchmarks.md`.
+//! Repo benchmarks on real code paths: MST inserts, a signed commit into a large repo, CAR
+//! export, and `arroba repo create` run as a user runs it. Figures are recorded in
+//! `docs/benchmarks.md`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
@@ -105,5 +106,45 @@ fn car_export(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, mst_inserts, commit_into_large_repo, car_export);
+/// The whole of `arroba repo create`, as the binary: 100,000 posts as JSON lines on stdin (a
+/// file), the signed CAR to stdout (discarded). Process start and exit are in the figure.
+fn repo_create_cli(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("posts.jsonl");
+    let mut lines = String::new();
+    for (i, path) in paths(N).iter().enumerate() {
+        let line = serde_json::json!({"path": path, "record": {
+            "$type": "app.bsky.feed.post",
+            "text": format!("post number {i}, with a little text to make it realistic"),
+            "createdAt": "2024-01-01T00:00:00.000Z",
+        }});
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    std::fs::write(&input, lines).unwrap();
+    let mut group = c.benchmark_group("cli");
+    group.sample_size(10);
+    group.bench_function("repo create of 100k posts, JSON lines to CAR", |b| {
+        b.iter(|| {
+            let status = std::process::Command::new(env!("CARGO_BIN_EXE_arroba"))
+                .args(["repo", "create", "--did", "did:plc:benchbenchbenchbenchbenc"])
+                .args(["--key-hex", &"11".repeat(32)])
+                .stdin(std::fs::File::open(&input).unwrap())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    mst_inserts,
+    commit_into_large_repo,
+    car_export,
+    repo_create_cli
+);
 criterion_main!(benches);

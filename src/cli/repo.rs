@@ -229,29 +229,53 @@ fn create(
     };
     let key_bytes = hex::decode(key_hex.trim()).context("--key-hex is not hex")?;
     let key = Keypair::from_bytes(alg, &key_bytes)?;
-    let mut records = Vec::new();
+    // Records are parsed as the build consumes them, so each is held as a tree of values only
+    // until it is encoded: peak memory is the encoded repo, not every record's JSON as well.
     let progress = Progress::counter("records", false);
-    for (n, line) in input.lines().enumerate() {
-        let line = line.context("reading stdin")?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let value = cbor::from_json_str(&line).with_context(|| format!("line {}", n + 1))?;
-        let path = value.get("path").and_then(cbor::Value::as_str);
-        let (Some(path), Some(record)) = (path, value.get("record")) else {
-            bail!(
-                "line {}: expected {{\"path\": \"collection/rkey\", \"record\": {{...}}}}",
-                n + 1
-            );
-        };
-        records.push((path.to_owned(), record.clone()));
-        progress.advance(1);
-    }
-    progress.finish();
-    let building = Progress::spinner("signing", false);
+    let mut bad_line = None;
+    let records = input
+        .lines()
+        .enumerate()
+        .map(|(n, line)| record_line(n + 1, line))
+        .filter(|line| !matches!(line, Ok(None)))
+        .map_while(|line| match line {
+            Ok(record) => {
+                progress.advance(1);
+                record
+            }
+            Err(e) => {
+                bad_line = Some(e);
+                None
+            }
+        });
     let rev = TidClock::random().next(micros_of(chrono::Utc::now()));
-    let repo = Repo::create_with_records(did, &key, rev, records)?;
+    let built = Repo::create_with_records(did, &key, rev, records);
+    progress.finish();
+    if let Some(e) = bad_line {
+        return Err(e);
+    }
+    let repo = built?;
+    let building = Progress::spinner("writing", false);
     repo.export_car(out)?;
     building.finish();
     Ok(())
+}
+
+/// One line of `repo create`'s input, numbered `n`: its path and record, or None if blank.
+fn record_line(
+    n: usize,
+    line: std::io::Result<String>,
+) -> anyhow::Result<Option<(String, cbor::Value)>> {
+    let line = line.context("reading stdin")?;
+    if line.trim().is_empty() {
+        return Ok(None);
+    }
+    let value = cbor::from_json_str(&line).with_context(|| format!("line {n}"))?;
+    if let cbor::Value::Map(mut fields) = value
+        && let (Some(cbor::Value::String(path)), Some(record)) =
+            (fields.remove("path"), fields.remove("record"))
+    {
+        return Ok(Some((path, record)));
+    }
+    bail!("line {n}: expected {{\"path\": \"collection/rkey\", \"record\": {{...}}}}")
 }

@@ -209,6 +209,16 @@ fn create_rejects_bad_lines_keys_and_dids_with_a_clear_message() {
             "expected",
         ),
         (
+            // Blank lines are skipped but counted: the bad record is named by its line.
+            vec!["--did", DID, "--key-hex", KEY_HEX],
+            [
+                jsonl(&[("a.b.c/x", "1")]),
+                b"\n\n{\"path\": 7, \"record\": {}}\n".to_vec(),
+            ]
+            .concat(),
+            "line 3: expected",
+        ),
+        (
             vec!["--did", DID, "--key-hex", KEY_HEX],
             jsonl(&[("bad path", "x")]),
             "Invalid MST key",
@@ -379,7 +389,7 @@ fn repo_create_shows_its_progress_on_a_terminal_and_nothing_in_a_pipe() {
         drawn.contains("records") && drawn.contains("3000"),
         "{drawn:?}"
     );
-    assert!(drawn.contains("signing"), "{drawn:?}");
+    assert!(drawn.contains("writing"), "{drawn:?}");
     let piped = run("piped.car").stderr(Stdio::piped()).output().unwrap();
     assert!(piped.status.success());
     assert!(piped.stderr.is_empty(), "{}", stderr(&piped));
