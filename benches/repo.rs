@@ -127,7 +127,12 @@ fn repo_create_cli(c: &mut Criterion) {
     group.bench_function("repo create of 100k posts, JSON lines to CAR", |b| {
         b.iter(|| {
             let status = std::process::Command::new(env!("CARGO_BIN_EXE_arroba"))
-                .args(["repo", "create", "--did", "did:plc:benchbenchbenchbenchbenc"])
+                .args([
+                    "repo",
+                    "create",
+                    "--did",
+                    "did:plc:benchbenchbenchbenchbenc",
+                ])
                 .args(["--key-hex", &"11".repeat(32)])
                 .stdin(std::fs::File::open(&input).unwrap())
                 .stdout(std::process::Stdio::null())

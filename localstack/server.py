@@ -9,6 +9,8 @@ emulator):
   POST /_fault/throttle?n=N   the next N DynamoDB requests get ProvisionedThroughputExceeded
   POST /_fault/fail_after?n=N after N more DynamoDB requests, refuse everything with HTTP 503
   POST /_fault/down           refuse every DynamoDB request with HTTP 503 (the service is "stopped")
+  POST /_fault/delay?ms=N     every DynamoDB request waits N ms before it is handled (a network
+                              round trip; concurrent requests wait side by side, as on a network)
   POST /_fault/up             clear all faults
   GET  /_fault/stats          JSON counters: requests, throttled, refused
 """
@@ -16,12 +18,13 @@ emulator):
 import json
 import sys
 import threading
+import time
 
 from moto.server import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
 LOCK = threading.Lock()
-STATE = {"throttle": 0, "fail_after": None, "down": False, "requests": 0, "throttled": 0, "refused": 0}
+STATE = {"throttle": 0, "fail_after": None, "down": False, "delay_ms": 0, "requests": 0, "throttled": 0, "refused": 0}
 APP = DomainDispatcherApplication(create_backend_app)
 
 
@@ -35,14 +38,17 @@ def _fault_endpoint(environ, start_response):
     path = environ.get("PATH_INFO", "")
     query = dict(p.split("=", 1) for p in environ.get("QUERY_STRING", "").split("&") if "=" in p)
     n = int(query.get("n", "0"))
+    ms = int(query.get("ms", "0"))
     if path == "/_fault/throttle":
         STATE["throttle"] = n
     elif path == "/_fault/fail_after":
         STATE["fail_after"] = n
     elif path == "/_fault/down":
         STATE["down"] = True
+    elif path == "/_fault/delay":
+        STATE["delay_ms"] = ms
     elif path == "/_fault/up":
-        STATE.update(throttle=0, fail_after=None, down=False)
+        STATE.update(throttle=0, fail_after=None, down=False, delay_ms=0)
     elif path != "/_fault/stats":
         return _json(start_response, "404 Not Found", {"error": "unknown fault endpoint"})
     return _json(start_response, "200 OK", {k: v for k, v in STATE.items()})
@@ -53,6 +59,9 @@ def app(environ, start_response):
         with LOCK:
             return _fault_endpoint(environ, start_response)
     is_dynamo = "DynamoDB" in environ.get("HTTP_X_AMZ_TARGET", "")
+    if is_dynamo and STATE["delay_ms"]:
+        # Outside the lock: the latency of requests in flight together overlaps.
+        time.sleep(STATE["delay_ms"] / 1000)
     with LOCK:
         if is_dynamo:
             STATE["requests"] += 1

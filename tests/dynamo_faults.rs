@@ -1,12 +1,13 @@
 //! Fault injection through the emulator wrapper (`localstack/server.py`): throttling is
-//! retried; an outage mid-commit gives a clear error and leaves no partial state. The faults
-//! affect the whole emulator, so these tests run one at a time in their own binary.
+//! retried; an outage mid-commit gives a clear error and leaves no partial state; with a fixed
+//! latency per request, a warm commit waits two round trips. The faults affect the whole
+//! emulator, so these tests run one at a time in their own binary.
 #![allow(clippy::unwrap_used, dead_code, unreachable_pub)]
 
 #[path = "it/common/mod.rs"]
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arroba::cbor::map;
 use arroba::crypto::{Algorithm, Keypair};
@@ -207,4 +208,56 @@ async fn reads_during_an_outage_fail_clearly_and_recover() {
     fault("up").await;
     assert!(matches!(result, Err(StorageError::Backend(_))));
     assert!(s.load_repo(&did()).await.unwrap().is_some());
+}
+
+/// The latency the emulator adds to each request in the round-trip test: far above its own
+/// handling time, so the commit's time counts its sequential round trips.
+const REQUEST_LATENCY: Duration = Duration::from_millis(250);
+
+#[tokio::test]
+async fn a_warm_commit_waits_two_round_trips_of_latency() {
+    let _guard = FAULTS.lock().await;
+    let s = common::dynamo_storage().await;
+    let (cache, clock) = (BlockCache::default().view(), TidClock::new(0));
+    create_repo(
+        &*s,
+        &cache,
+        did(),
+        None,
+        RepoKeys {
+            signing: Keypair::from_seed(Algorithm::K256, b"latency"),
+            rotation: None,
+        },
+        &clock,
+    )
+    .await
+    .unwrap();
+    // A warm process: the repo record and the write path are cached after one commit.
+    commit_writes(&*s, &cache, &did(), &[create("warm")], &clock)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    commit_writes(&*s, &cache, &did(), &[create("unhurried")], &clock)
+        .await
+        .unwrap();
+    let handling = started.elapsed();
+    fault(&format!("delay?ms={}", REQUEST_LATENCY.as_millis())).await;
+    let started = Instant::now();
+    let committed = commit_writes(&*s, &cache, &did(), &[create("measured")], &clock).await;
+    let elapsed = started.elapsed();
+    fault("up").await;
+    committed.unwrap();
+    let trips = elapsed.saturating_sub(handling).as_secs_f64() / REQUEST_LATENCY.as_secs_f64();
+    println!(
+        "warm single-record commit: {} ms with {} ms per request, {} ms without: {trips:.2} \
+         round trips",
+        elapsed.as_millis(),
+        REQUEST_LATENCY.as_millis(),
+        handling.as_millis()
+    );
+    // Blocks and the sequence number go together, then the transaction: two waits, not three.
+    assert!(
+        elapsed >= 2 * REQUEST_LATENCY && elapsed < 3 * REQUEST_LATENCY,
+        "{elapsed:?} at {REQUEST_LATENCY:?} a request"
+    );
 }

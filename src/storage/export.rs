@@ -2,7 +2,12 @@
 //! batch at a time, worked out from the stored node bytes. Only each node's links and keys are
 //! parsed ([`NodeLinks`]); the tree is never decoded into an [`crate::mst::Mst`], and the walk
 //! holds one root-to-leaf path of nodes, so its memory does not grow with the repo.
+//!
+//! Nodes are read ahead of the walk in export order, up to 512 in one storage read
+//! for those the block cache misses: a relay's first export of a repo finds none of it cached,
+//! and reading each node's children when the node is reached took a read per node.
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use super::{BlockCache, BlockStore, StorageError};
@@ -26,12 +31,23 @@ struct Frame {
     children: std::vec::IntoIter<Cid>,
 }
 
+/// Most nodes taken in one step of the read-ahead (and so at most read in one storage read).
+const READ_AHEAD: usize = 512;
+
 /// The export order of the tree rooted at a commit's `data`: each node, then its left subtree,
 /// then for each entry its record and the subtree after it (the streaming order the repository
 /// spec proposes; the same as [`crate::mst::Mst::walk_export`]).
 pub struct ExportWalk {
     root: Option<Cid>,
     path: Vec<Frame>,
+    /// Nodes not read yet, each the root of a subtree none of which is read, in export order.
+    /// Every node before the walk's next one has been read, so that one is here at the front
+    /// unless it is in `ahead`.
+    unread: VecDeque<Cid>,
+    /// Nodes read but not yet reached by the walk, parsed. A step reads at most
+    /// [`READ_AHEAD`] nodes, and a step's nodes wait here only while the walk is in the
+    /// subtrees of the ones before them: a few steps' worth per tree level at most.
+    ahead: HashMap<Cid, (Arc<[u8]>, NodeLinks)>,
 }
 
 impl ExportWalk {
@@ -40,6 +56,8 @@ impl ExportWalk {
         ExportWalk {
             root: Some(root),
             path: Vec::new(),
+            unread: VecDeque::from([root]),
+            ahead: HashMap::new(),
         }
     }
 
@@ -99,28 +117,63 @@ impl ExportWalk {
         cid: Cid,
         batch: &mut Vec<ExportItem>,
     ) -> Result<(), StorageError> {
-        let bytes = match cache.get(&cid) {
-            Some(bytes) => bytes,
-            // Not cached, or evicted since its parent read it: read it alone.
-            None => fetch(storage, cache, &[cid])
-                .await?
-                .pop()
-                .ok_or(StorageError::MissingBlock(cid))?,
+        let (bytes, links) = loop {
+            if let Some(node) = self.ahead.remove(&cid) {
+                break node;
+            }
+            if self.unread.front() != Some(&cid) {
+                // Only a tree whose links disagree with its shape gets here (a node linked
+                // twice, say): the walk and the read-ahead no longer meet.
+                return Err(StorageError::Corrupt {
+                    what: "MST node".into(),
+                    why: "a subtree reached out of order",
+                });
+            }
+            self.read_ahead(storage, cache).await?;
         };
-        let links = NodeLinks::parse(cid, &bytes).map_err(RepoError::from)?;
-        let missing: Vec<Cid> = links
-            .children
-            .iter()
-            .filter(|c| !cache.contains(c))
-            .copied()
-            .collect();
-        fetch(storage, cache, &missing).await?;
         batch.push(ExportItem::Node(cid, bytes));
         self.path.push(Frame {
             left_pending: links.has_left,
             entries: links.entries.into_iter(),
             children: links.children.into_iter(),
         });
+        Ok(())
+    }
+
+    /// One step of the read-ahead: takes up to [`READ_AHEAD`] nodes from the front of
+    /// `unread`, reads those `cache` misses in one storage read, parses them into `ahead`, and
+    /// puts their children at the front of `unread` (they come before every node left there,
+    /// in the order of their parents: export order).
+    async fn read_ahead(
+        &mut self,
+        storage: &dyn BlockStore,
+        cache: &BlockCache,
+    ) -> Result<(), StorageError> {
+        let n = self.unread.len().min(READ_AHEAD);
+        let taken: Vec<(Cid, Option<Arc<[u8]>>)> = self
+            .unread
+            .drain(..n)
+            .map(|cid| (cid, cache.get(&cid)))
+            .collect();
+        let missing: Vec<Cid> = taken
+            .iter()
+            .filter(|(_, cached)| cached.is_none())
+            .map(|(cid, _)| *cid)
+            .collect();
+        let mut read = fetch(storage, cache, &missing).await?.into_iter();
+        let mut children = Vec::new();
+        for (cid, cached) in taken {
+            let bytes = match cached {
+                Some(bytes) => bytes,
+                None => read.next().ok_or(StorageError::MissingBlock(cid))?,
+            };
+            let links = NodeLinks::parse(cid, &bytes).map_err(RepoError::from)?;
+            children.extend_from_slice(&links.children);
+            self.ahead.insert(cid, (bytes, links));
+        }
+        for child in children.into_iter().rev() {
+            self.unread.push_front(child);
+        }
         Ok(())
     }
 }

@@ -4,11 +4,13 @@
 //! `docs/dynamodb.md` (`cargo test --test dynamo_costs -- --nocapture`).
 
 use arroba::cbor::map;
+use arroba::cid::Cid;
 use arroba::crypto::{Algorithm, Keypair};
 use arroba::repo::Write;
 use arroba::storage::dynamo::DynamoMetrics;
 use arroba::storage::{
-    BlockCache, DynamoStorage, RepoKeys, commit_writes, create_repo, fetch_tree, load_repo_state,
+    BlockCache, BlockStore, DynamoStorage, ExportItem, ExportWalk, RepoKeys, commit_writes,
+    create_repo, load_repo_state,
 };
 use arroba::syntax::{Did, Nsid, RecordKey};
 use arroba::tid::TidClock;
@@ -144,26 +146,45 @@ async fn cost_of_a_commit_a_record_read_and_a_10000_record_export() {
     drop(path);
     report("read one record, cold", &s.metrics());
 
-    // Exporting the whole repo in a cold process: the tree level by level, records in batches.
+    // Exporting the whole repo in a cold process, as getRepo does: the nodes read ahead of the
+    // walk, the records in runs of 2,048.
     s.clear_caches();
     s.reset_metrics();
-    let fresh = BlockCache::default().view();
-    let (_, mut repo) = load_repo_state(&*s, &fresh, &did()).await.unwrap();
-    fetch_tree(&*s, &fresh, &mut repo).await.unwrap();
-    let leaves = repo.mst().leaves().unwrap();
-    assert_eq!(leaves.len(), 10_003);
-    let cids: Vec<_> = leaves.iter().map(|(_, c)| *c).collect();
-    for chunk in cids.chunks(1000) {
-        fresh.hold(
-            arroba::storage::BlockStore::read_blocks(&*s, chunk)
-                .await
-                .unwrap(),
-        );
+    let cache = BlockCache::default();
+    let (_, repo) = load_repo_state(&*s, &cache.view(), &did()).await.unwrap();
+    let mut walk = ExportWalk::new(repo.commit().data);
+    let (mut nodes, mut records) = (0, 0);
+    loop {
+        let batch = walk.next_batch(&*s, &cache, 2048).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        let run: Vec<(String, Cid)> = batch
+            .into_iter()
+            .filter_map(|item| match item {
+                ExportItem::Node(..) => {
+                    nodes += 1;
+                    None
+                }
+                ExportItem::Record(path, cid) => Some((path, cid)),
+            })
+            .collect();
+        records += s.read_repo_records(&did(), &run).await.unwrap().len();
     }
-    let bytes = repo.export_car(std::io::sink()).unwrap();
+    assert_eq!(records, 10_003);
     let export = s.metrics();
     report(
-        &format!("export 10,003 records ({bytes} bytes of CAR), cold"),
+        &format!("export 10,003 records ({nodes} nodes), cold"),
         &export,
+    );
+    println!(
+        "(the export: {} sequential round trips)",
+        export.round_trips
+    );
+    // Node by node (a read for each node's children) would be a round trip per inner node.
+    assert!(
+        export.round_trips * 10 < nodes,
+        "{} round trips for {nodes} nodes: {export:?}",
+        export.round_trips
     );
 }

@@ -1,7 +1,7 @@
 //! [`BlockStore`] on DynamoDB: blocks keyed by CID, split into parts when larger than an item
 //! may be, checked against their CID on every read, and kept in the process's block cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -27,10 +27,11 @@ impl BlockStore for DynamoStorage {
         let cache = &self.config.block_cache;
         let mut out = BlockMap::new();
         let mut wanted: Vec<Cid> = Vec::new();
+        let mut seen = HashSet::with_capacity(cids.len());
         for cid in cids {
             match cache.get(cid) {
                 Some(bytes) => out.insert(*cid, bytes.to_vec()),
-                None if !wanted.contains(cid) => wanted.push(*cid),
+                None if seen.insert(*cid) => wanted.push(*cid),
                 None => {}
             }
         }
