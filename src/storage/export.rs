@@ -117,19 +117,40 @@ impl ExportWalk {
         cid: Cid,
         batch: &mut Vec<ExportItem>,
     ) -> Result<(), StorageError> {
-        let (bytes, links) = loop {
-            if let Some(node) = self.ahead.remove(&cid) {
-                break node;
+        let read_ahead = match self.ahead.is_empty() {
+            true => None,
+            false => self.ahead.remove(&cid),
+        };
+        let (bytes, links) = match read_ahead {
+            Some(node) => node,
+            None => {
+                if self.unread.front() != Some(&cid) {
+                    // Only a tree whose links disagree with its shape gets here (a node linked
+                    // twice, say): the walk and the read-ahead no longer meet.
+                    return Err(StorageError::Corrupt {
+                        what: "MST node".into(),
+                        why: "a subtree reached out of order",
+                    });
+                }
+                match cache.get(&cid) {
+                    // Cached (the usual case once a repo has been read): stepped over without
+                    // the read-ahead's bookkeeping.
+                    Some(bytes) => {
+                        self.unread.pop_front();
+                        let links = NodeLinks::parse(cid, &bytes).map_err(RepoError::from)?;
+                        for child in links.children.iter().rev() {
+                            self.unread.push_front(*child);
+                        }
+                        (bytes, links)
+                    }
+                    None => {
+                        self.read_ahead(storage, cache).await?;
+                        self.ahead
+                            .remove(&cid)
+                            .ok_or(StorageError::MissingBlock(cid))?
+                    }
+                }
             }
-            if self.unread.front() != Some(&cid) {
-                // Only a tree whose links disagree with its shape gets here (a node linked
-                // twice, say): the walk and the read-ahead no longer meet.
-                return Err(StorageError::Corrupt {
-                    what: "MST node".into(),
-                    why: "a subtree reached out of order",
-                });
-            }
-            self.read_ahead(storage, cache).await?;
         };
         batch.push(ExportItem::Node(cid, bytes));
         self.path.push(Frame {
