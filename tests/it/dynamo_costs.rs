@@ -1,7 +1,7 @@
 //! The DynamoDB cost of common operations, counted from the requests the SDK actually sent
 //! (an interceptor counts every attempt) and the capacity units of the items written and read.
 //! Asserts the warm single-record commit budget (3 requests) and prints the figures recorded in
-//! `docs/dynamodb.md` (`cargo test --test dynamo_costs -- --nocapture`).
+//! `docs/dynamodb.md` (`cargo test --test it dynamo_costs -- --nocapture`).
 
 use arroba::cbor::map;
 use arroba::cid::Cid;
