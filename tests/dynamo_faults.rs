@@ -10,11 +10,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use arroba::cbor::map;
-use arroba::crypto::{Algorithm, Keypair};
 use arroba::repo::Write;
 use arroba::storage::{
-    BlockCache, EventBody, EventLog, RepoKeys, RepoStore, Sequencer, StorageError, commit_writes,
-    create_repo,
+    BlockCache, EventBody, EventLog, RepoStore, Sequencer, StorageError, commit_writes,
 };
 use arroba::syntax::{Did, Nsid, RecordKey};
 use arroba::tid::TidClock;
@@ -50,19 +48,7 @@ fn create(rkey: &str) -> Write {
 async fn throttled_requests_are_retried_and_succeed() {
     let _guard = FAULTS.lock().await;
     let s = common::dynamo_storage().await;
-    create_repo(
-        &*s,
-        &BlockCache::default().view(),
-        did(),
-        None,
-        RepoKeys {
-            signing: Keypair::from_seed(Algorithm::K256, b"f"),
-            rotation: None,
-        },
-        &TidClock::new(0),
-    )
-    .await
-    .unwrap();
+    common::create_test_repo(&*s, &BlockCache::default().view(), did(), &TidClock::new(0)).await;
     let before = fault("stats").await["throttled"].as_u64().unwrap();
     fault("throttle?n=3").await;
     s.reset_metrics();
@@ -86,19 +72,7 @@ async fn throttled_requests_are_retried_and_succeed() {
 async fn an_outage_at_any_point_of_a_commit_leaves_no_partial_state() {
     let _guard = FAULTS.lock().await;
     let s = common::dynamo_storage().await;
-    create_repo(
-        &*s,
-        &BlockCache::default().view(),
-        did(),
-        None,
-        RepoKeys {
-            signing: Keypair::from_seed(Algorithm::K256, b"f"),
-            rotation: None,
-        },
-        &TidClock::new(0),
-    )
-    .await
-    .unwrap();
+    common::create_test_repo(&*s, &BlockCache::default().view(), did(), &TidClock::new(0)).await;
     let clock = TidClock::new(2);
     commit_writes(
         &*s,
@@ -190,19 +164,7 @@ async fn an_outage_at_any_point_of_a_commit_leaves_no_partial_state() {
 async fn reads_during_an_outage_fail_clearly_and_recover() {
     let _guard = FAULTS.lock().await;
     let s = common::dynamo_storage().await;
-    create_repo(
-        &*s,
-        &BlockCache::default().view(),
-        did(),
-        None,
-        RepoKeys {
-            signing: Keypair::from_seed(Algorithm::K256, b"f"),
-            rotation: None,
-        },
-        &TidClock::new(0),
-    )
-    .await
-    .unwrap();
+    common::create_test_repo(&*s, &BlockCache::default().view(), did(), &TidClock::new(0)).await;
     fault("down").await;
     let result = s.load_repo(&did()).await;
     fault("up").await;
@@ -219,19 +181,7 @@ async fn a_warm_commit_waits_two_round_trips_of_latency() {
     let _guard = FAULTS.lock().await;
     let s = common::dynamo_storage().await;
     let (cache, clock) = (BlockCache::default().view(), TidClock::new(0));
-    create_repo(
-        &*s,
-        &cache,
-        did(),
-        None,
-        RepoKeys {
-            signing: Keypair::from_seed(Algorithm::K256, b"latency"),
-            rotation: None,
-        },
-        &clock,
-    )
-    .await
-    .unwrap();
+    common::create_test_repo(&*s, &cache, did(), &clock).await;
     // A warm process: the repo record and the write path are cached after one commit.
     commit_writes(&*s, &cache, &did(), &[create("warm")], &clock)
         .await

@@ -5,12 +5,10 @@
 
 use arroba::cbor::map;
 use arroba::cid::Cid;
-use arroba::crypto::{Algorithm, Keypair};
 use arroba::repo::Write;
 use arroba::storage::dynamo::DynamoMetrics;
 use arroba::storage::{
-    BlockCache, BlockStore, DynamoStorage, ExportItem, ExportWalk, RepoKeys, commit_writes,
-    create_repo, load_repo_state,
+    BlockCache, BlockStore, DynamoStorage, ExportItem, ExportWalk, commit_writes, load_repo_state,
 };
 use arroba::syntax::{Did, Nsid, RecordKey};
 use arroba::tid::TidClock;
@@ -54,19 +52,7 @@ async fn cost_of_a_commit_a_record_read_and_a_10000_record_export() {
     let s: std::sync::Arc<DynamoStorage> = crate::common::dynamo_storage().await;
     let clock = TidClock::new(0);
     let cache = BlockCache::default().view();
-    create_repo(
-        &*s,
-        &cache,
-        did(),
-        None,
-        RepoKeys {
-            signing: Keypair::from_seed(Algorithm::K256, b"cost"),
-            rotation: None,
-        },
-        &clock,
-    )
-    .await
-    .unwrap();
+    crate::common::create_test_repo(&*s, &cache, did(), &clock).await;
     let mut n = 0;
     for _ in 0..50 {
         let writes: Vec<Write> = (0..200)

@@ -86,6 +86,24 @@ pub async fn strand_seq_numbers(prefix: &str, n: u64) {
         .unwrap();
 }
 
+/// Creates `did`'s repo on `storage` with a fixed k256 key, for tests that only need one to
+/// write to.
+pub async fn create_test_repo(
+    storage: &dyn arroba::storage::Storage,
+    view: &arroba::storage::BlockView,
+    did: arroba::syntax::Did,
+    clock: &arroba::tid::TidClock,
+) {
+    use arroba::crypto::{Algorithm, Keypair};
+    let keys = arroba::storage::RepoKeys {
+        signing: Keypair::from_seed(Algorithm::K256, b"test repo"),
+        rotation: None,
+    };
+    arroba::storage::create_repo(storage, view, did, None, keys, clock)
+        .await
+        .unwrap();
+}
+
 /// Rate-limit windows are aligned to multiples of their length (see `RateLimiter::spend`), so a test whose
 /// counts straddle a window's end would see them start again. Waits, when fewer than
 /// `WINDOW_ROOM_SECS` are left of the current `window_secs` window, for the next one to begin.
