@@ -1,12 +1,13 @@
-//! [`BlockStore`] on redb: blocks by CID bytes.
+//! [`BlockStore`] on redb: blocks found by CID bytes in an index, their bytes in a table of
+//! their own (`store::BLOCKS`, `store::BLOCK_DATA`).
 
 use async_trait::async_trait;
 
 use redb::ReadableTable;
 
 use super::store::{
-    BLOCKS, DiskStorage, REPO_RECORDS, db_err, push_stored, put_blocks, repo_record_key,
-    repo_record_path, split_repo_record, unstamp,
+    BLOCK_DATA, BLOCKS, DiskStorage, IndexEntry, REPO_RECORDS, db_err, push_stored, put_blocks,
+    repo_record_key, repo_record_path, split_repo_record, with_block,
 };
 use crate::block::BlockMap;
 use crate::cid::{self, Cid};
@@ -18,11 +19,13 @@ impl BlockStore for DiskStorage {
     async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError> {
         let cids = cids.to_vec();
         self.read(move |txn| {
-            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let index = txn.open_table(BLOCKS).map_err(db_err)?;
+            let data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
             let mut out = BlockMap::new();
             for cid in cids {
-                if let Some(v) = table.get(cid.to_bytes().as_slice()).map_err(db_err)? {
-                    out.insert(cid, unstamp(v.value())?.1.to_vec());
+                let key = cid.to_bytes();
+                if let Some(bytes) = with_block(&index, &data, &key, <[u8]>::to_vec)? {
+                    out.insert(cid, bytes);
                 }
             }
             Ok(out)
@@ -33,14 +36,15 @@ impl BlockStore for DiskStorage {
     async fn read_blocks_in_order(&self, cids: &[Cid]) -> Result<PackedBlocks, StorageError> {
         let cids = cids.to_vec();
         self.read(move |txn| {
-            let table = txn.open_table(BLOCKS).map_err(db_err)?;
+            let index = txn.open_table(BLOCKS).map_err(db_err)?;
+            let data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
             let mut packed = PackedBlocks::default();
             let mut key = Vec::with_capacity(64);
             for cid in cids {
                 key.clear();
                 // Writing into a Vec cannot fail.
                 let _ = cid.write_bytes(&mut key);
-                push_stored(&table, &key, &cid, &mut packed)?;
+                push_stored(&index, &data, &key, &cid, &mut packed)?;
             }
             Ok(packed)
         })
@@ -59,7 +63,8 @@ impl BlockStore for DiskStorage {
         let (did, records) = (did.clone(), records.to_vec());
         self.read(move |txn| {
             let together = txn.open_table(REPO_RECORDS).map_err(db_err)?;
-            let blocks = txn.open_table(BLOCKS).map_err(db_err)?;
+            let index = txn.open_table(BLOCKS).map_err(db_err)?;
+            let data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
             // One pass over the repo's records from the first path to the last, beside the
             // paths asked for (both in path order).
             let mut run = together
@@ -85,7 +90,7 @@ impl BlockStore for DiskStorage {
                     .filter(|(stored_cid, _)| *stored_cid == cid_bytes.as_slice());
                 match beside {
                     Some((_, block)) => packed.push(block),
-                    None => push_stored(&blocks, &cid_bytes, cid, &mut packed)?,
+                    None => push_stored(&index, &data, &cid_bytes, cid, &mut packed)?,
                 }
             }
             Ok(packed)
@@ -117,7 +122,7 @@ impl BlockStore for DiskStorage {
             let mut last = None;
             for entry in range.take(limit) {
                 let (key, value) = entry.map_err(db_err)?;
-                let (written_ms, _) = unstamp(value.value())?;
+                let written_ms = IndexEntry::parse(value.value())?.written_ms;
                 let key = key.value().to_vec();
                 let cid = cid::cid_from_bytes(&key).map_err(|_| StorageError::Corrupt {
                     what: "block".into(),
@@ -142,17 +147,19 @@ impl BlockStore for DiskStorage {
         // removal.
         self.writer
             .write(move |txn| {
-                let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
+                let mut index = txn.open_table(BLOCKS).map_err(db_err)?;
+                let mut data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
                 let mut deleted = 0;
                 for key in &keys {
-                    let stamp = match table.get(key.as_slice()).map_err(db_err)? {
-                        Some(v) => unstamp(v.value())?.0,
+                    let entry = match index.get(key.as_slice()).map_err(db_err)? {
+                        Some(v) => IndexEntry::parse(v.value())?,
                         None => continue,
                     };
-                    if stamp >= written_before {
+                    if entry.written_ms >= written_before {
                         continue;
                     }
-                    table.remove(key.as_slice()).map_err(db_err)?;
+                    index.remove(key.as_slice()).map_err(db_err)?;
+                    data.remove(entry.number).map_err(db_err)?;
                     deleted += 1;
                 }
                 Ok(deleted)

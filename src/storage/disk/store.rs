@@ -20,12 +20,18 @@ pub(super) const REPOS: TableDefinition<&str, &[u8]> = TableDefinition::new("rep
 /// DID → the account's sealed keys (written once, read only by signers).
 pub(super) const REPO_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new("repo_keys");
 pub(super) const HANDLES: TableDefinition<&str, &str> = TableDefinition::new("handles");
-/// CID bytes → when the block was last written (ms since the epoch, 8 bytes big-endian, for the
-/// block collector) followed by the block. One table, so a commit dirties one B-tree page per
-/// block rather than two.
-pub(super) const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stamped_blocks");
-/// Before the stamps moved into the block table: CID bytes → block, and CID bytes → write time.
-/// [`DiskStorage::open`] moves a store that has them to [`BLOCKS`].
+/// CID bytes → when the block was last written (ms since the epoch, for the block collector)
+/// and where its bytes are in [`BLOCK_DATA`], 8 bytes big-endian each (an [`IndexEntry`]).
+/// Entries are small, so the random page a CID lands on is shared with many others.
+pub(super) const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("block_index");
+/// Block number → the block's bytes. Numbers are given in order, so a commit's blocks are
+/// appended to the last pages rather than scattered over the pages their CIDs would pick; with
+/// the bytes beside the CIDs, each block of a commit was a page written (`docs/storage.md`).
+pub(super) const BLOCK_DATA: TableDefinition<u64, &[u8]> = TableDefinition::new("block_data");
+/// Earlier layouts, moved to [`BLOCKS`] and [`BLOCK_DATA`] when [`DiskStorage::open`] finds them:
+/// CID bytes → write time followed by the block; before that, CID bytes → block with CID bytes →
+/// write time beside.
+const STAMPED_BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("stamped_blocks");
 const UNSTAMPED_BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("blocks");
 const BLOCK_WRITTEN: TableDefinition<&[u8], u64> = TableDefinition::new("block_written");
 /// DID, a zero byte, record path → the record's CID (its length in one byte, then the CID) and
@@ -77,12 +83,13 @@ impl DiskStorage {
             txn.open_table(REPO_KEYS).map_err(db_err)?;
             txn.open_table(HANDLES).map_err(db_err)?;
             txn.open_table(BLOCKS).map_err(db_err)?;
+            txn.open_table(BLOCK_DATA).map_err(db_err)?;
             txn.open_table(REPO_RECORDS).map_err(db_err)?;
             txn.open_table(EVENTS).map_err(db_err)?;
             txn.open_table(EVENTS_BY_DID).map_err(db_err)?;
             txn.open_table(KV).map_err(db_err)?;
         }
-        stamp_unstamped_blocks(&txn)?;
+        move_blocks_of_earlier_layouts(&txn)?;
         txn.commit().map_err(db_err)?;
         Ok(DiskStorage {
             writer: Writer::start(db.clone()),
@@ -142,18 +149,119 @@ pub(super) fn append(
     Ok(seqs)
 }
 
-/// Writes `blocks`, each stamped with the time now (a block already stored is stamped anew).
+/// Writes `blocks`, each stamped with the time now (a block already stored is stamped anew and
+/// its bytes left where they are).
 pub(super) fn put_blocks(txn: &WriteTransaction, blocks: &BlockMap) -> Result<(), StorageError> {
-    let mut table = txn.open_table(BLOCKS).map_err(db_err)?;
+    let mut index = txn.open_table(BLOCKS).map_err(db_err)?;
+    let mut data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
+    let mut next = next_block_number(&data)?;
     let now = now_ms();
-    let mut value = Vec::new();
     for (cid, bytes) in blocks.iter() {
-        stamp(&mut value, now, bytes);
-        table
-            .insert(cid.to_bytes().as_slice(), value.as_slice())
-            .map_err(db_err)?;
+        put_block(
+            &mut index,
+            &mut data,
+            &mut next,
+            &cid.to_bytes(),
+            now,
+            bytes,
+        )?;
     }
     Ok(())
+}
+
+/// The number the next block stored in [`BLOCK_DATA`] gets.
+fn next_block_number(data: &redb::Table<u64, &'static [u8]>) -> Result<u64, StorageError> {
+    Ok(data
+        .last()
+        .map_err(db_err)?
+        .map_or(1, |(number, _)| number.value() + 1))
+}
+
+/// Writes one block stamped `written_ms`: its bytes as block number `next` (then advanced),
+/// unless its CID is stored already.
+fn put_block(
+    index: &mut redb::Table<&'static [u8], &'static [u8]>,
+    data: &mut redb::Table<u64, &'static [u8]>,
+    next: &mut u64,
+    key: &[u8],
+    written_ms: u64,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
+    // Most blocks are new: the entry goes in at once, and only a block stored before (whose
+    // old entry comes back) has it put right, on the page the first insert just wrote.
+    let fresh = IndexEntry {
+        written_ms,
+        number: *next,
+    };
+    let replaced = index
+        .insert(key, fresh.bytes().as_slice())
+        .map_err(db_err)?
+        .map(|old| IndexEntry::parse(old.value()))
+        .transpose()?;
+    match replaced {
+        Some(old) => {
+            let kept = IndexEntry {
+                written_ms,
+                number: old.number,
+            };
+            index.insert(key, kept.bytes().as_slice()).map_err(db_err)?;
+        }
+        None => {
+            data.insert(*next, bytes).map_err(db_err)?;
+            *next += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A [`BLOCKS`] value: when the block was written and its number in [`BLOCK_DATA`].
+#[derive(Debug, Clone, Copy)]
+pub(super) struct IndexEntry {
+    pub(super) written_ms: u64,
+    pub(super) number: u64,
+}
+
+impl IndexEntry {
+    pub(super) fn parse(value: &[u8]) -> Result<IndexEntry, StorageError> {
+        let corrupt = || StorageError::Corrupt {
+            what: "block index entry".into(),
+            why: "not a write time and a block number",
+        };
+        let (written, number) = value.split_first_chunk::<8>().ok_or_else(corrupt)?;
+        let number: [u8; 8] = number.try_into().map_err(|_| corrupt())?;
+        Ok(IndexEntry {
+            written_ms: u64::from_be_bytes(*written),
+            number: u64::from_be_bytes(number),
+        })
+    }
+
+    fn bytes(self) -> [u8; 16] {
+        let mut out = [0; 16];
+        out[..8].copy_from_slice(&self.written_ms.to_be_bytes());
+        out[8..].copy_from_slice(&self.number.to_be_bytes());
+        out
+    }
+}
+
+/// Calls `f` with the bytes of the block whose CID bytes are `key`, if it is stored.
+pub(super) fn with_block<T>(
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    data: &impl ReadableTable<u64, &'static [u8]>,
+    key: &[u8],
+    f: impl FnOnce(&[u8]) -> T,
+) -> Result<Option<T>, StorageError> {
+    let Some(entry) = index.get(key).map_err(db_err)? else {
+        return Ok(None);
+    };
+    let number = IndexEntry::parse(entry.value())?.number;
+    let bytes = data
+        .get(number)
+        .map_err(db_err)?
+        .ok_or(StorageError::Corrupt {
+            what: "block".into(),
+            why: "indexed but its bytes are missing",
+        })?;
+    Ok(Some(f(bytes.value())))
 }
 
 /// A [`REPO_RECORDS`] value: the CID's length, the CID, the block.
@@ -263,70 +371,89 @@ pub(super) mod repo_records_for_tests {
     }
 }
 
-/// Appends block `cid` from `table` (the [`BLOCKS`] table) to `packed`; `key` is its CID's bytes.
+/// Appends block `cid` to `packed`, read through `index` ([`BLOCKS`]) from `data`
+/// ([`BLOCK_DATA`]); `key` is its CID's bytes.
 pub(super) fn push_stored(
-    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    data: &impl ReadableTable<u64, &'static [u8]>,
     key: &[u8],
     cid: &Cid,
     packed: &mut PackedBlocks,
 ) -> Result<(), StorageError> {
-    let stored = table
-        .get(key)
-        .map_err(db_err)?
-        .ok_or(StorageError::MissingBlock(*cid))?;
-    packed.push(unstamp(stored.value())?.1);
-    Ok(())
+    with_block(index, data, key, |bytes| packed.push(bytes))?
+        .ok_or(StorageError::MissingBlock(*cid))
 }
 
-/// Fills `out` with a [`BLOCKS`] value: `written_ms`, then `block`.
-fn stamp(out: &mut Vec<u8>, written_ms: u64, block: &[u8]) {
-    out.clear();
-    out.extend_from_slice(&written_ms.to_be_bytes());
-    out.extend_from_slice(block);
-}
-
-/// A [`BLOCKS`] value split into its write time and the block.
-pub(super) fn unstamp(value: &[u8]) -> Result<(u64, &[u8]), StorageError> {
-    match value.split_first_chunk::<8>() {
-        Some((written, block)) => Ok((u64::from_be_bytes(*written), block)),
-        None => Err(StorageError::Corrupt {
-            what: "block".into(),
-            why: "shorter than its write stamp",
-        }),
-    }
-}
-
-/// Moves the blocks of a store written before the stamps joined them into [`BLOCKS`], once
-/// (a block that had no stamp gets 0: the collector may take it if nothing names it).
-fn stamp_unstamped_blocks(txn: &WriteTransaction) -> Result<(), StorageError> {
+/// Moves the blocks of a store written in an earlier layout (see [`STAMPED_BLOCKS`]) to
+/// [`BLOCKS`] and [`BLOCK_DATA`], once (a block that had no write time gets 0: the collector may
+/// take it if nothing names it).
+fn move_blocks_of_earlier_layouts(txn: &WriteTransaction) -> Result<(), StorageError> {
     let present: Vec<String> = txn
         .list_tables()
         .map_err(db_err)?
         .map(|t| redb::TableHandle::name(&t).to_owned())
         .collect();
-    if !present
-        .iter()
-        .any(|n| n == redb::TableHandle::name(&UNSTAMPED_BLOCKS))
-    {
+    let has = |table: &str| present.iter().any(|n| n == table);
+    let (unstamped, stamped) = (
+        has(redb::TableHandle::name(&UNSTAMPED_BLOCKS)),
+        has(redb::TableHandle::name(&STAMPED_BLOCKS)),
+    );
+    if !unstamped && !stamped {
         return Ok(());
     }
     {
-        let old = txn.open_table(UNSTAMPED_BLOCKS).map_err(db_err)?;
-        let written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
-        let mut new = txn.open_table(BLOCKS).map_err(db_err)?;
-        let mut value = Vec::new();
-        for entry in old.iter().map_err(db_err)? {
-            let (key, block) = entry.map_err(db_err)?;
-            let written_ms = written
-                .get(key.value())
-                .map_err(db_err)?
-                .map_or(0, |v| v.value());
-            stamp(&mut value, written_ms, block.value());
-            new.insert(key.value(), value.as_slice()).map_err(db_err)?;
+        let mut index = txn.open_table(BLOCKS).map_err(db_err)?;
+        let mut data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
+        let mut next = next_block_number(&data)?;
+        if unstamped {
+            let old = txn.open_table(UNSTAMPED_BLOCKS).map_err(db_err)?;
+            let written = txn.open_table(BLOCK_WRITTEN).map_err(db_err)?;
+            for entry in old.iter().map_err(db_err)? {
+                let (key, block) = entry.map_err(db_err)?;
+                let written_ms = written
+                    .get(key.value())
+                    .map_err(db_err)?
+                    .map_or(0, |v| v.value());
+                put_block(
+                    &mut index,
+                    &mut data,
+                    &mut next,
+                    key.value(),
+                    written_ms,
+                    block.value(),
+                )?;
+            }
+        }
+        if stamped {
+            let old = txn.open_table(STAMPED_BLOCKS).map_err(db_err)?;
+            for entry in old.iter().map_err(db_err)? {
+                let (key, value) = entry.map_err(db_err)?;
+                let (written, block) =
+                    value
+                        .value()
+                        .split_first_chunk::<8>()
+                        .ok_or(StorageError::Corrupt {
+                            what: "block".into(),
+                            why: "shorter than its write stamp",
+                        })?;
+                put_block(
+                    &mut index,
+                    &mut data,
+                    &mut next,
+                    key.value(),
+                    u64::from_be_bytes(*written),
+                    block,
+                )?;
+            }
         }
     }
-    txn.delete_table(UNSTAMPED_BLOCKS).map_err(db_err)?;
-    txn.delete_table(BLOCK_WRITTEN).map_err(db_err)?;
+    if unstamped {
+        txn.delete_table(UNSTAMPED_BLOCKS).map_err(db_err)?;
+        txn.delete_table(BLOCK_WRITTEN).map_err(db_err)?;
+    }
+    if stamped {
+        txn.delete_table(STAMPED_BLOCKS).map_err(db_err)?;
+    }
     Ok(())
 }
 
@@ -355,6 +482,7 @@ mod tests {
     use super::*;
     use crate::cid::{Cid, cid_for_cbor};
     use crate::storage::BlockStore;
+    use redb::ReadableTableMetadata;
 
     #[tokio::test]
     async fn a_store_from_before_the_stamps_keeps_its_blocks_and_their_write_times() {
@@ -400,6 +528,80 @@ mod tests {
         assert!(
             !names.iter().any(|n| n == "blocks" || n == "block_written"),
             "{names:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_with_the_stamps_beside_the_bytes_keeps_its_blocks_and_their_write_times() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (one, two) = (cid_for_cbor(b"\xa1ax\x01"), cid_for_cbor(b"\xa1ax\x02"));
+        {
+            let db = Database::create(dir.path().join("pds.redb")).expect("db");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut blocks = txn.open_table(STAMPED_BLOCKS).expect("blocks");
+                for (cid, written, block) in [
+                    (one, 1_234u64, b"\xa1ax\x01".as_slice()),
+                    (two, 5_678, b"\xa1ax\x02".as_slice()),
+                ] {
+                    let value = [written.to_be_bytes().as_slice(), block].concat();
+                    blocks
+                        .insert(cid.to_bytes().as_slice(), value.as_slice())
+                        .expect("put");
+                }
+            }
+            txn.commit().expect("commit");
+        }
+        let storage = DiskStorage::open(dir.path(), None).expect("open");
+        let found = storage.read_blocks(&[one, two]).await.expect("read");
+        assert_eq!(found.get(&one), Some(b"\xa1ax\x01".as_slice()));
+        assert_eq!(found.get(&two), Some(b"\xa1ax\x02".as_slice()));
+        let (scanned, _) = storage.scan_blocks(None, 10).await.expect("scan");
+        let times: std::collections::HashMap<Cid, u64> =
+            scanned.iter().map(|b| (b.cid, b.written_ms)).collect();
+        assert_eq!(times.get(&one), Some(&1_234));
+        assert_eq!(times.get(&two), Some(&5_678));
+        // Collected blocks take their bytes with them.
+        assert_eq!(
+            storage.delete_blocks(&[one], 2_000).await.expect("delete"),
+            1
+        );
+        let txn = storage.db.begin_read().expect("read txn");
+        assert_eq!(
+            txn.open_table(BLOCK_DATA)
+                .expect("data")
+                .len()
+                .expect("len"),
+            1
+        );
+        let names: Vec<String> = txn
+            .list_tables()
+            .expect("tables")
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n == "stamped_blocks"), "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn a_block_written_again_keeps_its_bytes_once_with_a_new_stamp() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = DiskStorage::open(dir.path(), None).expect("open");
+        let cid = cid_for_cbor(b"\xa1ax\x03");
+        let mut blocks = BlockMap::new();
+        blocks.insert(cid, b"\xa1ax\x03".to_vec());
+        storage.write_blocks(&blocks).await.expect("write");
+        let (first, _) = storage.scan_blocks(None, 10).await.expect("scan");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        storage.write_blocks(&blocks).await.expect("write again");
+        let (second, _) = storage.scan_blocks(None, 10).await.expect("scan");
+        assert!(second[0].written_ms > first[0].written_ms);
+        let txn = storage.db.begin_read().expect("read txn");
+        assert_eq!(
+            txn.open_table(BLOCK_DATA)
+                .expect("data")
+                .len()
+                .expect("len"),
+            1
         );
     }
 }
