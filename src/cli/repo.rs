@@ -236,12 +236,11 @@ fn create(
     let records = input
         .lines()
         .enumerate()
-        .map(|(n, line)| record_line(n + 1, line))
-        .filter(|line| !matches!(line, Ok(None)))
+        .filter_map(|(n, line)| record_line(n + 1, line).transpose())
         .map_while(|line| match line {
             Ok(record) => {
                 progress.advance(1);
-                record
+                Some(record)
             }
             Err(e) => {
                 bad_line = Some(e);
