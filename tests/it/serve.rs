@@ -574,3 +574,74 @@ async fn arroba_bench_getrepo_fills_an_account_and_times_its_export() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("RepoNotFound"), "{stderr}");
 }
+
+/// Each repo on the server at `base`: its DID, head and whole CAR.
+async fn repos_with_cars(base: &str) -> Vec<(String, String, Vec<u8>)> {
+    let listed: Json = reqwest::get(format!("{base}/xrpc/com.atproto.sync.listRepos"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for repo in listed["repos"].as_array().unwrap() {
+        let did = repo["did"].as_str().unwrap().to_owned();
+        let car = reqwest::get(format!("{base}/xrpc/com.atproto.sync.getRepo?did={did}"))
+            .await
+            .unwrap();
+        assert_eq!(car.status(), 200);
+        let car = car.bytes().await.unwrap().to_vec();
+        out.push((did, repo["head"].as_str().unwrap().to_owned(), car));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_server_killed_under_load_comes_back_with_every_answered_commit() {
+    let (dir, port, mut server) = server_without_rate_limits().await;
+    let base = format!("http://127.0.0.1:{port}");
+    let load = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .args(["bench", "createrecord", "--url", &base, "--json"])
+        .args(["--repos", "2", "--connections", "4", "--seconds", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        load.status.success(),
+        "{}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+    let before = repos_with_cars(&base).await;
+    assert_eq!(before.len(), 2);
+    // No shutdown: the block index entries written since the last fold are only in their own
+    // tables and in the killed process's memory.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let port = free_port();
+    let _server = crate::common::process::serve(
+        &dir.path().join("data"),
+        port,
+        &[("PDS_RATE_LIMITS_ENABLED", "false")],
+    )
+    .await;
+    let after = repos_with_cars(&format!("http://127.0.0.1:{port}")).await;
+    for ((did, head, car), (did_after, head_after, car_after)) in before.iter().zip(&after) {
+        assert_eq!((did, head), (did_after, head_after));
+        assert!(
+            car == car_after,
+            "{did}'s export changed across the restart"
+        );
+        let file = dir.path().join("repo.car");
+        std::fs::write(&file, car_after).unwrap();
+        let verified = Command::new(env!("CARGO_BIN_EXE_arroba"))
+            .args(["repo", "verify"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stderr)
+        );
+    }
+}

@@ -1,13 +1,14 @@
 //! [`BlockStore`] on redb: blocks found by CID bytes in an index, their bytes in a table of
-//! their own (`store::BLOCKS`, `store::BLOCK_DATA`).
+//! their own (`store::BLOCKS`, `store::BLOCK_DATA`; the index's newest entries in `recent`).
 
 use async_trait::async_trait;
 
 use redb::ReadableTable;
 
+use super::recent::{RecentRows, SLICES, fold_rows};
 use super::store::{
     BLOCK_DATA, BLOCKS, DiskStorage, IndexEntry, REPO_RECORDS, db_err, push_stored, put_blocks,
-    repo_record_key, repo_record_path, split_repo_record, with_block,
+    repo_record_key, repo_record_path, split_repo_record,
 };
 use crate::block::BlockMap;
 use crate::cid::{self, Cid};
@@ -18,13 +19,11 @@ use crate::syntax::Did;
 impl BlockStore for DiskStorage {
     async fn read_blocks(&self, cids: &[Cid]) -> Result<BlockMap, StorageError> {
         let cids = cids.to_vec();
-        self.read(move |txn| {
-            let index = txn.open_table(BLOCKS).map_err(db_err)?;
-            let data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
+        self.read_with_blocks(move |_, blocks| {
             let mut out = BlockMap::new();
             for cid in cids {
                 let key = cid.to_bytes();
-                if let Some(bytes) = with_block(&index, &data, &key, <[u8]>::to_vec)? {
+                if let Some(bytes) = blocks.with_block(&key, <[u8]>::to_vec)? {
                     out.insert(cid, bytes);
                 }
             }
@@ -35,16 +34,14 @@ impl BlockStore for DiskStorage {
 
     async fn read_blocks_in_order(&self, cids: &[Cid]) -> Result<PackedBlocks, StorageError> {
         let cids = cids.to_vec();
-        self.read(move |txn| {
-            let index = txn.open_table(BLOCKS).map_err(db_err)?;
-            let data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
+        self.read_with_blocks(move |_, blocks| {
             let mut packed = PackedBlocks::default();
             let mut key = Vec::with_capacity(64);
             for cid in cids {
                 key.clear();
                 // Writing into a Vec cannot fail.
                 let _ = cid.write_bytes(&mut key);
-                push_stored(&index, &data, &key, &cid, &mut packed)?;
+                push_stored(blocks, &key, &cid, &mut packed)?;
             }
             Ok(packed)
         })
@@ -61,10 +58,8 @@ impl BlockStore for DiskStorage {
         };
         let (first, last) = (repo_record_key(did, first), repo_record_key(did, last));
         let (did, records) = (did.clone(), records.to_vec());
-        self.read(move |txn| {
+        self.read_with_blocks(move |txn, blocks| {
             let together = txn.open_table(REPO_RECORDS).map_err(db_err)?;
-            let index = txn.open_table(BLOCKS).map_err(db_err)?;
-            let data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
             // One pass over the repo's records from the first path to the last, beside the
             // paths asked for (both in path order).
             let mut run = together
@@ -90,7 +85,7 @@ impl BlockStore for DiskStorage {
                     .filter(|(stored_cid, _)| *stored_cid == cid_bytes.as_slice());
                 match beside {
                     Some((_, block)) => packed.push(block),
-                    None => push_stored(&index, &data, &cid_bytes, cid, &mut packed)?,
+                    None => push_stored(blocks, &cid_bytes, cid, &mut packed)?,
                 }
             }
             Ok(packed)
@@ -99,8 +94,10 @@ impl BlockStore for DiskStorage {
     }
 
     async fn write_blocks(&self, blocks: &BlockMap) -> Result<(), StorageError> {
-        let blocks = blocks.clone();
-        self.writer.write(move |txn| put_blocks(txn, &blocks)).await
+        let (blocks, recent) = (blocks.clone(), self.recent.clone());
+        self.writer
+            .write(move |txn| put_blocks(txn, &recent, &blocks))
+            .await
     }
 
     async fn scan_blocks(
@@ -108,6 +105,15 @@ impl BlockStore for DiskStorage {
         token: Option<Vec<u8>>,
         limit: usize,
     ) -> Result<(Vec<StoredBlock>, Option<Vec<u8>>), StorageError> {
+        if token.is_none() {
+            // The scan lists the folded index only: fold first, so it sees every block written
+            // before it began.
+            let folded = self
+                .writer
+                .write(|txn| fold_rows(txn, (0u8..).take(SLICES)))
+                .await?;
+            self.recent.forget_folded(&folded);
+        }
         self.read(move |txn| {
             let table = txn.open_table(BLOCKS).map_err(db_err)?;
             let range = match &token {
@@ -143,23 +149,32 @@ impl BlockStore for DiskStorage {
         written_before: u64,
     ) -> Result<usize, StorageError> {
         let keys: Vec<Vec<u8>> = cids.iter().map(|c| c.to_bytes()).collect();
+        let recent = self.recent.clone();
         // Inside the single writer: no commit can touch a block between the check and the
         // removal.
         self.writer
             .write(move |txn| {
                 let mut index = txn.open_table(BLOCKS).map_err(db_err)?;
                 let mut data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
+                let mut rows = RecentRows::new(txn);
                 let mut deleted = 0;
                 for key in &keys {
-                    let entry = match index.get(key.as_slice()).map_err(db_err)? {
-                        Some(v) => IndexEntry::parse(v.value())?,
-                        None => continue,
+                    // A recent entry is the newer stamp of a block that may be in both.
+                    let (entry, is_recent) = match recent.get(key) {
+                        Some(entry) => (entry, true),
+                        None => match index.get(key.as_slice()).map_err(db_err)? {
+                            Some(v) => (IndexEntry::parse(v.value())?, false),
+                            None => continue,
+                        },
                     };
                     if entry.written_ms >= written_before {
                         continue;
                     }
                     index.remove(key.as_slice()).map_err(db_err)?;
                     data.remove(entry.number).map_err(db_err)?;
+                    if is_recent {
+                        recent.remove(&mut rows, key, entry)?;
+                    }
                     deleted += 1;
                 }
                 Ok(deleted)

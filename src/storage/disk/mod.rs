@@ -7,11 +7,13 @@
 //! before writing anything, so a job that fails leaves nothing in the shared transaction.
 //! Sequence numbers are assigned inside that transaction, so the log has no gaps. Readers use
 //! redb's snapshot isolation and never wait for the writer. One file per role: `repos`,
-//! `blocks`, `events`, `kv`; the tables and shared helpers are in `store`.
+//! `blocks`, `events`, `kv`; the tables and shared helpers are in `store`, the block index's
+//! newest entries in `recent`.
 
 mod blocks;
 mod events;
 mod kv;
+mod recent;
 mod records;
 mod repos;
 mod store;

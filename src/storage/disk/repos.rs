@@ -111,6 +111,7 @@ impl RepoStore for DiskStorage {
     ) -> Result<Vec<Seq>, StorageError> {
         let sealed = seal_keys(&repo.keys, self.sealer()?);
         let (blocks, record, keys) = (blocks.clone(), repo.record.clone(), repo.keys.clone());
+        let recent = self.recent.clone();
         let events = encode_bodies(&events);
         let seqs = self
             .writer
@@ -129,7 +130,7 @@ impl RepoStore for DiskStorage {
                         .map_err(db_err)?;
                 }
                 drop(handles);
-                put_blocks(txn, &blocks)?;
+                put_blocks(txn, &recent, &blocks)?;
                 store(txn, &repo)?;
                 let mut keys = txn.open_table(REPO_KEYS).map_err(db_err)?;
                 keys.insert(repo.did.as_str(), sealed.as_slice())
@@ -241,7 +242,7 @@ impl RepoStore for DiskStorage {
     async fn apply_commit(&self, data: &CommitData) -> Result<Seq, StorageError> {
         let events = encode_bodies(&[EventBody::Commit(data.into())]);
         let (did, prev, head, rev) = (data.did.clone(), data.prev, data.cid, data.rev());
-        let blocks = data.new_blocks.clone();
+        let (blocks, recent) = (data.new_blocks.clone(), self.recent.clone());
         let records = records_beside(data);
         let result = self
             .writer
@@ -254,7 +255,7 @@ impl RepoStore for DiskStorage {
                 if Some(record.head) != prev {
                     return Err(StorageError::Conflict(did));
                 }
-                put_blocks(txn, &blocks)?;
+                put_blocks(txn, &recent, &blocks)?;
                 put_repo_records(txn, &did, &records)?;
                 record.head = head;
                 record.rev = rev;

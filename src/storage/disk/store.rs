@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use redb::{Database, ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::recent::{BlockReader, FOLD_AT, RECENT_BLOCKS, RecentIndex, RecentRows};
 use super::records::{decode_meta, encode_event_record, encode_meta};
 use super::writer::Writer;
 use crate::block::BlockMap;
@@ -22,7 +23,8 @@ pub(super) const REPO_KEYS: TableDefinition<&str, &[u8]> = TableDefinition::new(
 pub(super) const HANDLES: TableDefinition<&str, &str> = TableDefinition::new("handles");
 /// CID bytes → when the block was last written (ms since the epoch, for the block collector)
 /// and where its bytes are in [`BLOCK_DATA`], 8 bytes big-endian each (an [`IndexEntry`]).
-/// Entries are small, so the random page a CID lands on is shared with many others.
+/// Entries are small, so the random page a CID lands on is shared with many others. Entries
+/// written since the last fold are in [`RECENT_BLOCKS`] instead (`recent`).
 pub(super) const BLOCKS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("block_index");
 /// Block number → the block's bytes. Numbers are given in order, so a commit's blocks are
 /// appended to the last pages rather than scattered over the pages their CIDs would pick; with
@@ -60,6 +62,8 @@ pub struct DiskStorage {
     path: PathBuf,
     /// Decoded records and keys for writers (`load_for_write_cached`).
     pub(super) records: Arc<RepoRecordCache>,
+    /// The block index entries not folded into [`BLOCKS`] yet.
+    pub(super) recent: Arc<RecentIndex>,
 }
 
 impl std::fmt::Debug for DiskStorage {
@@ -74,6 +78,15 @@ impl DiskStorage {
     /// Opens (or creates) `pds.redb` in `dir`. Account keys are sealed with `sealer`; without
     /// one, reading or writing keys fails with [`StorageError::NoKeySealer`].
     pub fn open(dir: &Path, sealer: Option<KeySealer>) -> Result<DiskStorage, StorageError> {
+        DiskStorage::open_folding_at(dir, sealer, FOLD_AT)
+    }
+
+    /// [`DiskStorage::open`], folding recent block index entries once `fold_at` are held.
+    pub(super) fn open_folding_at(
+        dir: &Path,
+        sealer: Option<KeySealer>,
+        fold_at: usize,
+    ) -> Result<DiskStorage, StorageError> {
         std::fs::create_dir_all(dir).map_err(db_err)?;
         let path = dir.join("pds.redb");
         let db = Arc::new(Database::create(&path).map_err(db_err)?);
@@ -84,6 +97,9 @@ impl DiskStorage {
             txn.open_table(HANDLES).map_err(db_err)?;
             txn.open_table(BLOCKS).map_err(db_err)?;
             txn.open_table(BLOCK_DATA).map_err(db_err)?;
+            for slice in RECENT_BLOCKS {
+                txn.open_table(slice).map_err(db_err)?;
+            }
             txn.open_table(REPO_RECORDS).map_err(db_err)?;
             txn.open_table(EVENTS).map_err(db_err)?;
             txn.open_table(EVENTS_BY_DID).map_err(db_err)?;
@@ -91,12 +107,14 @@ impl DiskStorage {
         }
         move_blocks_of_earlier_layouts(&txn)?;
         txn.commit().map_err(db_err)?;
+        let recent = Arc::new(RecentIndex::load(&db, fold_at)?);
         Ok(DiskStorage {
-            writer: Writer::start(db.clone()),
+            writer: Writer::start(db.clone(), recent.clone()),
             db,
             sealer,
             path,
             records: Default::default(),
+            recent,
         })
     }
 
@@ -109,6 +127,24 @@ impl DiskStorage {
         tokio::task::spawn_blocking(move || {
             let txn = db.begin_read().map_err(db_err)?;
             f(&txn)
+        })
+        .await
+        .map_err(db_err)?
+    }
+
+    /// Runs a read on a blocking thread with a snapshot and a [`BlockReader`] on it.
+    pub(super) async fn read_with_blocks<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&ReadTransaction, &mut BlockReader<'_>) -> Result<T, StorageError>
+        + Send
+        + 'static,
+    ) -> Result<T, StorageError> {
+        let (db, recent) = (self.db.clone(), self.recent.clone());
+        tokio::task::spawn_blocking(move || {
+            let folds = recent.folds();
+            let txn = db.begin_read().map_err(db_err)?;
+            let mut blocks = BlockReader::at(&db, &recent, folds, &txn)?;
+            f(&txn, &mut blocks)
         })
         .await
         .map_err(db_err)?
@@ -150,21 +186,39 @@ pub(super) fn append(
 }
 
 /// Writes `blocks`, each stamped with the time now (a block already stored is stamped anew and
-/// its bytes left where they are).
-pub(super) fn put_blocks(txn: &WriteTransaction, blocks: &BlockMap) -> Result<(), StorageError> {
-    let mut index = txn.open_table(BLOCKS).map_err(db_err)?;
+/// its bytes left where they are). Their index entries go to `recent`.
+pub(super) fn put_blocks(
+    txn: &WriteTransaction,
+    recent: &RecentIndex,
+    blocks: &BlockMap,
+) -> Result<(), StorageError> {
+    let index = txn.open_table(BLOCKS).map_err(db_err)?;
     let mut data = txn.open_table(BLOCK_DATA).map_err(db_err)?;
+    let mut rows = RecentRows::new(txn);
     let mut next = next_block_number(&data)?;
-    let now = now_ms();
+    let written_ms = now_ms();
+    let mut key = Vec::with_capacity(64);
     for (cid, bytes) in blocks.iter() {
-        put_block(
-            &mut index,
-            &mut data,
-            &mut next,
-            &cid.to_bytes(),
-            now,
-            bytes,
-        )?;
+        key.clear();
+        // Writing into a Vec cannot fail.
+        let _ = cid.write_bytes(&mut key);
+        let stored = match recent.get(&key) {
+            Some(entry) => Some(entry.number),
+            None => index
+                .get(key.as_slice())
+                .map_err(db_err)?
+                .map(|v| IndexEntry::parse(v.value()).map(|e| e.number))
+                .transpose()?,
+        };
+        let number = match stored {
+            Some(number) => number,
+            None => {
+                data.insert(next, bytes).map_err(db_err)?;
+                next += 1;
+                next - 1
+            }
+        };
+        recent.put(&mut rows, &key, IndexEntry { written_ms, number })?;
     }
     Ok(())
 }
@@ -215,7 +269,7 @@ fn put_block(
 }
 
 /// A [`BLOCKS`] value: when the block was written and its number in [`BLOCK_DATA`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct IndexEntry {
     pub(super) written_ms: u64,
     pub(super) number: u64,
@@ -235,33 +289,12 @@ impl IndexEntry {
         })
     }
 
-    fn bytes(self) -> [u8; 16] {
+    pub(super) fn bytes(self) -> [u8; 16] {
         let mut out = [0; 16];
         out[..8].copy_from_slice(&self.written_ms.to_be_bytes());
         out[8..].copy_from_slice(&self.number.to_be_bytes());
         out
     }
-}
-
-/// Calls `f` with the bytes of the block whose CID bytes are `key`, if it is stored.
-pub(super) fn with_block<T>(
-    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    data: &impl ReadableTable<u64, &'static [u8]>,
-    key: &[u8],
-    f: impl FnOnce(&[u8]) -> T,
-) -> Result<Option<T>, StorageError> {
-    let Some(entry) = index.get(key).map_err(db_err)? else {
-        return Ok(None);
-    };
-    let number = IndexEntry::parse(entry.value())?.number;
-    let bytes = data
-        .get(number)
-        .map_err(db_err)?
-        .ok_or(StorageError::Corrupt {
-            what: "block".into(),
-            why: "indexed but its bytes are missing",
-        })?;
-    Ok(Some(f(bytes.value())))
 }
 
 /// A [`REPO_RECORDS`] value: the CID's length, the CID, the block.
@@ -371,16 +404,15 @@ pub(super) mod repo_records_for_tests {
     }
 }
 
-/// Appends block `cid` to `packed`, read through `index` ([`BLOCKS`]) from `data`
-/// ([`BLOCK_DATA`]); `key` is its CID's bytes.
+/// Appends block `cid` (whose CID bytes are `key`) to `packed`.
 pub(super) fn push_stored(
-    index: &impl ReadableTable<&'static [u8], &'static [u8]>,
-    data: &impl ReadableTable<u64, &'static [u8]>,
+    blocks: &mut BlockReader<'_>,
     key: &[u8],
     cid: &Cid,
     packed: &mut PackedBlocks,
 ) -> Result<(), StorageError> {
-    with_block(index, data, key, |bytes| packed.push(bytes))?
+    blocks
+        .with_block(key, |bytes| packed.push(bytes))?
         .ok_or(StorageError::MissingBlock(*cid))
 }
 

@@ -5,6 +5,7 @@ use std::sync::mpsc;
 
 use redb::{Database, WriteTransaction};
 
+use super::recent::RecentIndex;
 use crate::storage::StorageError;
 
 /// What a job hands back after running: called once the transaction's fate is known.
@@ -22,12 +23,13 @@ pub(super) struct Writer {
 const MAX_GROUP: usize = 512;
 
 impl Writer {
-    /// Starts the writer thread for `db`. It stops when every `Writer` is dropped.
-    pub(super) fn start(db: Arc<Database>) -> Writer {
+    /// Starts the writer thread for `db`, which also folds `recent` when it is due. It stops
+    /// when every `Writer` is dropped.
+    pub(super) fn start(db: Arc<Database>, recent: Arc<RecentIndex>) -> Writer {
         let (tx, rx) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("arroba-disk-writer".into())
-            .spawn(move || run(db, rx))
+            .spawn(move || run(db, recent, rx))
             .expect("spawning the storage writer thread");
         Writer { jobs: tx }
     }
@@ -61,8 +63,17 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+fn run(db: Arc<Database>, recent: Arc<RecentIndex>, rx: mpsc::Receiver<Job>) {
+    // A job taken from the queue while folding, run first in the next group.
+    let mut waiting: Option<Job> = None;
+    loop {
+        let first = match waiting.take() {
+            Some(job) => job,
+            None => match rx.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
             match rx.try_recv() {
@@ -87,9 +98,25 @@ fn run(db: Arc<Database>, rx: mpsc::Receiver<Job>) {
         let committed = txn.commit().map_err(|e| e.to_string());
         if let Err(e) = &committed {
             tracing::error!(error = %e, "storage commit failed");
+            // The jobs published index entries for blocks that were not stored.
+            if let Err(e) = recent.reload(&db) {
+                tracing::error!(error = %e, "storage could not reload its recent block index");
+            }
         }
         for complete in completions {
             complete(committed.clone());
+        }
+        // After the answers, one due slice of the block index at least, more while no write
+        // waits: a fold delays only the next group.
+        while let Some(slice) = recent.due_slice() {
+            if let Err(e) = recent.fold_slice(&db, slice) {
+                tracing::error!(error = %e, "storage could not fold its recent block index");
+                break;
+            }
+            if let Ok(job) = rx.try_recv() {
+                waiting = Some(job);
+                break;
+            }
         }
     }
 }
