@@ -48,10 +48,12 @@ pub(super) const RECENT_BLOCKS: [TableDefinition<u64, &[u8]>; SLICES] = [
     TableDefinition::new("recent_block_index_15"),
 ];
 
-/// Entries held, over all slices, before the writer folds: ~100 bytes of memory each, and a
-/// slice of them (1,024) takes the writer a few milliseconds to fold (`docs/storage.md`).
+/// Entries held over all slices when each is due to be folded (a slice is due at a sixteenth
+/// of this, 1,024): ~100 bytes of memory each, and a slice takes the writer a few milliseconds
+/// to fold (`docs/storage.md`).
 pub(super) const FOLD_AT: usize = 16_384;
 
+/// Slices of the CID space, each with its own table, folded one at a time.
 pub(super) const SLICES: usize = 16;
 
 /// The slice of the CID space `key` (CID bytes) is in: contiguous in key order among CIDs of
