@@ -508,6 +508,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_scan_of_the_blocks_folds_every_slice_first_and_lists_every_block() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let storage = DiskStorage::open_folding_at(dir.path(), None, usize::MAX).expect("open");
+        storage.write_blocks(&blocks(0..40)).await.expect("write");
+        assert_eq!(counts(&storage), (40, 0, 40));
+        let (listed, _) = storage.scan_blocks(None, 100).await.expect("scan");
+        assert_eq!(listed.len(), 40);
+        assert_eq!(counts(&storage), (0, 40, 40));
+        assert_eq!(storage.recent.len(), 0);
+        assert_eq!(found(&storage, 0..40).await, 40);
+    }
+
+    #[tokio::test]
     async fn a_recent_block_deleted_is_gone_from_memory_and_from_disk() {
         let dir = tempfile::tempdir().expect("temp dir");
         {
