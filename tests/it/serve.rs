@@ -323,6 +323,21 @@ async fn make_smoke_passes_against_a_running_pds_and_names_what_fails() {
 }
 
 /// `arroba collect-blocks` run on `data` with `args`.
+/// Writes `car` to `file` and checks it with `arroba repo verify`, as a user would.
+fn assert_car_verifies(file: &std::path::Path, car: &[u8]) {
+    std::fs::write(file, car).unwrap();
+    let verified = Command::new(env!("CARGO_BIN_EXE_arroba"))
+        .args(["repo", "verify"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
+
 fn collect_blocks(data: &std::path::Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_arroba"))
         .arg("collect-blocks")
@@ -438,18 +453,7 @@ async fn a_deleted_account_s_blocks_are_collected_and_the_other_repos_stay_whole
         .await
         .unwrap();
     assert_eq!(listed["records"].as_array().unwrap().len(), 1, "{listed}");
-    let out = dir.path().join("bob.car");
-    std::fs::write(&out, &car).unwrap();
-    let verified = Command::new(env!("CARGO_BIN_EXE_arroba"))
-        .args(["repo", "verify"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stderr)
-    );
+    assert_car_verifies(&dir.path().join("bob.car"), &car);
 }
 
 /// `arroba serve` in a temporary directory with rate limits off, for the load tools: the
@@ -631,17 +635,6 @@ async fn a_server_killed_under_load_comes_back_with_every_answered_commit() {
             car == car_after,
             "{did}'s export changed across the restart"
         );
-        let file = dir.path().join("repo.car");
-        std::fs::write(&file, car_after).unwrap();
-        let verified = Command::new(env!("CARGO_BIN_EXE_arroba"))
-            .args(["repo", "verify"])
-            .arg(&file)
-            .output()
-            .unwrap();
-        assert!(
-            verified.status.success(),
-            "{}",
-            String::from_utf8_lossy(&verified.stderr)
-        );
+        assert_car_verifies(&dir.path().join("repo.car"), car_after);
     }
 }

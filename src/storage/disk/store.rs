@@ -505,6 +505,21 @@ mod tests {
     use crate::storage::BlockStore;
     use redb::ReadableTableMetadata;
 
+    /// Each stored block's write time, as the collector's scan lists it.
+    async fn write_times(storage: &DiskStorage) -> std::collections::HashMap<Cid, u64> {
+        let (scanned, _) = storage.scan_blocks(None, 10).await.expect("scan");
+        scanned.iter().map(|b| (b.cid, b.written_ms)).collect()
+    }
+
+    /// The names of the store's tables.
+    fn table_names(storage: &DiskStorage) -> Vec<String> {
+        let txn = storage.db.begin_read().expect("read txn");
+        txn.list_tables()
+            .expect("tables")
+            .map(|t| redb::TableHandle::name(&t).to_owned())
+            .collect()
+    }
+
     /// How many blocks' bytes [`BLOCK_DATA`] holds.
     fn stored_block_bytes(storage: &DiskStorage) -> u64 {
         let txn = storage.db.begin_read().expect("read txn");
@@ -542,17 +557,10 @@ mod tests {
             .expect("read");
         assert_eq!(found.get(&stamped), Some(b"\xa1ax\x01".as_slice()));
         assert_eq!(found.get(&unstamped), Some(b"\xa1ax\x02".as_slice()));
-        let (scanned, _) = storage.scan_blocks(None, 10).await.expect("scan");
-        let times: std::collections::HashMap<Cid, u64> =
-            scanned.iter().map(|b| (b.cid, b.written_ms)).collect();
+        let times = write_times(&storage).await;
         assert_eq!(times.get(&stamped), Some(&1_234));
         assert_eq!(times.get(&unstamped), Some(&0));
-        let txn = storage.db.begin_read().expect("read txn");
-        let names: Vec<String> = txn
-            .list_tables()
-            .expect("tables")
-            .map(|t| redb::TableHandle::name(&t).to_owned())
-            .collect();
+        let names = table_names(&storage);
         assert!(
             !names.iter().any(|n| n == "blocks" || n == "block_written"),
             "{names:?}"
@@ -584,9 +592,7 @@ mod tests {
         let found = storage.read_blocks(&[one, two]).await.expect("read");
         assert_eq!(found.get(&one), Some(b"\xa1ax\x01".as_slice()));
         assert_eq!(found.get(&two), Some(b"\xa1ax\x02".as_slice()));
-        let (scanned, _) = storage.scan_blocks(None, 10).await.expect("scan");
-        let times: std::collections::HashMap<Cid, u64> =
-            scanned.iter().map(|b| (b.cid, b.written_ms)).collect();
+        let times = write_times(&storage).await;
         assert_eq!(times.get(&one), Some(&1_234));
         assert_eq!(times.get(&two), Some(&5_678));
         // Collected blocks take their bytes with them.
@@ -595,12 +601,7 @@ mod tests {
             1
         );
         assert_eq!(stored_block_bytes(&storage), 1);
-        let txn = storage.db.begin_read().expect("read txn");
-        let names: Vec<String> = txn
-            .list_tables()
-            .expect("tables")
-            .map(|t| redb::TableHandle::name(&t).to_owned())
-            .collect();
+        let names = table_names(&storage);
         assert!(!names.iter().any(|n| n == "stamped_blocks"), "{names:?}");
     }
 
